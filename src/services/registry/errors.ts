@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'SERVER_ERROR'
   | 'NETWORK'
   | 'TIMEOUT'
+  | 'TLS'
   | 'ABORTED'
   | 'PROTOCOL'
   | 'UNSUPPORTED';

@@ -1,0 +1,119 @@
+import { fromPromise } from 'xstate';
+import { loadManifest, openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { headBlob } from '../services/registry/blob.js';
+import { RegistryError } from '../services/registry/errors.js';
+import { headManifest, type Manifest } from '../services/registry/manifest.js';
+import type { Descriptor } from '../services/registry/media-types.js';
+import type { Repository } from '../services/registry/repository.js';
+import { deriveIndex, selectPlatforms } from '../services/platforms.js';
+import type { DerivedIndex, Location, ManifestRef, TagOutcome, TagPlan, WorkItem } from './types.js';
+
+export interface PullManifestInput {
+  source: Location;
+  destination: Location;
+  /** The next batch of the job's remaining items; empty when none is left. */
+  items: WorkItem[];
+  /** `os/arch[/variant]` to keep from indexes; empty keeps them all. */
+  platforms: string[];
+}
+
+export interface PullManifestOutput {
+  /** How many items of the batch this answer covers (all of them). */
+  taken: number;
+  /** Items whose target does not hold the wanted digest yet. */
+  plans: TagPlan[];
+  /** Items already at the wanted digest on the destination. */
+  unchanged: TagOutcome[];
+  /** Blobs of the plans that the destination lacks, each once. */
+  missing: Descriptor[];
+}
+
+/** Foreign layers live outside the registry; distribution accepts manifests without them. */
+const NON_DISTRIBUTABLE = /\.(foreign|nondistributable)\./;
+
+export const planBatch = (runtime: JobRuntime) =>
+  fromPromise<PullManifestOutput, PullManifestInput>(async ({ input, signal }) => {
+    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], missing: [] };
+    const source = await openRepository(runtime, input.source, 'pull', signal);
+    const destination = await openRepository(runtime, input.destination, 'push', signal);
+    const outcomes = await Promise.all(input.items.map((item) => planItem(runtime, source, destination, item, input.platforms, signal)));
+
+    const plans = outcomes.filter((o): o is TagPlan => 'manifests' in o);
+    const unchanged = outcomes.filter((o): o is TagOutcome => !('manifests' in o));
+    const blobs = new Map(plans.flatMap((p) => p.blobs).map((b) => [b.digest, b]));
+    await Promise.all(
+      [...blobs.values()]
+        .filter((blob) => !runtime.blobs.has(blob.digest))
+        .map(async (blob) => {
+          const size = await headBlob(destination, blob.digest, signal);
+          runtime.blobs.set(blob.digest, size === undefined ? 'missing' : 'present');
+        }),
+    );
+    const missing = [...blobs.values()].filter((b) => runtime.blobs.get(b.digest) === 'missing');
+    for (const plan of plans) {
+      const absent = plan.blobs.filter((b) => runtime.blobs.get(b.digest) === 'missing');
+      plan.missing = absent.map((b) => b.digest);
+      plan.missingBytes = absent.reduce((sum, b) => sum + b.size, 0);
+    }
+    return { taken: input.items.length, plans, unchanged, missing };
+  });
+
+async function planItem(
+  runtime: JobRuntime,
+  source: Repository,
+  destination: Repository,
+  item: WorkItem,
+  platforms: string[],
+  signal: AbortSignal,
+): Promise<TagPlan | TagOutcome> {
+  const [head, existing] = await Promise.all([
+    headManifest(source, item.source, signal),
+    headManifest(destination, item.target, signal),
+  ]);
+  if (!head) throw new RegistryError('NOT_FOUND', `${source.ref(item.source)}: manifest not found on the source`);
+  if (platforms.length === 0 && existing?.digest === head.digest) return { item, digest: head.digest, sourceDigest: head.digest };
+
+  const root = await loadManifest(runtime, source, head.digest, signal);
+  let target = root;
+  let derived: DerivedIndex | undefined;
+  if (platforms.length > 0 && root.parsed.kind === 'index') {
+    const selected = selectPlatforms(root.parsed.manifests, platforms, source.ref(item.source));
+    if (selected.length === 1) {
+      target = await loadManifest(runtime, source, selected[0]!.digest, signal);
+    } else {
+      target = deriveIndex(root, selected, source.ref(item.source));
+      runtime.manifests.set(target.digest, target);
+      derived = { from: root.digest, platforms };
+    }
+  }
+  if (existing?.digest === target.digest) return { item, digest: target.digest, sourceDigest: head.digest };
+
+  const manifests: Manifest[] = [];
+  await collect(runtime, source, target, manifests, signal);
+  const blobs = new Map<string, Descriptor>();
+  for (const manifest of manifests) {
+    if (manifest.parsed.kind !== 'image') continue;
+    for (const blob of [manifest.parsed.config, ...manifest.parsed.layers]) {
+      if (!NON_DISTRIBUTABLE.test(blob.mediaType)) blobs.set(blob.digest, blob);
+    }
+  }
+  return {
+    item,
+    sourceDigest: head.digest,
+    targetDigest: target.digest,
+    manifests: manifests.map((m): ManifestRef => ({ digest: m.digest, mediaType: m.mediaType })),
+    ...(derived ? { derived } : {}),
+    blobs: [...blobs.values()],
+    missing: [],
+    missingBytes: 0,
+  };
+}
+
+/** Depth first, so every child comes before the index that references it. */
+async function collect(runtime: JobRuntime, source: Repository, manifest: Manifest, into: Manifest[], signal: AbortSignal): Promise<void> {
+  if (manifest.parsed.kind === 'index') {
+    const children = await Promise.all(manifest.parsed.manifests.map((d) => loadManifest(runtime, source, d.digest, signal)));
+    for (const child of children) await collect(runtime, source, child, into, signal);
+  }
+  into.push(manifest);
+}

@@ -1,0 +1,81 @@
+import { fromPromise } from 'xstate';
+import { copyBlob } from '../services/copy-blob.js';
+import { openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { headBlob } from '../services/registry/blob.js';
+import { cancelUpload, startUpload } from '../services/registry/upload.js';
+import { mapLimit } from '../services/map-limit.js';
+import type { Descriptor } from '../services/registry/media-types.js';
+import type { Location } from './types.js';
+
+export interface TransferBlobInput {
+  source: Location;
+  destination: Location;
+  blobs: Descriptor[];
+  concurrency: number;
+}
+
+export interface TransferBlobOutput {
+  copied: number;
+  mounted: number;
+  bytes: number;
+}
+
+export type TransferEvent =
+  | { type: 'blob.started'; digest: string; size: number }
+  | { type: 'blob.progress'; digest: string; size: number; bytes: number }
+  | { type: 'blob.done'; digest: string; size: number; how: 'copied' | 'mounted' | 'present' };
+
+/** Progress is reported at most this often per blob, besides its start and end. */
+const PROGRESS_INTERVAL_MS = 200;
+
+export const copyBlobs = (runtime: JobRuntime) =>
+  fromPromise<TransferBlobOutput, TransferBlobInput, TransferEvent>(async ({ input, signal, emit }) => {
+    const source = await openRepository(runtime, input.source, 'pull', signal);
+    const destination = await openRepository(runtime, input.destination, 'push', signal);
+    const sameRegistry = input.source.registry === input.destination.registry;
+    const result: TransferBlobOutput = { copied: 0, mounted: 0, bytes: 0 };
+
+    await mapLimit(input.blobs, input.concurrency, async (blob) => {
+      const known = runtime.blobs.get(blob.digest);
+      // A restored or retried job has not asked (or has already copied): ask again.
+      if (known === 'present' || (known === undefined && (await headBlob(destination, blob.digest, signal)) !== undefined)) {
+        runtime.blobs.set(blob.digest, 'present');
+        emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'present' });
+        return;
+      }
+      emit({ type: 'blob.started', digest: blob.digest, size: blob.size });
+      const from = sameRegistry
+        ? input.source.repository
+        : runtime.locator.find(input.destination.registry, blob.digest, input.destination.repository);
+      const upload = await startUpload(destination, { ...(from ? { mount: { digest: blob.digest, from } } : {}), signal });
+      if (upload.mounted) {
+        result.mounted += 1;
+      } else {
+        let sent = 0;
+        let reported = 0;
+        try {
+          await copyBlob(source, destination, blob, upload.location, {
+            ...runtime.transfer,
+            signal,
+            onBytes: (n) => {
+              sent += n;
+              const now = Date.now();
+              if (now - reported >= PROGRESS_INTERVAL_MS) {
+                reported = now;
+                emit({ type: 'blob.progress', digest: blob.digest, size: blob.size, bytes: sent });
+              }
+            },
+          });
+        } catch (error) {
+          await cancelUpload(destination, upload.location);
+          throw error;
+        }
+        result.copied += 1;
+        result.bytes += blob.size;
+      }
+      runtime.blobs.set(blob.digest, 'present');
+      runtime.locator.add(input.destination.registry, input.destination.repository, blob.digest);
+      emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: upload.mounted ? 'mounted' : 'copied' });
+    });
+    return result;
+  });

@@ -1,0 +1,133 @@
+import { parseArgs } from 'node:util';
+import { toPromise } from 'xstate';
+import { DEFAULT_RETRY } from '../machines/retry.js';
+import type { ReplicationInput } from '../machines/replication.js';
+import type { WorkItem } from '../actors/types.js';
+import { BlobLocator } from '../services/blob-locator.js';
+import { createReplication, jobPhase, jobStatus } from '../services/interpreter.js';
+import { createLogger, type LogFormat } from '../services/logger.js';
+import { parseReference, type Reference } from '../services/registry/reference.js';
+import { Registries } from '../services/registry/registries.js';
+import { createReporter } from './report.js';
+import { registryResolver } from './registry-options.js';
+import { positiveInteger, UsageError } from './usage.js';
+
+export const COPY_USAGE = `Usage: ferry copy SRC DST [options]
+
+Copies a repository, or one tag or digest, between registries.
+  SRC, DST   registry/repository[:tag|@digest]; a SRC without tag or digest copies every tag
+             (or those matching --tags) to the same tags in DST
+
+Options:
+  --tags GLOB           copy only matching tags; repeat it; !GLOB excludes
+  --platform LIST       os/arch[/variant][,...]: copy only these platforms of multi-arch images
+  --concurrency N       blobs copied in parallel (default 4)
+  --batch N             tags planned, copied and pushed together (default 8)
+  --retries N           attempts after transient failures before giving up (default ${DEFAULT_RETRY.maxAttempts})
+  --src-creds U:P       source credentials (or FERRY_SRC_CREDS; default: ~/.docker/config.json)
+  --dest-creds U:P      destination credentials (or FERRY_DEST_CREDS)
+  --src-insecure        skip TLS verification and allow plain HTTP for the source
+  --dest-insecure       the same for the destination
+  --src-ca FILE         PEM CA bundle to trust for the source
+  --dest-ca FILE        the same for the destination
+  --dry-run             print the plan (tags, blobs, bytes) and write nothing
+  --log-format FORMAT   text (default) or json (pino lines on stdout)
+
+Exit codes: 0 finished, 1 the job failed, 2 bad usage, 130 stopped (Ctrl-C).`;
+
+export interface CommandIO {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  /** Resolves when the user asks to stop (SIGINT). */
+  interrupted: Promise<void>;
+}
+
+export async function copyCommand(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      tags: { type: 'string', multiple: true },
+      platform: { type: 'string', multiple: true },
+      concurrency: { type: 'string' },
+      batch: { type: 'string' },
+      retries: { type: 'string' },
+      'src-creds': { type: 'string' },
+      'dest-creds': { type: 'string' },
+      'src-insecure': { type: 'boolean' },
+      'dest-insecure': { type: 'boolean' },
+      'src-ca': { type: 'string' },
+      'dest-ca': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'log-format': { type: 'string' },
+    },
+  });
+  if (positionals.length !== 2) throw new UsageError(`copy takes SRC and DST, got ${positionals.length} argument(s)`);
+  const logFormat = values['log-format'] ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format is text or json, not "${logFormat}"`);
+
+  const source = parseReference(positionals[0]!);
+  const destination = parseReference(positionals[1]!);
+  const input: ReplicationInput = {
+    source: { registry: source.registry, repository: source.repository },
+    destination: { registry: destination.registry, repository: destination.repository },
+    ...workItems(source, destination, values.tags),
+    tagFilter: values.tags ?? [],
+    platforms: (values.platform ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean).map(checkPlatform),
+    batchSize: positiveInteger(values.batch, '--batch', 8),
+    blobConcurrency: positiveInteger(values.concurrency, '--concurrency', 4),
+    retry: { ...DEFAULT_RETRY, maxAttempts: positiveInteger(values.retries, '--retries', DEFAULT_RETRY.maxAttempts) },
+    dryRun: values['dry-run'] ?? false,
+  };
+
+  const logger = createLogger(logFormat as LogFormat, io.stdout);
+  const registries = new Registries(
+    registryResolver([
+      { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'] },
+      { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'] },
+    ]),
+  );
+  const reporter = createReporter({ format: logFormat as LogFormat, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun });
+  const actor = createReplication(input, { registries, locator: new BlobLocator(), logger }, { onEvent: reporter.event });
+  actor.subscribe((snapshot) => reporter.status(jobStatus(snapshot), jobPhase(snapshot), snapshot.context));
+  let stopped = false;
+  void io.interrupted.then(() => {
+    stopped = true;
+    actor.send({ type: 'STOP' });
+  });
+  reporter.start(input);
+  actor.start();
+  actor.send({ type: 'START' });
+  try {
+    await toPromise(actor);
+  } finally {
+    await registries.close();
+  }
+  const snapshot = actor.getSnapshot();
+  const status = jobStatus(snapshot);
+  reporter.finish(status, snapshot.context);
+  if (status === 'finished') return 0;
+  if (status === 'stopped' && stopped) return 130;
+  return 1;
+}
+
+/** What to copy when SRC names a tag or digest; undefined copies every (filtered) tag. */
+function workItems(source: Reference, destination: Reference, tagGlobs: string[] | undefined): { items?: WorkItem[] } {
+  if (destination.digest) throw new UsageError('DST cannot name a digest: the digest is the source content\'s');
+  const reference = source.digest ?? source.tag;
+  if (!reference) {
+    if (destination.tag) throw new UsageError('DST names a tag, so SRC must name one tag or digest too');
+    return {};
+  }
+  if (tagGlobs?.length) throw new UsageError('--tags filters a whole repository: SRC must not name a tag or digest');
+  return { items: [{ source: reference, target: destination.tag ?? source.tag ?? reference }] };
+}
+
+function checkPlatform(platform: string): string {
+  if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(platform)) {
+    throw new UsageError(`--platform takes os/arch[/variant], like linux/amd64 or linux/arm/v7, not "${platform}"`);
+  }
+  return platform;
+}

@@ -1,0 +1,134 @@
+import cliProgress from 'cli-progress';
+import type { Logger } from 'pino';
+import type { ReplicationContext, ReplicationInput } from '../machines/replication.js';
+import type { JobEvent, JobStatus } from '../services/interpreter.js';
+import type { LogFormat } from '../services/logger.js';
+import { formatBytes, formatDuration } from './format.js';
+
+export interface Reporter {
+  start(input: ReplicationInput): void;
+  event(event: JobEvent): void;
+  status(status: JobStatus, phase: string | undefined, context: ReplicationContext): void;
+  finish(status: JobStatus, context: ReplicationContext): void;
+}
+
+interface ReporterOptions {
+  format: LogFormat;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  logger: Logger;
+  dryRun: boolean;
+}
+
+/**
+ * What `ferry copy` shows: a line per tag and the outcome; on a terminal, bars for the whole
+ * job and each blob in flight; with `--log-format json`, the same as pino records.
+ */
+export function createReporter(options: ReporterOptions): Reporter {
+  return options.format === 'json' ? jsonReporter(options.logger) : textReporter(options);
+}
+
+function jsonReporter(logger: Logger): Reporter {
+  let last: string | undefined;
+  return {
+    start: (input) => logger.info({ source: input.source, destination: input.destination, dryRun: input.dryRun }, 'job started'),
+    event: (event) => {
+      if (event.type === 'blob.progress') logger.debug(event, event.type);
+      else if (event.type === 'tag.planned') logger.info({ ...event.plan, type: event.type }, event.type);
+      else logger.info(event, event.type);
+    },
+    status: (status, phase, context) => {
+      const key = `${status}/${phase ?? ''}`;
+      if (key === last) return;
+      last = key;
+      if (status === 'retrying') logger.warn({ status, attempt: context.attempt, retryAt: context.retryAt, error: context.error }, 'retrying');
+      else logger.info({ status, phase }, 'status');
+    },
+    finish: (status, context) => {
+      const fields = { status, progress: context.progress, ...(context.error ? { error: context.error } : {}) };
+      if (status === 'finished') logger.info(fields, 'job finished');
+      else logger.error(fields, `job ${status}`);
+    },
+  };
+}
+
+function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
+  const started = Date.now();
+  const bars = stdout.isTTY ? new cliProgress.MultiBar(
+    { format: ' {label} [{bar}] {detail}', barsize: 24, hideCursor: true, clearOnComplete: true, stream: stdout as NodeJS.WriteStream, autopadding: true },
+    cliProgress.Presets.shades_classic,
+  ) : undefined;
+  const overall = bars?.create(1, 0, { label: 'tags ', detail: '' });
+  const blobBars = new Map<string, cliProgress.SingleBar>();
+  const planned = new Map<string, number>();
+  let plannedTags = 0;
+  let lastRetry: number | undefined;
+  const line = (text: string) => (bars ? bars.log(`${text}\n`) : stdout.write(`${text}\n`));
+
+  return {
+    start: (input) => line(`${dryRun ? 'planning' : 'copying'} ${input.source.registry}/${input.source.repository} -> ${input.destination.registry}/${input.destination.repository}`),
+    event: (event) => {
+      switch (event.type) {
+        case 'tag.copied': {
+          const filtered = event.digest !== event.sourceDigest ? ` (platforms filtered: differs from source ${event.sourceDigest})` : '';
+          line(`copied     ${event.item.target}  ${event.digest}${filtered}`);
+          break;
+        }
+        case 'tag.unchanged':
+          line(`unchanged  ${event.item.target}  ${event.digest}`);
+          break;
+        case 'tag.planned': {
+          const { plan } = event;
+          plannedTags += 1;
+          for (const blob of plan.blobs) if (plan.missing.includes(blob.digest)) planned.set(blob.digest, blob.size);
+          line(`to copy    ${plan.item.target}  ${plan.targetDigest}  ${plan.missing.length} of ${plan.blobs.length} blobs missing (${formatBytes(plan.missingBytes)})`);
+          break;
+        }
+        case 'blob.started':
+          blobBars.set(event.digest, bars?.create(event.size, 0, { label: event.digest.slice(7, 19), detail: formatBytes(event.size) }) as cliProgress.SingleBar);
+          break;
+        case 'blob.progress':
+          blobBars.get(event.digest)?.update(event.bytes);
+          break;
+        case 'blob.done': {
+          const bar = blobBars.get(event.digest);
+          if (bar) bars?.remove(bar);
+          blobBars.delete(event.digest);
+          break;
+        }
+        case 'tag.deleted':
+          line(`deleted    ${event.tag}`);
+          break;
+      }
+    },
+    status: (status, _phase, context) => {
+      const { progress } = context;
+      overall?.setTotal(Math.max(1, progress.tagsTotal));
+      overall?.update(progress.tagsCopied + progress.tagsUnchanged, {
+        detail: `${progress.tagsCopied + progress.tagsUnchanged}/${progress.tagsTotal} tags, ${formatBytes(progress.bytesCopied)}`,
+      });
+      if (status === 'retrying' && context.retryAt !== lastRetry && context.retryAt !== undefined) {
+        lastRetry = context.retryAt;
+        const wait = formatDuration(context.retryAt - Date.now());
+        const message = `retrying in ${wait} (attempt ${context.attempt} of ${context.job.retry.maxAttempts}): ${context.error?.message}`;
+        if (bars) bars.log(`${message}\n`);
+        else stderr.write(`${message}\n`);
+      }
+    },
+    finish: (status, context) => {
+      bars?.stop();
+      const p = context.progress;
+      const took = formatDuration(Date.now() - started);
+      if (status === 'finished' && dryRun) {
+        const bytes = [...planned.values()].reduce((sum, size) => sum + size, 0);
+        stdout.write(`dry run: ${plannedTags} tags to copy, ${p.tagsUnchanged} unchanged; ${planned.size} blobs to copy (${formatBytes(bytes)}); nothing written; ${took}\n`);
+      } else if (status === 'finished') {
+        stdout.write(`finished: ${p.tagsTotal} tags (${p.tagsCopied} copied, ${p.tagsUnchanged} unchanged); ${p.blobsCopied} blobs copied (${formatBytes(p.bytesCopied)}), ${p.blobsMounted} mounted; ${took}\n`);
+      } else if (status === 'stopped') {
+        stderr.write(`stopped after ${took}: ${p.tagsCopied} tags copied, ${p.tagsTotal - p.tagsCopied - p.tagsUnchanged} not done\n`);
+      } else {
+        stderr.write(`error: ${context.error?.message ?? 'the job failed'}\n`);
+      }
+    },
+  };
+}

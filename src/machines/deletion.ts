@@ -1,0 +1,126 @@
+import { assign, setup } from 'xstate';
+import type { BackoffInput } from '../actors/backoff.js';
+import type { DeleteEvent, DeleteInput, DeleteOutput } from '../actors/delete.js';
+import type { InitializeInput, InitializeOutput } from '../actors/initialize.js';
+import type { Location } from '../actors/types.js';
+import type { ErrorInfo } from '../services/registry/errors.js';
+import { provided } from './provided.js';
+import { canRetry, finalError, phaseFailedIn, retryDelay, type RetryPolicy } from './retry.js';
+
+export interface DeletionInput {
+  destination: Location;
+  /** Explicit tags; otherwise every destination tag that passes the filter. */
+  tags?: string[];
+  tagFilter: string[];
+  concurrency: number;
+  retry: RetryPolicy;
+}
+
+export interface DeletionProgress {
+  tagsTotal: number;
+  tagsDeleted: number;
+  tagsAbsent: number;
+}
+
+export interface DeletionContext {
+  job: DeletionInput;
+  tags: string[];
+  progress: DeletionProgress;
+  attempt: number;
+  retryAt: number | undefined;
+  error: ErrorInfo | undefined;
+}
+
+const phaseFailed = phaseFailedIn('deletion');
+
+export const deletionMachine = setup({
+  types: {
+    input: {} as DeletionInput,
+    context: {} as DeletionContext,
+    events: {} as { type: 'START' } | { type: 'STOP' },
+  },
+  actors: {
+    resolveTags: provided<InitializeOutput, InitializeInput>('resolveTags'),
+    deleteTags: provided<DeleteOutput, DeleteInput, DeleteEvent>('deleteTags'),
+    waitForBackoff: provided<void, BackoffInput>('waitForBackoff'),
+  },
+  guards: {
+    canRetry: ({ context }, error: ErrorInfo) => canRetry(context.job.retry, context.attempt, error),
+  },
+  actions: {
+    queueTags: assign(({ context }, output: InitializeOutput) => ({
+      tags: output.tags,
+      attempt: 0,
+      progress: { ...context.progress, tagsTotal: output.tags.length },
+    })),
+    countDeleted: assign(({ context }, output: DeleteOutput) => ({
+      attempt: 0,
+      progress: { ...context.progress, tagsDeleted: output.deleted.length, tagsAbsent: output.absent.length },
+    })),
+    scheduleRetry: assign(({ context }, error: ErrorInfo) => ({
+      attempt: context.attempt + 1,
+      retryAt: Date.now() + retryDelay(context.job.retry, context.attempt + 1, error),
+      error,
+    })),
+    fail: assign(({ context }, error: ErrorInfo) => ({ error: finalError(context.attempt, error), retryAt: undefined })),
+  },
+}).createMachine({
+  id: 'deletion',
+  initial: 'pending',
+  context: ({ input }) => ({
+    job: input,
+    tags: [],
+    progress: { tagsTotal: 0, tagsDeleted: 0, tagsAbsent: 0 },
+    attempt: 0,
+    retryAt: undefined,
+    error: undefined,
+  }),
+  on: { STOP: '.stopped' },
+  states: {
+    pending: {
+      on: { START: 'running' },
+    },
+    running: {
+      initial: 'initialize',
+      states: {
+        initialize: {
+          invoke: {
+            id: 'initialize',
+            src: 'resolveTags',
+            onError: phaseFailed,
+            input: ({ context: { job } }) => ({
+              registries: [job.destination.registry],
+              list: job.destination,
+              ...(job.tags ? { tags: job.tags } : {}),
+              filter: job.tagFilter,
+              absentRepository: 'empty' as const,
+            }),
+            onDone: { target: 'delete', actions: { type: 'queueTags', params: ({ event }) => event.output } },
+          },
+        },
+        delete: {
+          invoke: {
+            id: 'delete',
+            src: 'deleteTags',
+            onError: phaseFailed,
+            input: ({ context: { job, tags } }) => ({ destination: job.destination, tags, concurrency: job.concurrency }),
+            onDone: { target: '#deletion.finished', actions: { type: 'countDeleted', params: ({ event }) => event.output } },
+          },
+        },
+        resume: { type: 'history' },
+      },
+    },
+    retrying: {
+      invoke: {
+        id: 'backoff',
+        src: 'waitForBackoff',
+        input: ({ context }) => ({ until: context.retryAt ?? Date.now() }),
+        onDone: 'running.resume',
+      },
+    },
+    finished: { type: 'final' },
+    error: { type: 'final' },
+    stopped: { type: 'final' },
+  },
+  output: ({ context }) => ({ progress: context.progress, error: context.error }),
+});

@@ -1,0 +1,249 @@
+import { assign, enqueueActions, setup } from 'xstate';
+import type { BackoffInput } from '../actors/backoff.js';
+import type { CheckInput } from '../actors/check.js';
+import type { InitializeInput, InitializeOutput } from '../actors/initialize.js';
+import type { PullManifestInput, PullManifestOutput } from '../actors/pull-manifest.js';
+import type { PushManifestInput, PushManifestOutput } from '../actors/push-manifest.js';
+import type { TransferBlobInput, TransferBlobOutput, TransferEvent } from '../actors/transfer-blob.js';
+import type { Location, TagOutcome, TagPlan, WorkItem } from '../actors/types.js';
+import type { ErrorInfo } from '../services/registry/errors.js';
+import type { Descriptor } from '../services/registry/media-types.js';
+import { provided } from './provided.js';
+import { canRetry, finalError, phaseFailedIn, retryDelay, type RetryPolicy } from './retry.js';
+
+export interface ReplicationInput {
+  source: Location;
+  destination: Location;
+  /** Explicit items (a tag or digest on the command line); otherwise every source tag. */
+  items?: WorkItem[];
+  /** Globs; `!glob` excludes. */
+  tagFilter: string[];
+  platforms: string[];
+  /** Items planned, transferred and pushed together per turn of the loop. */
+  batchSize: number;
+  blobConcurrency: number;
+  retry: RetryPolicy;
+  dryRun: boolean;
+}
+
+export interface ReplicationProgress {
+  tagsTotal: number;
+  tagsCopied: number;
+  tagsUnchanged: number;
+  blobsCopied: number;
+  blobsMounted: number;
+  bytesCopied: number;
+}
+
+export interface ReplicationContext {
+  job: ReplicationInput;
+  /** Items not planned yet. */
+  pending: WorkItem[];
+  /** The current batch: planned, waiting for its blobs and push. */
+  plans: TagPlan[];
+  missing: Descriptor[];
+  progress: ReplicationProgress;
+  /** Consecutive transient failures; a phase that finishes resets it. */
+  attempt: number;
+  /** Epoch ms when the retry wait ends: kept in context so a restored job waits what is left. */
+  retryAt: number | undefined;
+  error: ErrorInfo | undefined;
+}
+
+export type ReplicationEvent = { type: 'START' } | { type: 'STOP' };
+
+export type ReplicationEmitted =
+  | { type: 'tag.planned'; plan: TagPlan }
+  | ({ type: 'tag.copied' } & TagOutcome)
+  | ({ type: 'tag.unchanged' } & TagOutcome);
+
+const phaseFailed = phaseFailedIn('replication');
+
+export const replicationMachine = setup({
+  types: {
+    input: {} as ReplicationInput,
+    context: {} as ReplicationContext,
+    events: {} as ReplicationEvent,
+    emitted: {} as ReplicationEmitted,
+  },
+  actors: {
+    resolveTags: provided<InitializeOutput, InitializeInput>('resolveTags'),
+    checkAccess: provided<void, CheckInput>('checkAccess'),
+    planBatch: provided<PullManifestOutput, PullManifestInput>('planBatch'),
+    copyBlobs: provided<TransferBlobOutput, TransferBlobInput, TransferEvent>('copyBlobs'),
+    pushManifests: provided<PushManifestOutput, PushManifestInput>('pushManifests'),
+    waitForBackoff: provided<void, BackoffInput>('waitForBackoff'),
+  },
+  guards: {
+    noTagLeft: (_, batch: PullManifestOutput) => batch.taken === 0,
+    isDryRun: ({ context }) => context.job.dryRun,
+    alreadyOnDestination: (_, batch: PullManifestOutput) => batch.plans.length === 0,
+    blobsMissing: (_, batch: PullManifestOutput) => batch.missing.length > 0,
+    canRetry: ({ context }, error: ErrorInfo) => canRetry(context.job.retry, context.attempt, error),
+  },
+  actions: {
+    queueTags: assign(({ context }, output: InitializeOutput) => {
+      const pending = context.job.items ?? output.tags.map((tag) => ({ source: tag, target: tag }));
+      return { pending, attempt: 0, progress: { ...context.progress, tagsTotal: pending.length } };
+    }),
+    resetAttempts: assign({ attempt: 0 }),
+    acceptBatch: enqueueActions(({ context, enqueue }, batch: PullManifestOutput) => {
+      enqueue.assign({
+        pending: context.pending.slice(batch.taken),
+        plans: batch.plans,
+        missing: batch.missing,
+        attempt: 0,
+        progress: { ...context.progress, tagsUnchanged: context.progress.tagsUnchanged + batch.unchanged.length },
+      });
+      for (const outcome of batch.unchanged) enqueue.emit({ type: 'tag.unchanged', ...outcome });
+    }),
+    reportPlans: enqueueActions(({ enqueue }, batch: PullManifestOutput) => {
+      for (const plan of batch.plans) enqueue.emit({ type: 'tag.planned', plan });
+    }),
+    countTransfer: assign(({ context }, transfer: TransferBlobOutput) => ({
+      attempt: 0,
+      missing: [],
+      progress: {
+        ...context.progress,
+        blobsCopied: context.progress.blobsCopied + transfer.copied,
+        blobsMounted: context.progress.blobsMounted + transfer.mounted,
+        bytesCopied: context.progress.bytesCopied + transfer.bytes,
+      },
+    })),
+    countPushed: enqueueActions(({ context, enqueue }, output: PushManifestOutput) => {
+      enqueue.assign({
+        attempt: 0,
+        plans: [],
+        progress: { ...context.progress, tagsCopied: context.progress.tagsCopied + output.pushed.length },
+      });
+      for (const outcome of output.pushed) enqueue.emit({ type: 'tag.copied', ...outcome });
+    }),
+    scheduleRetry: assign(({ context }, error: ErrorInfo) => ({
+      attempt: context.attempt + 1,
+      retryAt: Date.now() + retryDelay(context.job.retry, context.attempt + 1, error),
+      error,
+    })),
+    fail: assign(({ context }, error: ErrorInfo) => ({ error: finalError(context.attempt, error), retryAt: undefined })),
+  },
+}).createMachine({
+  id: 'replication',
+  initial: 'pending',
+  context: ({ input }) => ({
+    job: input,
+    pending: [],
+    plans: [],
+    missing: [],
+    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
+    attempt: 0,
+    retryAt: undefined,
+    error: undefined,
+  }),
+  on: { STOP: '.stopped' },
+  states: {
+    pending: {
+      on: { START: 'running' },
+    },
+    running: {
+      initial: 'initialize',
+      states: {
+        initialize: {
+          invoke: {
+            id: 'initialize',
+            src: 'resolveTags',
+            onError: phaseFailed,
+            input: ({ context: { job } }) => ({
+              registries: [job.source.registry, job.destination.registry],
+              list: job.source,
+              ...(job.items ? { tags: job.items.map((item) => item.source) } : {}),
+              filter: job.tagFilter,
+              absentRepository: 'error' as const,
+            }),
+            onDone: { target: 'check', actions: { type: 'queueTags', params: ({ event }) => event.output } },
+          },
+        },
+        check: {
+          invoke: {
+            id: 'check',
+            src: 'checkAccess',
+            onError: phaseFailed,
+            input: ({ context: { job } }) => ({ source: job.source, destination: job.destination, write: !job.dryRun }),
+            onDone: { target: 'pullManifest', actions: 'resetAttempts' },
+          },
+        },
+        pullManifest: {
+          invoke: {
+            id: 'pullManifest',
+            src: 'planBatch',
+            onError: phaseFailed,
+            input: ({ context: { job, pending } }) => ({
+              source: job.source,
+              destination: job.destination,
+              items: pending.slice(0, job.batchSize),
+              platforms: job.platforms,
+            }),
+            onDone: [
+              { guard: { type: 'noTagLeft', params: ({ event }) => event.output }, target: '#replication.finished' },
+              {
+                guard: 'isDryRun',
+                target: 'pullManifest',
+                reenter: true,
+                actions: [
+                  { type: 'acceptBatch', params: ({ event }) => event.output },
+                  { type: 'reportPlans', params: ({ event }) => event.output },
+                ],
+              },
+              {
+                guard: { type: 'alreadyOnDestination', params: ({ event }) => event.output },
+                target: 'pullManifest',
+                reenter: true,
+                actions: { type: 'acceptBatch', params: ({ event }) => event.output },
+              },
+              {
+                guard: { type: 'blobsMissing', params: ({ event }) => event.output },
+                target: 'transferBlob',
+                actions: { type: 'acceptBatch', params: ({ event }) => event.output },
+              },
+              { target: 'pushManifest', actions: { type: 'acceptBatch', params: ({ event }) => event.output } },
+            ],
+          },
+        },
+        transferBlob: {
+          invoke: {
+            id: 'transferBlob',
+            src: 'copyBlobs',
+            onError: phaseFailed,
+            input: ({ context: { job, missing } }) => ({
+              source: job.source,
+              destination: job.destination,
+              blobs: missing,
+              concurrency: job.blobConcurrency,
+            }),
+            onDone: { target: 'pushManifest', actions: { type: 'countTransfer', params: ({ event }) => event.output } },
+          },
+        },
+        pushManifest: {
+          invoke: {
+            id: 'pushManifest',
+            src: 'pushManifests',
+            onError: phaseFailed,
+            input: ({ context: { job, plans } }) => ({ source: job.source, destination: job.destination, plans }),
+            onDone: { target: 'pullManifest', actions: { type: 'countPushed', params: ({ event }) => event.output } },
+          },
+        },
+        resume: { type: 'history' },
+      },
+    },
+    retrying: {
+      invoke: {
+        id: 'backoff',
+        src: 'waitForBackoff',
+        input: ({ context }) => ({ until: context.retryAt ?? Date.now() }),
+        onDone: 'running.resume',
+      },
+    },
+    finished: { type: 'final' },
+    error: { type: 'final' },
+    stopped: { type: 'final' },
+  },
+  output: ({ context }) => ({ progress: context.progress, error: context.error }),
+});

@@ -1,0 +1,95 @@
+import { createActor, type ActorRefFrom, type AnyActorRef, type InspectionEvent, type Snapshot } from 'xstate';
+import type { Logger } from 'pino';
+import { deletionActors, replicationActors } from '../actors/index.js';
+import type { TransferEvent } from '../actors/transfer-blob.js';
+import type { DeleteEvent } from '../actors/delete.js';
+import { deletionMachine, type DeletionInput } from '../machines/deletion.js';
+import { replicationMachine, type ReplicationEmitted, type ReplicationInput } from '../machines/replication.js';
+import type { BlobLocator } from './blob-locator.js';
+import { DEFAULT_BLOB_COPY, type BlobCopyOptions } from './copy-blob.js';
+import type { JobRuntime } from './job-runtime.js';
+import type { Registries } from './registry/registries.js';
+
+/** What the jobs of one process share. */
+export interface Environment {
+  registries: Registries;
+  locator: BlobLocator;
+  logger: Logger;
+  transfer?: Omit<BlobCopyOptions, 'signal' | 'onBytes'>;
+}
+
+export type JobStatus = 'pending' | 'running' | 'retrying' | 'finished' | 'error' | 'stopped';
+
+export type JobEvent = ReplicationEmitted | TransferEvent | DeleteEvent;
+
+export interface RunOptions {
+  /** A persisted snapshot to resume instead of starting from `pending`. */
+  snapshot?: Snapshot<unknown>;
+  inspect?: (event: InspectionEvent) => void;
+  /** Events the job emits: tags planned, copied, unchanged; blob progress; tags deleted. */
+  onEvent?: (event: JobEvent) => void;
+}
+
+export type ReplicationActor = ActorRefFrom<typeof replicationMachine>;
+export type DeletionActor = ActorRefFrom<typeof deletionMachine>;
+
+function runtimeFor(environment: Environment): JobRuntime {
+  return {
+    registries: environment.registries,
+    locator: environment.locator,
+    logger: environment.logger,
+    transfer: environment.transfer ?? DEFAULT_BLOB_COPY,
+    blobs: new Map(),
+    manifests: new Map(),
+  };
+}
+
+export function createReplication(input: ReplicationInput, environment: Environment, options: RunOptions = {}): ReplicationActor {
+  const machine = replicationMachine.provide({ actors: replicationActors(runtimeFor(environment)) });
+  const actor = createActor(machine, {
+    input,
+    ...(options.snapshot ? { snapshot: options.snapshot as never } : {}),
+    ...(options.inspect ? { inspect: options.inspect } : {}),
+  });
+  forwardEvents(actor, options.onEvent);
+  return actor;
+}
+
+export function createDeletion(input: DeletionInput, environment: Environment, options: RunOptions = {}): DeletionActor {
+  const machine = deletionMachine.provide({ actors: deletionActors(runtimeFor(environment)) });
+  const actor = createActor(machine, {
+    input,
+    ...(options.snapshot ? { snapshot: options.snapshot as never } : {}),
+    ...(options.inspect ? { inspect: options.inspect } : {}),
+  });
+  forwardEvents(actor, options.onEvent);
+  return actor;
+}
+
+/** The job's status: the top-level state of either machine. */
+export function jobStatus(snapshot: { value: unknown }): JobStatus {
+  const value = snapshot.value;
+  return (typeof value === 'string' ? value : Object.keys(value as object)[0]) as JobStatus;
+}
+
+/** The phase inside `running`, if any. */
+export function jobPhase(snapshot: { value: unknown }): string | undefined {
+  const value = snapshot.value;
+  if (typeof value !== 'object' || value === null) return undefined;
+  const inner = (value as Record<string, unknown>).running;
+  return typeof inner === 'string' ? inner : undefined;
+}
+
+/** Root events and the events of whichever phase actor is running now. */
+function forwardEvents(actor: AnyActorRef, onEvent: ((event: JobEvent) => void) | undefined): void {
+  if (!onEvent) return;
+  actor.on('*', (event) => onEvent(event as JobEvent));
+  const listening = new WeakSet<AnyActorRef>();
+  actor.subscribe((snapshot: { children: Record<string, AnyActorRef | undefined> }) => {
+    for (const child of Object.values(snapshot.children)) {
+      if (!child || listening.has(child)) continue;
+      listening.add(child);
+      child.on('*', (event) => onEvent(event as JobEvent));
+    }
+  });
+}

@@ -1,0 +1,39 @@
+import type { Logger } from 'pino';
+import { Repository } from './registry/repository.js';
+import type { Registries } from './registry/registries.js';
+import { getManifest, type Manifest } from './registry/manifest.js';
+import type { BlobLocator } from './blob-locator.js';
+import type { BlobCopyOptions } from './copy-blob.js';
+import type { Location } from '../actors/types.js';
+
+export type BlobState = 'present' | 'missing';
+
+/**
+ * What a job's actors share besides their input: the registry clients, the answers already
+ * learnt (kept out of the persisted snapshot: after a restore they are asked again), and
+ * the process-wide knowledge of where blobs live on each destination registry.
+ */
+export interface JobRuntime {
+  registries: Registries;
+  /** Per job: what the destination answered for each blob digest. */
+  blobs: Map<string, BlobState>;
+  /** Per job: source manifests fetched by digest, and derived indexes built from them. */
+  manifests: Map<string, Manifest>;
+  locator: BlobLocator;
+  transfer: Omit<BlobCopyOptions, 'signal' | 'onBytes'>;
+  logger: Logger;
+}
+
+export async function openRepository(runtime: JobRuntime, location: Location, access: 'pull' | 'push', signal?: AbortSignal): Promise<Repository> {
+  const client = await runtime.registries.get(location.registry, signal);
+  return new Repository(client, location.repository, access === 'push' ? ['pull', 'push'] : ['pull']);
+}
+
+/** Source manifests by digest, fetched once per job. */
+export async function loadManifest(runtime: JobRuntime, source: Repository, digest: string, signal?: AbortSignal): Promise<Manifest> {
+  const cached = runtime.manifests.get(digest);
+  if (cached) return cached;
+  const manifest = await getManifest(source, digest, signal);
+  runtime.manifests.set(digest, manifest);
+  return manifest;
+}

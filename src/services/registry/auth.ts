@@ -1,0 +1,137 @@
+import { RegistryError } from './errors.js';
+import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
+import type { Credentials } from './credentials.js';
+
+export type Action = 'pull' | 'push';
+
+export interface Scope {
+  repository: string;
+  actions: Action[];
+}
+
+export interface TokenRequest {
+  url: URL;
+  basic: string | undefined;
+}
+
+export interface TokenResponse {
+  status: number;
+  body: unknown;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+/** distribution's token server default when the answer has no expires_in. */
+const DEFAULT_TOKEN_LIFETIME_S = 60;
+/** Refresh a token this long before it expires, so a request does not start with a dying one. */
+const EXPIRY_MARGIN_MS = 15_000;
+
+export function scopeString(scope: Scope): string {
+  return `repository:${scope.repository}:${scope.actions.join(',')}`;
+}
+
+/**
+ * Decides the Authorization header for a registry. The scheme is learnt from the first
+ * challenge (usually the ping); Bearer tokens are cached per scope set and shared by
+ * concurrent requests, so a token fetch is not tied to one caller's AbortSignal: one job's
+ * STOP must not fail another job waiting for the same token.
+ */
+export class Authenticator {
+  readonly #registry: string;
+  readonly #credentials: Credentials | undefined;
+  readonly #requestToken: (request: TokenRequest) => Promise<TokenResponse>;
+  #scheme: 'none' | 'basic' | 'bearer' = 'none';
+  #bearer: { realm: string; service: string | undefined } | undefined;
+  readonly #tokens = new Map<string, Promise<CachedToken>>();
+
+  constructor(registry: string, credentials: Credentials | undefined, requestToken: (request: TokenRequest) => Promise<TokenResponse>) {
+    this.#registry = registry;
+    this.#credentials = credentials;
+    this.#requestToken = requestToken;
+  }
+
+  get scheme(): 'none' | 'basic' | 'bearer' {
+    return this.#scheme;
+  }
+
+  async header(scopes: Scope[]): Promise<string | undefined> {
+    if (this.#scheme === 'basic') return this.#basic();
+    if (this.#scheme === 'bearer' && scopes.length > 0) return `Bearer ${await this.#token(scopes)}`;
+    return undefined;
+  }
+
+  /**
+   * Takes a 401's challenge. Returns true when one retry can succeed with what was learnt,
+   * false when the same credentials were already refused or there is nothing to retry with.
+   */
+  challenge(header: string | undefined, scopes: Scope[]): boolean {
+    const challenges = header ? parseWwwAuthenticate(header) : [];
+    const bearer = challenges.find((c) => c.scheme === 'bearer');
+    if (bearer) return this.#takeBearer(bearer, scopes);
+    if (challenges.some((c) => c.scheme === 'basic')) {
+      if (this.#scheme === 'basic' || !this.#credentials) return false;
+      this.#scheme = 'basic';
+      return true;
+    }
+    return false;
+  }
+
+  #takeBearer(challenge: Challenge, scopes: Scope[]): boolean {
+    const realm = challenge.params.realm;
+    if (!realm) throw new RegistryError('PROTOCOL', `${this.#registry}: Bearer challenge without a realm`);
+    this.#scheme = 'bearer';
+    this.#bearer = { realm, service: challenge.params.service };
+    // The token we sent may have expired early or been revoked: the retry fetches a fresh one.
+    this.#tokens.delete(scopes.map(scopeString).join(' '));
+    return scopes.length > 0;
+  }
+
+  async #token(scopes: Scope[]): Promise<string> {
+    const key = scopes.map(scopeString).join(' ');
+    const cached = this.#tokens.get(key);
+    if (cached) {
+      const token = await cached;
+      if (token.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return token.token;
+      if (this.#tokens.get(key) === cached) this.#tokens.delete(key);
+      return this.#token(scopes);
+    }
+    const pending = this.#fetchToken(scopes);
+    this.#tokens.set(key, pending);
+    pending.catch(() => this.#tokens.get(key) === pending && this.#tokens.delete(key));
+    return (await pending).token;
+  }
+
+  async #fetchToken(scopes: Scope[]): Promise<CachedToken> {
+    const bearer = this.#bearer;
+    if (!bearer) throw new RegistryError('PROTOCOL', `${this.#registry}: no Bearer realm known`);
+    const url = new URL(bearer.realm);
+    if (bearer.service) url.searchParams.set('service', bearer.service);
+    for (const scope of scopes) url.searchParams.append('scope', scopeString(scope));
+    const { status, body } = await this.#requestToken({ url, basic: this.#credentials && this.#basic() });
+    const what = `token for ${scopes.map(scopeString).join(' ')} from ${url.origin}${url.pathname}`;
+    if (status === 401 || status === 403) {
+      throw new RegistryError(
+        status === 401 ? 'UNAUTHORIZED' : 'DENIED',
+        `${what}: ${status}: ${this.#credentials ? `credentials for ${this.#registry} were refused` : `${this.#registry} needs credentials`}`,
+        { status },
+      );
+    }
+    if (status === 429 || status >= 500) {
+      throw new RegistryError(status === 429 ? 'TOO_MANY_REQUESTS' : 'SERVER_ERROR', `${what}: ${status}`, { status });
+    }
+    if (status !== 200) throw new RegistryError('PROTOCOL', `${what}: unexpected status ${status}`, { status });
+    const answer = body as { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    const token = typeof answer.token === 'string' ? answer.token : answer.access_token;
+    if (typeof token !== 'string' || token === '') throw new RegistryError('PROTOCOL', `${what}: answer has no token`);
+    const lifetime = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : DEFAULT_TOKEN_LIFETIME_S;
+    return { token, expiresAt: Date.now() + lifetime * 1000 };
+  }
+
+  #basic(): string {
+    const { username, password } = this.#credentials!;
+    return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+  }
+}

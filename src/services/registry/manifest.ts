@@ -1,0 +1,114 @@
+import { digestOf } from './digest.js';
+import { header, responseError } from './client.js';
+import { RegistryError } from './errors.js';
+import { MANIFEST_ACCEPT, parseManifest, type ParsedManifest } from './media-types.js';
+import type { Repository } from './repository.js';
+
+export interface ManifestHead {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface Manifest {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+  parsed: ParsedManifest;
+}
+
+/** distribution 2.8 refuses manifests over 4 MiB; anything larger is not a manifest. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** HEAD costs no pull quota on Docker Hub, unlike GET. Undefined when the reference is absent. */
+export async function headManifest(repo: Repository, reference: string, signal?: AbortSignal): Promise<ManifestHead | undefined> {
+  const what = `HEAD manifest ${repo.ref(reference)}`;
+  const response = await repo.client.send({
+    method: 'HEAD',
+    url: repo.path(`manifests/${reference}`),
+    scopes: repo.scopes,
+    headers: { accept: MANIFEST_ACCEPT },
+    what,
+    ...(signal ? { signal } : {}),
+  });
+  if (response.statusCode === 404) {
+    await response.body.dump();
+    return undefined;
+  }
+  if (response.statusCode !== 200) throw await responseError(response, what);
+  await response.body.dump();
+  const digest = header(response, 'docker-content-digest');
+  const mediaType = header(response, 'content-type')?.split(';')[0]?.trim();
+  // Registries that omit the digest on HEAD make us GET to learn it.
+  if (!digest || !mediaType) {
+    const manifest = await getManifest(repo, reference, signal);
+    return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length };
+  }
+  return { digest, mediaType, size: Number(header(response, 'content-length') ?? 0) };
+}
+
+export async function getManifest(repo: Repository, reference: string, signal?: AbortSignal): Promise<Manifest> {
+  const what = `GET manifest ${repo.ref(reference)}`;
+  const response = await repo.client.expect(
+    {
+      method: 'GET',
+      url: repo.path(`manifests/${reference}`),
+      scopes: repo.scopes,
+      headers: { accept: MANIFEST_ACCEPT },
+      what,
+      ...(signal ? { signal } : {}),
+    },
+    [200],
+  );
+  const declaredLength = Number(header(response, 'content-length') ?? 0);
+  if (declaredLength > MAX_MANIFEST_BYTES) {
+    await response.body.dump();
+    throw new RegistryError('INVALID_MANIFEST', `${what}: manifest of ${declaredLength} bytes exceeds ${MAX_MANIFEST_BYTES}`);
+  }
+  const bytes = Buffer.from(await response.body.arrayBuffer());
+  const digest = digestOf(bytes);
+  const expected = reference.includes(':') ? reference : header(response, 'docker-content-digest');
+  if (expected && expected !== digest) {
+    throw new RegistryError('DIGEST_MISMATCH', `${what}: content has digest ${digest}, expected ${expected}`);
+  }
+  const parsed = parseManifest(bytes, header(response, 'content-type'), what);
+  return { digest, mediaType: parsed.mediaType, bytes, parsed };
+}
+
+/** Pushes the exact bytes; the registry's digest must be the digest of those bytes. */
+export async function putManifest(
+  repo: Repository,
+  reference: string,
+  manifest: { bytes: Buffer; mediaType: string; digest: string },
+  signal?: AbortSignal,
+): Promise<void> {
+  const what = `PUT manifest ${repo.ref(reference)} (${manifest.digest})`;
+  const response = await repo.client.expect(
+    {
+      method: 'PUT',
+      url: repo.path(`manifests/${reference}`),
+      scopes: repo.scopes,
+      headers: { 'content-type': manifest.mediaType },
+      body: manifest.bytes,
+      what,
+      ...(signal ? { signal } : {}),
+    },
+    [201],
+  );
+  await response.body.dump();
+  const stored = header(response, 'docker-content-digest');
+  if (stored && stored !== manifest.digest) {
+    throw new RegistryError('DIGEST_MISMATCH', `${what}: registry stored digest ${stored}`);
+  }
+}
+
+/** Deleting what is already gone is done: 404 answers 'absent'. */
+export async function deleteManifest(repo: Repository, reference: string, signal?: AbortSignal): Promise<'deleted' | 'absent'> {
+  const what = `DELETE manifest ${repo.ref(reference)}`;
+  const response = await repo.client.expect(
+    { method: 'DELETE', url: repo.path(`manifests/${reference}`), scopes: repo.scopes, what, ...(signal ? { signal } : {}) },
+    [202, 200, 204, 404],
+  );
+  await response.body.dump();
+  return response.statusCode === 404 ? 'absent' : 'deleted';
+}

@@ -1,0 +1,187 @@
+import { Agent, createServer, request } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type Fault =
+  | { type: 'status'; status: number; headers?: Record<string, string>; body?: string }
+  | { type: 'reset' }
+  | { type: 'resetAfterBytes'; bytes: number }
+  | { type: 'corrupt' }
+  | { type: 'hold'; release: Promise<void> }
+  | { type: 'delay'; ms: number };
+
+export interface FaultRule {
+  method?: string;
+  /** Tested against the request target: path plus query string. */
+  path: RegExp;
+  fault: Fault;
+  times?: number;
+}
+
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  /** 0 while pending, or when the connection was reset before a status line was sent. */
+  status: number;
+}
+
+export interface FaultProxy {
+  host: string;
+  url: string;
+  addRule(rule: FaultRule): () => void;
+  clearRules(): void;
+  requests: ProxiedRequest[];
+  onRequest(listener: (req: { method: string; path: string }) => void): () => void;
+  stop(): Promise<void>;
+}
+
+interface ActiveRule {
+  rule: FaultRule;
+  remaining: number;
+}
+
+const HOP_BY_HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'upgrade'];
+
+function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const copy: OutgoingHttpHeaders = { ...headers };
+  for (const name of HOP_BY_HOP_HEADERS) delete copy[name];
+  return copy;
+}
+
+function flipBytes(): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      done(null, chunk.map((byte) => byte ^ 0xff));
+    },
+  });
+}
+
+/** Sends at most `limit` body bytes, then destroys the client connection once they are flushed. */
+async function sendTruncated(body: IncomingMessage, res: ServerResponse, limit: number): Promise<void> {
+  let sent = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    const piece = chunk.subarray(0, limit - sent);
+    sent += piece.length;
+    await new Promise<void>((resolve, reject) => res.write(piece, (error) => (error ? reject(error) : resolve())));
+    if (sent === limit) {
+      res.socket?.destroy();
+      return;
+    }
+  }
+  res.end();
+}
+
+export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
+  const target = new URL(`http://${targetHost}`);
+  const agent = new Agent({ keepAlive: true });
+  let rules: ActiveRule[] = [];
+  const listeners = new Set<(req: { method: string; path: string }) => void>();
+  const requests: ProxiedRequest[] = [];
+
+  const takeFault = (method: string, path: string): Fault | undefined => {
+    const active = rules.find(
+      ({ rule, remaining }) =>
+        remaining > 0 && (!rule.method || rule.method.toUpperCase() === method) && rule.path.test(path),
+    );
+    if (!active) return undefined;
+    active.remaining -= 1;
+    return active.rule.fault;
+  };
+
+  const forward = (req: IncomingMessage, res: ServerResponse, record: ProxiedRequest, fault?: Fault): void => {
+    const upstream = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: record.method,
+        path: record.path,
+        headers: endToEndHeaders(req.headers),
+        agent,
+      },
+      (upstreamRes) => {
+        record.status = upstreamRes.statusCode ?? 502;
+        res.writeHead(record.status, endToEndHeaders(upstreamRes.headers));
+        const sending =
+          fault?.type === 'resetAfterBytes'
+            ? sendTruncated(upstreamRes, res, fault.bytes)
+            : fault?.type === 'corrupt'
+              ? pipeline(upstreamRes, flipBytes(), res)
+              : pipeline(upstreamRes, res);
+        sending.catch(() => res.destroy());
+      },
+    );
+    upstream.on('error', () => {
+      if (req.socket.destroyed) return;
+      if (res.headersSent) return void res.destroy();
+      record.status = 502;
+      res.writeHead(502, { 'content-type': 'text/plain' }).end(`fault proxy: ${targetHost} unreachable`);
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.pipe(upstream);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0 };
+    requests.push(record);
+    for (const listener of listeners) listener({ method: record.method, path: record.path });
+
+    const fault = takeFault(record.method, record.path);
+    switch (fault?.type) {
+      case 'status':
+        req.resume();
+        record.status = fault.status;
+        res.writeHead(fault.status, fault.headers).end(fault.body);
+        return;
+      case 'reset':
+        req.socket.resetAndDestroy();
+        return;
+      case 'hold':
+        await fault.release;
+        break;
+      case 'delay':
+        await sleep(fault.ms);
+        break;
+    }
+    if (!req.socket.destroyed) forward(req, res, record, fault);
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => req.socket.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    host,
+    url: `http://${host}`,
+    requests,
+    addRule(rule) {
+      const active = { rule, remaining: rule.times ?? Infinity };
+      rules.push(active);
+      return () => {
+        rules = rules.filter((candidate) => candidate !== active);
+      };
+    },
+    clearRules() {
+      rules = [];
+    },
+    onRequest(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      }),
+  };
+}

@@ -1,0 +1,217 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
+import { startTokenServer } from './token-server.js';
+import type { TokenServer } from './token-server.js';
+
+export interface RegistryUser {
+  username: string;
+  password: string;
+}
+
+export interface RunningRegistry {
+  host: string;
+  url: string;
+  dataDir: string;
+  user?: RegistryUser;
+  /** Requests the token server has answered so far; only with `auth: 'token'`. */
+  tokenRequests?: number;
+  stop(): Promise<void>;
+}
+
+export interface RegistryOptions {
+  auth?: 'none' | 'htpasswd' | 'token';
+  user?: RegistryUser;
+  notifyUrl?: string;
+}
+
+export const DEFAULT_USER: RegistryUser = { username: 'ferry', password: 's3cret-pass' };
+
+const TOKEN_SERVICE = 'ferry-registry';
+const TOKEN_ISSUER = 'ferry-test-token-issuer';
+const READY_TIMEOUT_MS = 15_000;
+const OUTPUT_TAIL_BYTES = 16 * 1024;
+
+const liveProcesses = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
+let cleanupInstalled = false;
+
+/** Last-resort cleanup for registries a test never stopped (vitest ends its fork workers with SIGTERM). */
+function installCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  const cleanup = (): void => {
+    for (const child of liveProcesses) child.kill('SIGKILL');
+    for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      cleanup();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function authConfig(
+  mode: 'htpasswd' | 'token',
+  dir: string,
+  user: RegistryUser,
+): Promise<{ auth: object; tokenServer?: TokenServer }> {
+  switch (mode) {
+    case 'htpasswd': {
+      const path = join(dir, 'htpasswd');
+      await writeFile(path, `${user.username}:${bcrypt.hashSync(user.password, 5)}\n`);
+      return { auth: { htpasswd: { realm: 'ferry-test', path } } };
+    }
+    case 'token': {
+      const tokenServer = await startTokenServer({ dir, user, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER });
+      const token = {
+        realm: tokenServer.realm,
+        service: TOKEN_SERVICE,
+        issuer: TOKEN_ISSUER,
+        rootcertbundle: tokenServer.certPath,
+      };
+      return { auth: { token }, tokenServer };
+    }
+  }
+}
+
+function registryConfig(port: number, dataDir: string, auth: object | undefined, notifyUrl: string | undefined): object {
+  return {
+    version: '0.1',
+    log: { level: 'warn', accesslog: { disabled: true } },
+    storage: {
+      filesystem: { rootdirectory: dataDir },
+      delete: { enabled: true },
+      cache: { blobdescriptor: 'inmemory' },
+      maintenance: { uploadpurging: { enabled: false } },
+    },
+    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+    health: { storagedriver: { enabled: false } },
+    ...(auth && { auth }),
+    ...(notifyUrl && {
+      notifications: {
+        endpoints: [{ name: 'ferry', url: notifyUrl, timeout: '1s', threshold: 1, backoff: '1s' }],
+      },
+    }),
+  };
+}
+
+function registryEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
+}
+
+function exitReason(child: ChildProcess): string | undefined {
+  if (child.exitCode !== null) return `exit code ${child.exitCode}`;
+  if (child.signalCode !== null) return `signal ${child.signalCode}`;
+  return undefined;
+}
+
+async function waitUntilReady(url: string, failure: () => string | undefined, output: () => string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const reason = failure();
+    if (reason) throw new Error(`docker-registry failed before becoming ready (${reason}):\n${output()}`);
+    try {
+      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
+      await response.body?.cancel();
+      if (response.status === 200 || response.status === 401) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`docker-registry at ${url} not ready after ${READY_TIMEOUT_MS} ms:\n${output()}`);
+}
+
+function killAndWait(child: ChildProcess): Promise<void> {
+  if (exitReason(child)) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
+  installCleanup();
+  const dir = await mkdtemp(join(tmpdir(), 'ferry-registry-'));
+  liveDirs.add(dir);
+  const dataDir = join(dir, 'data');
+  const mode = options.auth ?? 'none';
+  const user = mode === 'none' ? undefined : (options.user ?? DEFAULT_USER);
+
+  let tokenServer: TokenServer | undefined;
+  let child: ChildProcess | undefined;
+  const stop = async (): Promise<void> => {
+    if (child) {
+      await killAndWait(child);
+      liveProcesses.delete(child);
+    }
+    await tokenServer?.stop();
+    await rm(dir, { recursive: true, force: true });
+    liveDirs.delete(dir);
+  };
+
+  try {
+    const port = await freePort();
+    const auth = user && mode !== 'none' ? await authConfig(mode, dir, user) : undefined;
+    tokenServer = auth?.tokenServer;
+    const configPath = join(dir, 'config.yml');
+    // JSON is valid YAML, so the registry reads it as is.
+    await writeFile(configPath, JSON.stringify(registryConfig(port, dataDir, auth?.auth, options.notifyUrl), null, 2));
+
+    const spawned = spawn('docker-registry', ['serve', configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: registryEnv(),
+    });
+    child = spawned;
+    liveProcesses.add(spawned);
+    let output = '';
+    let spawnError: Error | undefined;
+    const collect = (chunk: Buffer): void => {
+      output = (output + chunk.toString()).slice(-OUTPUT_TAIL_BYTES);
+    };
+    spawned.stdout?.on('data', collect);
+    spawned.stderr?.on('data', collect);
+    spawned.on('error', (error) => {
+      spawnError = error;
+    });
+
+    const host = `127.0.0.1:${port}`;
+    const url = `http://${host}`;
+    await waitUntilReady(url, () => spawnError?.message ?? exitReason(spawned), () => output);
+
+    return {
+      host,
+      url,
+      dataDir,
+      user,
+      stop,
+      get tokenRequests() {
+        return tokenServer?.requests;
+      },
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
