@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { Repository } from './registry/repository.js';
 import type { Registries } from './registry/registries.js';
@@ -24,7 +25,12 @@ export interface JobRuntime {
   logger: Logger;
 }
 
+/**
+ * A repository for a phase. Its signal is shared by every request the phase makes, often
+ * more than Node's default of 10 abort listeners.
+ */
 export async function openRepository(runtime: JobRuntime, location: Location, access: 'pull' | 'push', signal?: AbortSignal): Promise<Repository> {
+  if (signal) setMaxListeners(0, signal);
   const client = await runtime.registries.get(location.registry, signal);
   return new Repository(client, location.repository, access === 'push' ? ['pull', 'push'] : ['pull']);
 }

@@ -11,7 +11,8 @@ export type Fault =
   | { type: 'resetAfterBytes'; bytes: number }
   | { type: 'corrupt' }
   | { type: 'hold'; release: Promise<void> }
-  | { type: 'delay'; ms: number };
+  | { type: 'delay'; ms: number }
+  | { type: 'throttle'; bytesPerSecond: number };
 
 export interface FaultRule {
   method?: string;
@@ -26,6 +27,8 @@ export interface ProxiedRequest {
   path: string;
   /** 0 while pending, or when the connection was reset before a status line was sent. */
   status: number;
+  /** The client closed the connection before the response was complete. */
+  aborted: boolean;
 }
 
 export interface FaultProxy {
@@ -55,6 +58,16 @@ function flipBytes(): Transform {
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
       done(null, chunk.map((byte) => byte ^ 0xff));
+    },
+  });
+}
+
+/** Passes bytes on at about `bytesPerSecond`. */
+function throttle(bytesPerSecond: number): Transform {
+  return new Transform({
+    async transform(chunk: Buffer, _encoding, done) {
+      await sleep((chunk.length * 1000) / bytesPerSecond);
+      done(null, chunk);
     },
   });
 }
@@ -109,7 +122,9 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
             ? sendTruncated(upstreamRes, res, fault.bytes)
             : fault?.type === 'corrupt'
               ? pipeline(upstreamRes, flipBytes(), res)
-              : pipeline(upstreamRes, res);
+              : fault?.type === 'throttle'
+                ? pipeline(upstreamRes, throttle(fault.bytesPerSecond), res)
+                : pipeline(upstreamRes, res);
         sending.catch(() => res.destroy());
       },
     );
@@ -126,8 +141,11 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0 };
+    const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0, aborted: false };
     requests.push(record);
+    res.on('close', () => {
+      if (!res.writableFinished) record.aborted = true;
+    });
     for (const listener of listeners) listener({ method: record.method, path: record.path });
 
     const fault = takeFault(record.method, record.path);

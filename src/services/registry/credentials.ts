@@ -67,9 +67,9 @@ async function readConfig(path: string): Promise<Record<string, unknown> | undef
 
 function entryCredentials(entry: unknown, source: string): Credentials | undefined {
   if (!isRecord(entry)) throw invalid(`${source} is not an object`);
+  const { auth, username, password, identitytoken } = entry;
   // An identity token needs the OAuth refresh-token flow (e.g. `az acr login`), which ferry does not do.
-  if (entry['identitytoken'] !== undefined && entry['identitytoken'] !== '') return undefined;
-  const { auth, username, password } = entry;
+  if (identitytoken !== undefined && identitytoken !== '') return undefined;
   if (auth !== undefined && auth !== '') {
     if (typeof auth !== 'string' || !BASE64.test(auth)) throw invalid(`${source} has an "auth" that is not base64`);
     return split(Buffer.from(auth, 'base64').toString('utf8'), `decoded "auth" of ${source}`);

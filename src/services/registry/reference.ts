@@ -35,8 +35,8 @@ export function parseReference(input: string): Reference {
   const tag = tagColon === -1 ? undefined : nameAndTag.slice(tagColon + 1);
 
   const slash = name.indexOf('/');
-  const first = name.slice(0, slash);
-  const hasDomain = slash !== -1 && (first.includes('.') || first.includes(':') || first === 'localhost');
+  const first = slash === -1 ? '' : name.slice(0, slash);
+  const hasDomain = first.includes('.') || first.includes(':') || first === 'localhost';
   const domain = hasDomain ? first : DOCKER_HUB;
   const path = hasDomain ? name.slice(slash + 1) : name;
 

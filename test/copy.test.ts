@@ -1,0 +1,143 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobLocator } from '../src/services/blob-locator.js';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import { environment, ferry, replicate, replicationInput } from './support/ferry.js';
+import { writeOciLayout, type BuiltTag, type TagSpec } from './support/images.js';
+import { startRegistry, type RunningRegistry } from './support/registry.js';
+import { listTags, rawManifest, seedLayout } from './support/skopeo.js';
+
+const base = { size: 256 * 1024, seed: 'base' };
+const amd64 = { os: 'linux', architecture: 'amd64' };
+const arm64 = { os: 'linux', architecture: 'arm64', variant: 'v8' };
+const armv7 = { os: 'linux', architecture: 'arm', variant: 'v7' };
+
+const TAGS: Record<string, TagSpec> = {
+  '1.0': { layers: [base, { size: 40_000, seed: 'app-1.0' }] },
+  '1.1': { layers: [base, { size: 50_000, seed: 'app-1.1' }] },
+  '2.0': { layers: [base, { size: 60_000, seed: 'app-2.0' }, { size: 1000, seed: 'extra-2.0' }] },
+  'dev-1': { layers: [base, { size: 70_000, seed: 'dev-1' }] },
+  multi: {
+    platforms: [
+      { layers: [base, { size: 10_000, seed: 'multi-amd64' }], platform: amd64 },
+      { layers: [base, { size: 11_000, seed: 'multi-arm64' }], platform: arm64 },
+      { layers: [base, { size: 12_000, seed: 'multi-armv7' }], platform: armv7 },
+    ],
+  },
+};
+
+let layout: string;
+let built: Record<string, BuiltTag>;
+let source: RunningRegistry;
+let destination: RunningRegistry;
+let proxy: FaultProxy;
+
+beforeAll(async () => {
+  layout = await mkdtemp(join(tmpdir(), 'ferry-copy-'));
+  [built, source, destination] = await Promise.all([writeOciLayout(layout, TAGS), startRegistry(), startRegistry()]);
+  await seedLayout(layout, Object.keys(TAGS), { host: source.host, repository: 'team/app' });
+  proxy = await startFaultProxy(destination.host);
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await Promise.all([source?.stop(), destination?.stop()]);
+  await rm(layout, { recursive: true, force: true });
+});
+
+const writes = (from: number) => proxy.requests.slice(from).filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
+
+async function expectSameDigests(tags: string[], repository: string) {
+  for (const tag of tags) {
+    const copied = await rawManifest({ host: destination.host, repository, tag });
+    expect(copied.digest, `digest of ${repository}:${tag}`).toBe(built[tag]!.digest);
+  }
+}
+
+describe('ferry copy', () => {
+  it('copies one tag byte for byte', async () => {
+    const result = await ferry(['copy', `${source.host}/team/app:1.0`, `${destination.host}/single/app:1.0`]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`copied     1.0  ${built['1.0']!.digest}`);
+    await expectSameDigests(['1.0'], 'single/app');
+    expect(await listTags({ host: destination.host, repository: 'single/app' })).toEqual(['1.0']);
+  });
+
+  it('copies the tags a filter selects, and each shared blob once', async () => {
+    const before = proxy.requests.length;
+    const result = await ferry(['copy', `${source.host}/team/app`, `${proxy.host}/filtered/app`, '--tags', '*.*', '--tags', '!2.*']);
+    expect(result.code, result.stderr).toBe(0);
+    expect((await listTags({ host: destination.host, repository: 'filtered/app' })).sort()).toEqual(['1.0', '1.1']);
+    await expectSameDigests(['1.0', '1.1'], 'filtered/app');
+    const blobUploads = writes(before).filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/'));
+    const uniqueBlobs = new Set([...built['1.0']!.blobs, ...built['1.1']!.blobs]);
+    expect(blobUploads).toHaveLength(uniqueBlobs.size);
+  });
+
+  it('copies a multi-arch index with every platform, and a re-run writes nothing', async () => {
+    const first = await replicate(replicationInput(`${source.host}/team/app`, `${proxy.host}/all/app`));
+    expect(first.status).toBe('finished');
+    await expectSameDigests(Object.keys(TAGS), 'all/app');
+    for (const child of built.multi!.manifests) {
+      const head = await fetch(`${destination.url}/v2/all/app/manifests/${child}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(head.status, `child ${child}`).toBe(200);
+    }
+
+    const before = proxy.requests.length;
+    const second = await replicate(replicationInput(`${source.host}/team/app`, `${proxy.host}/all/app`));
+    expect(second.status).toBe('finished');
+    expect(second.actor.getSnapshot().context.progress).toMatchObject({ tagsUnchanged: 5, tagsCopied: 0, blobsCopied: 0 });
+    // One POST+DELETE pair proves push access; nothing else is written.
+    expect(writes(before).map((r) => r.method)).toEqual(['POST', 'DELETE']);
+    expect(proxy.requests.slice(before).filter((r) => r.method === 'GET' && r.path.includes('/manifests/'))).toEqual([]);
+  });
+
+  it('mounts blobs it knows in another repository of the destination instead of uploading them', async () => {
+    const locator = new BlobLocator();
+    const env = environment({ locator });
+    expect((await replicate(replicationInput(`${source.host}/team/app`, `${proxy.host}/mount/a`, { items: [{ source: '1.0', target: '1.0' }] }), env)).status).toBe('finished');
+    const before = proxy.requests.length;
+    const second = await replicate(replicationInput(`${source.host}/team/app`, `${proxy.host}/mount/b`, { items: [{ source: '1.0', target: '1.0' }] }), env);
+    expect(second.status).toBe('finished');
+    expect(second.actor.getSnapshot().context.progress).toMatchObject({ blobsMounted: built['1.0']!.blobs.length, blobsCopied: 0 });
+    expect(writes(before).filter((r) => r.path.includes('mount=')).every((r) => r.status === 201)).toBe(true);
+    await expectSameDigests(['1.0'], 'mount/b');
+  });
+
+  it('mounts from the source repository when both are on the same registry', async () => {
+    const result = await replicate(replicationInput(`${source.host}/team/app`, `${source.host}/team/copy`, { items: [{ source: '2.0', target: 'stable' }] }));
+    expect(result.status).toBe('finished');
+    expect(result.actor.getSnapshot().context.progress).toMatchObject({ blobsMounted: built['2.0']!.blobs.length, blobsCopied: 0 });
+    expect((await rawManifest({ host: source.host, repository: 'team/copy', tag: 'stable' })).digest).toBe(built['2.0']!.digest);
+  });
+
+  it('copies one platform of an index as that platform\'s manifest', async () => {
+    const result = await ferry(['copy', `${source.host}/team/app:multi`, `${destination.host}/platform/one:multi`, '--platform', 'linux/arm64']);
+    expect(result.code, result.stderr).toBe(0);
+    const copied = await rawManifest({ host: destination.host, repository: 'platform/one', tag: 'multi' });
+    expect(copied.digest).toBe(built.multi!.manifests[1]);
+    expect(result.stdout).toContain(`differs from source ${built.multi!.digest}`);
+  });
+
+  it('copies several platforms of an index as a new index holding just them', async () => {
+    const result = await ferry(['copy', `${source.host}/team/app:multi`, `${destination.host}/platform/two:multi`, '--platform', 'linux/amd64,linux/arm/v7']);
+    expect(result.code, result.stderr).toBe(0);
+    const copied = await rawManifest({ host: destination.host, repository: 'platform/two', tag: 'multi' });
+    const index = JSON.parse(copied.bytes.toString()) as { manifests: Array<{ digest: string }> };
+    expect(index.manifests.map((m) => m.digest)).toEqual([built.multi!.manifests[0], built.multi!.manifests[2]]);
+    expect(copied.digest).not.toBe(built.multi!.digest);
+  });
+
+  it('prints a plan on --dry-run and writes nothing', async () => {
+    const before = proxy.requests.length;
+    const result = await ferry(['copy', `${source.host}/team/app`, `${proxy.host}/dry/app`, '--dry-run']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/dry run: 5 tags to copy, 0 unchanged; \d+ blobs to copy/);
+    for (const tag of Object.keys(TAGS)) expect(result.stdout).toContain(`to copy    ${tag}  ${built[tag]!.digest}`);
+    expect(writes(before)).toEqual([]);
+    expect(await listTags({ host: destination.host, repository: 'dry/app' })).toEqual([]);
+  });
+});

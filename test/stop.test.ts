@@ -1,0 +1,169 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { toPromise } from 'xstate';
+import { createReplication, jobPhase, jobStatus, type JobEvent } from '../src/services/interpreter.js';
+import { startFaultProxy, type FaultProxy, type FaultRule } from './support/fault-proxy.js';
+import { collect, environment, replicationInput, spawnFerry } from './support/ferry.js';
+import { writeOciLayout, type BuiltTag } from './support/images.js';
+import { startRegistry, type RunningRegistry } from './support/registry.js';
+import { listTags, seedLayout } from './support/skopeo.js';
+
+const BIG = 24 * 1024 * 1024;
+
+let layout: string;
+let built: Record<string, BuiltTag>;
+let source: RunningRegistry;
+let destination: RunningRegistry;
+let sourceProxy: FaultProxy;
+let destinationProxy: FaultProxy;
+let release: () => void;
+
+beforeAll(async () => {
+  layout = await mkdtemp(join(tmpdir(), 'ferry-stop-'));
+  [built, source, destination] = await Promise.all([
+    writeOciLayout(layout, {
+      small: { layers: [{ size: 20_000, seed: 'stop-small' }] },
+      big: { layers: [{ size: BIG, seed: 'stop-big' }] },
+    }),
+    startRegistry(),
+    startRegistry(),
+  ]);
+  await seedLayout(layout, ['small', 'big'], { host: source.host, repository: 'stop/app' });
+  [sourceProxy, destinationProxy] = await Promise.all([startFaultProxy(source.host), startFaultProxy(destination.host)]);
+});
+
+afterEach(() => {
+  release?.();
+  sourceProxy.clearRules();
+  destinationProxy.clearRules();
+});
+
+afterAll(async () => {
+  await Promise.all([sourceProxy?.stop(), destinationProxy?.stop()]);
+  await Promise.all([source?.stop(), destination?.stop()]);
+  await rm(layout, { recursive: true, force: true });
+});
+
+/** Holds the first request matching `rule` until the test ends; resolves when it arrives. */
+function hold(proxy: FaultProxy, rule: Omit<FaultRule, 'fault'>): Promise<number> {
+  const released = new Promise<void>((resolve) => (release = resolve));
+  proxy.addRule({ ...rule, times: 1, fault: { type: 'hold', release: released } });
+  return new Promise((resolve) => {
+    const stop = proxy.onRequest((req) => {
+      if ((!rule.method || rule.method === req.method) && rule.path.test(req.path)) {
+        stop();
+        resolve(proxy.requests.length - 1);
+      }
+    });
+  });
+}
+
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await sleep(20);
+  expect(check(), what).toBe(true);
+}
+
+const cases: Array<{ phase: string; side: 'source' | 'destination'; rule: Omit<FaultRule, 'fault'> }> = [
+  { phase: 'initialize', side: 'source', rule: { method: 'GET', path: /\/tags\/list/ } },
+  { phase: 'check', side: 'destination', rule: { method: 'POST', path: /\/blobs\/uploads\/$/ } },
+  { phase: 'pullManifest', side: 'source', rule: { method: 'HEAD', path: /\/manifests\// } },
+  { phase: 'transferBlob', side: 'source', rule: { method: 'GET', path: /\/blobs\/sha256:/ } },
+  { phase: 'pushManifest', side: 'destination', rule: { method: 'PUT', path: /\/manifests\// } },
+];
+
+describe('STOP', () => {
+  for (const { phase, side, rule } of cases) {
+    it(`in ${phase} aborts the request under way, ends in stopped and pushes no tag`, async () => {
+      const proxy = side === 'source' ? sourceProxy : destinationProxy;
+      const repository = `stopped/${phase.toLowerCase()}`;
+      const held = hold(proxy, rule);
+      const actor = createReplication(
+        replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/${repository}`, { tagFilter: ['small'] }),
+        environment(),
+      );
+      actor.start();
+      actor.send({ type: 'START' });
+      const index = await held;
+      expect(jobPhase(actor.getSnapshot())).toBe(phase);
+
+      actor.send({ type: 'STOP' });
+      expect(jobStatus(actor.getSnapshot())).toBe('stopped');
+      await eventually(() => proxy.requests[index]!.aborted, `held ${rule.method} aborted`);
+      expect(await listTags({ host: destination.host, repository })).toEqual([]);
+    });
+  }
+
+  it('in pending ends in stopped without a request', async () => {
+    const before = sourceProxy.requests.length;
+    const actor = createReplication(replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/pending`), environment());
+    actor.start();
+    actor.send({ type: 'STOP' });
+    await toPromise(actor);
+    expect(jobStatus(actor.getSnapshot())).toBe('stopped');
+    expect(sourceProxy.requests.length).toBe(before);
+  });
+
+  it('in retrying ends the backoff wait at once', async () => {
+    sourceProxy.addRule({ method: 'HEAD', path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
+    const actor = createReplication(
+      replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/retrying`, { tagFilter: ['small'] }),
+      environment(),
+    );
+    actor.start();
+    actor.send({ type: 'START' });
+    await eventually(() => jobStatus(actor.getSnapshot()) === 'retrying', 'job retrying');
+    expect(actor.getSnapshot().context.retryAt! - Date.now()).toBeGreaterThan(500_000);
+    actor.send({ type: 'STOP' });
+    await toPromise(actor);
+    expect(jobStatus(actor.getSnapshot())).toBe('stopped');
+  });
+
+  it('during a large blob cancels both sides of the stream and leaves no blob behind', async () => {
+    sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, fault: { type: 'throttle', bytesPerSecond: 4 * 1024 * 1024 } });
+    const events: JobEvent[] = [];
+    const actor = createReplication(
+      replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/big`, { tagFilter: ['big'] }),
+      environment(),
+      { onEvent: (e) => events.push(e) },
+    );
+    actor.start();
+    actor.send({ type: 'START' });
+    await eventually(() => events.some((e) => e.type === 'blob.progress' && e.size === BIG && e.bytes > 1024 * 1024), 'big blob under way');
+
+    const before = { source: sourceProxy.requests.length, destination: destinationProxy.requests.length };
+    const streaming = {
+      get: sourceProxy.requests.findLastIndex((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:')),
+      put: destinationProxy.requests.findLastIndex((r) => r.method === 'PUT' || r.method === 'PATCH'),
+    };
+    const started = performance.now();
+    actor.send({ type: 'STOP' });
+    await eventually(
+      () => sourceProxy.requests[streaming.get]!.aborted && destinationProxy.requests[streaming.put]!.aborted,
+      'source GET and destination upload aborted',
+    );
+    console.log(`stop during a ${BIG / 1024 / 1024} MiB blob: both transfers aborted ${(performance.now() - started).toFixed(0)} ms after STOP`);
+    expect(jobStatus(actor.getSnapshot())).toBe('stopped');
+    const big = events.find((e) => e.type === 'blob.started' && e.size === BIG) as { digest: string };
+    expect(built.big!.blobs).toContain(big.digest);
+    const head = await fetch(`${destination.url}/v2/stopped/big/blobs/${big.digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(404);
+    await sleep(200);
+    expect(sourceProxy.requests.length - before.source, 'no request after the stop').toBe(0);
+    expect(destinationProxy.requests.slice(before.destination).every((r) => r.method === 'DELETE')).toBe(true);
+  });
+
+  it('Ctrl-C on ferry copy stops the job and exits 130', async () => {
+    const held = hold(sourceProxy, { method: 'GET', path: /\/blobs\/sha256:/ });
+    const child = spawnFerry(['copy', `${sourceProxy.host}/stop/app:small`, `${destinationProxy.host}/stopped/cli:small`]);
+    const result = collect(child);
+    await held;
+    child.kill('SIGINT');
+    const { code, stderr } = await result;
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/^stopped after .*: 0 tags copied, 1 not done$/m);
+    expect(await listTags({ host: destination.host, repository: 'stopped/cli' })).toEqual([]);
+  });
+});

@@ -1,0 +1,98 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { toPromise } from 'xstate';
+import { DEFAULT_RETRY } from '../../src/machines/retry.js';
+import type { ReplicationInput } from '../../src/machines/replication.js';
+import { BlobLocator } from '../../src/services/blob-locator.js';
+import { createReplication, jobStatus, type Environment, type JobEvent, type ReplicationActor } from '../../src/services/interpreter.js';
+import { Registries } from '../../src/services/registry/registries.js';
+import type { Credentials } from '../../src/services/registry/credentials.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The built `ferry` command, as a user runs it (npm test builds first). */
+export function spawnFerry(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, HOME: '/nonexistent-ferry-home', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export async function ferry(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return collect(spawnFerry(args, env));
+}
+
+export function collect(child: ChildProcess): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export interface InProcessOptions {
+  credentials?: Record<string, Credentials>;
+  locator?: BlobLocator;
+  transfer?: Environment['transfer'];
+}
+
+/** The engine without the CLI: an environment with real clients for the given registries. */
+export function environment(options: InProcessOptions = {}): Environment {
+  return {
+    registries: new Registries(async (registry) => ({
+      registry,
+      ...(options.credentials?.[registry] ? { credentials: options.credentials[registry] } : {}),
+    })),
+    locator: options.locator ?? new BlobLocator(),
+    logger: pino({ level: 'silent' }),
+    ...(options.transfer ? { transfer: options.transfer } : {}),
+  };
+}
+
+export function replicationInput(source: string, destination: string, overrides: Partial<ReplicationInput> = {}): ReplicationInput {
+  const [srcRegistry, ...srcPath] = source.split('/');
+  const [dstRegistry, ...dstPath] = destination.split('/');
+  return {
+    source: { registry: srcRegistry!, repository: srcPath.join('/') },
+    destination: { registry: dstRegistry!, repository: dstPath.join('/') },
+    tagFilter: [],
+    platforms: [],
+    batchSize: 8,
+    blobConcurrency: 4,
+    retry: { ...DEFAULT_RETRY, baseDelayMs: 50, maxDelayMs: 200 },
+    dryRun: false,
+    ...overrides,
+  };
+}
+
+export interface Replicated {
+  actor: ReplicationActor;
+  status: string;
+  events: JobEvent[];
+  statuses: string[];
+}
+
+/** Runs a replication to its end in this process, recording events and statuses. */
+export async function replicate(input: ReplicationInput, env: Environment = environment()): Promise<Replicated> {
+  const events: JobEvent[] = [];
+  const statuses: string[] = [];
+  const actor = createReplication(input, env, { onEvent: (e) => events.push(e) });
+  actor.subscribe((s) => {
+    const status = jobStatus(s);
+    if (statuses.at(-1) !== status) statuses.push(status);
+  });
+  actor.start();
+  actor.send({ type: 'START' });
+  await toPromise(actor);
+  return { actor, status: jobStatus(actor.getSnapshot()), events, statuses };
+}
