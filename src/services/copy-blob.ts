@@ -37,15 +37,22 @@ export async function copyBlob(
 ): Promise<void> {
   if (blob.size > options.chunkThreshold) return copyChunked(source, destination, blob, location, options);
   const { body } = await getBlob(source, blob.digest, options.signal ? { signal: options.signal } : {});
-  const verify = new Verification(source, blob, newHash(blob.digest), 0);
+  const what = `GET blob ${source.ref()}@${blob.digest}`;
   await putUpload(
     destination,
     location,
-    { digest: blob.digest, size: blob.size, body: Readable.from(verify.stream(body, blob.size, options.onBytes, true), { objectMode: false }) },
+    { digest: blob.digest, size: blob.size, body: Readable.from(verified(body, blob, what, options.onBytes), { objectMode: false }) },
     options.signal,
   );
 }
 
+/**
+ * Large blobs go up in chunks read into memory one at a time (bounded by `chunkSize`), so a
+ * failure on either side resumes without starting over: a dropped source is reopened with a
+ * Range request where the chunk stopped, a failed PATCH is sent again from the offset the
+ * registry reports. distribution cancels a session whose PATCH failed half-way; that error
+ * goes up as transient and the job's retry starts the blob again.
+ */
 async function copyChunked(
   source: Repository,
   destination: Repository,
@@ -54,149 +61,149 @@ async function copyChunked(
   options: BlobCopyOptions,
 ): Promise<void> {
   const { signal } = options;
+  const hash = newHash(blob.digest);
+  const reader = new ResumingReader(source, blob, signal, options.maxResumes);
   let location = firstLocation;
   let committed = 0;
-  let hash = newHash(blob.digest);
-  let reader = await openSource(source, blob, 0, signal);
   let resumes = 0;
   try {
     while (committed < blob.size) {
-      const length = Math.min(options.chunkSize, blob.size - committed);
-      const chunkHash = hash.copy();
-      const verify = new Verification(source, blob, chunkHash, committed);
-      try {
-        location = await patchUpload(
-          destination,
-          location,
-          { digest: blob.digest, start: committed, length, body: Readable.from(verify.stream(reader, length, options.onBytes, false), { objectMode: false }) },
-          signal,
-        );
-        committed += length;
-        hash = chunkHash;
-      } catch (error) {
-        if (!(error instanceof RegistryError) || !error.transient || resumes >= options.maxResumes) throw error;
-        resumes += 1;
-        reader.close();
-        // The registry may have kept part of the failed chunk: continue from what it holds.
-        const status = await uploadStatus(destination, location, signal);
-        location = status.location;
-        if (status.size < committed) {
-          throw new RegistryError('SERVER_ERROR', `resume ${destination.ref()}@${blob.digest}: registry holds ${status.size} bytes, fewer than the ${committed} it confirmed`);
+      const chunk = await reader.read(Math.min(options.chunkSize, blob.size - committed));
+      hash.update(chunk);
+      let sent = 0;
+      while (sent < chunk.length) {
+        try {
+          location = await patchUpload(
+            destination,
+            location,
+            { digest: blob.digest, start: committed + sent, length: chunk.length - sent, body: chunk.subarray(sent) },
+            signal,
+          );
+          sent = chunk.length;
+        } catch (error) {
+          if (!(error instanceof RegistryError) || !error.transient || resumes >= options.maxResumes) throw error;
+          resumes += 1;
+          const status = await uploadStatus(destination, location, signal).catch(() => {
+            throw error;
+          });
+          location = status.location;
+          sent = status.size - committed;
+          if (sent < 0 || sent > chunk.length) throw error;
         }
-        reader = await openSource(source, blob, committed, signal);
-        await reader.skip(status.size - committed, hash);
-        options.onBytes?.(-(verify.sent - (status.size - committed)));
-        committed = status.size;
       }
+      committed += chunk.length;
+      options.onBytes?.(chunk.length);
     }
   } finally {
     reader.close();
   }
-  const digest = `${parseDigest(blob.digest).algorithm}:${hash.digest('hex')}`;
-  if (digest !== blob.digest) {
-    throw new RegistryError('DIGEST_MISMATCH', `GET blob ${source.ref()}@${blob.digest}: content has digest ${digest}`);
-  }
+  checkDigest(hash, blob, `GET blob ${source.ref()}@${blob.digest}`);
   await finishUpload(destination, location, blob.digest, signal);
 }
 
-/** Opens the source at `from`; a registry that ignores Range is read from 0 and skipped. */
-async function openSource(source: Repository, blob: Descriptor, from: number, signal: AbortSignal | undefined): Promise<ByteReader> {
-  const stream = await getBlob(source, blob.digest, { from, ...(signal ? { signal } : {}) });
-  const reader = new ByteReader(stream.body, `GET blob ${source.ref()}@${blob.digest}`);
-  await reader.skip(from - stream.offset);
-  return reader;
-}
-
-class Verification {
-  sent = 0;
-  readonly #what: string;
+/** Reads a source blob in exact pieces, reopening it at the current offset when the stream fails. */
+class ResumingReader {
+  readonly #source: Repository;
   readonly #blob: Descriptor;
-  readonly #hash: Hash;
-  readonly #start: number;
-
-  constructor(source: Repository, blob: Descriptor, hash: Hash, start: number) {
-    this.#what = `GET blob ${source.ref()}@${blob.digest}`;
-    this.#blob = blob;
-    this.#hash = hash;
-    this.#start = start;
-  }
-
-  /** Yields `length` bytes, hashing them; `final` checks size and digest at the end. */
-  async *stream(source: AsyncIterable<Buffer> | ByteReader, length: number, onBytes: ((n: number) => void) | undefined, final: boolean): AsyncGenerator<Buffer> {
-    const chunks = source instanceof ByteReader ? source.take(length) : source;
-    try {
-      for await (const chunk of chunks) {
-        this.sent += chunk.length;
-        if (this.#start + this.sent > this.#blob.size) {
-          throw new RegistryError('SIZE_MISMATCH', `${this.#what}: more than the ${this.#blob.size} bytes the manifest declares`);
-        }
-        this.#hash.update(chunk);
-        onBytes?.(chunk.length);
-        yield chunk;
-      }
-    } catch (error) {
-      throw networkError(error, this.#what);
-    }
-    if (this.sent !== length) {
-      throw new RegistryError('SIZE_MISMATCH', `${this.#what}: ${this.#start + this.sent} bytes, the manifest declares ${this.#blob.size}`);
-    }
-    if (final) {
-      const digest = `${parseDigest(this.#blob.digest).algorithm}:${this.#hash.digest('hex')}`;
-      if (digest !== this.#blob.digest) throw new RegistryError('DIGEST_MISMATCH', `${this.#what}: content has digest ${digest}`);
-    }
-  }
-}
-
-/** Hands out exact byte counts from a stream, keeping what a chunk boundary splits. */
-class ByteReader {
-  readonly #iterator: AsyncIterator<Buffer>;
-  readonly #body: { destroy(): void };
+  readonly #signal: AbortSignal | undefined;
   readonly #what: string;
+  #reopens: number;
+  #offset = 0;
+  #body: (AsyncIterable<Buffer> & { destroy(): void }) | undefined;
+  #iterator: AsyncIterator<Buffer> | undefined;
   #leftover: Buffer | undefined;
 
-  constructor(body: AsyncIterable<Buffer> & { destroy(): void }, what: string) {
-    this.#iterator = body[Symbol.asyncIterator]();
-    this.#body = body;
-    this.#what = what;
+  constructor(source: Repository, blob: Descriptor, signal: AbortSignal | undefined, reopens: number) {
+    this.#source = source;
+    this.#blob = blob;
+    this.#signal = signal;
+    this.#reopens = reopens;
+    this.#what = `GET blob ${source.ref()}@${blob.digest}`;
   }
 
-  async *take(length: number): AsyncGenerator<Buffer> {
-    let remaining = length;
-    while (remaining > 0) {
-      const chunk = await this.#next();
-      if (!chunk) return;
-      if (chunk.length > remaining) {
-        this.#leftover = chunk.subarray(remaining);
-        yield chunk.subarray(0, remaining);
-        return;
+  async read(length: number): Promise<Buffer> {
+    const chunk = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      let piece: Buffer | undefined;
+      try {
+        piece = await this.#next();
+      } catch (error) {
+        const failure = networkError(error, this.#what, this.#signal);
+        if (!failure.transient || this.#reopens <= 0) throw failure;
+        this.#reopens -= 1;
+        this.close();
+        continue;
       }
-      remaining -= chunk.length;
-      yield chunk;
+      if (!piece) {
+        throw new RegistryError('SIZE_MISMATCH', `${this.#what}: ended after ${this.#offset} bytes, the manifest declares ${this.#blob.size}`);
+      }
+      const used = Math.min(piece.length, length - filled);
+      piece.copy(chunk, filled, 0, used);
+      if (used < piece.length) this.#leftover = piece.subarray(used);
+      filled += used;
+      this.#offset += used;
     }
-  }
-
-  async skip(length: number, hash?: Hash): Promise<void> {
-    let skipped = 0;
-    for await (const chunk of this.take(length)) {
-      hash?.update(chunk);
-      skipped += chunk.length;
-    }
-    if (skipped !== length) throw new RegistryError('SIZE_MISMATCH', `${this.#what}: ended after ${skipped} of ${length} bytes to skip`);
+    return chunk;
   }
 
   close(): void {
-    this.#body.destroy();
+    this.#body?.destroy();
+    this.#body = undefined;
+    this.#iterator = undefined;
+    this.#leftover = undefined;
   }
 
   async #next(): Promise<Buffer | undefined> {
     if (this.#leftover) {
-      const chunk = this.#leftover;
+      const piece = this.#leftover;
       this.#leftover = undefined;
-      return chunk;
+      return piece;
+    }
+    if (!this.#iterator) {
+      const stream = await getBlob(this.#source, this.#blob.digest, { from: this.#offset, ...(this.#signal ? { signal: this.#signal } : {}) });
+      this.#body = stream.body;
+      this.#iterator = stream.body[Symbol.asyncIterator]();
+      // A registry that ignores Range starts from 0: drop what was read already.
+      let skip = this.#offset - stream.offset;
+      while (skip > 0) {
+        const { value, done } = await this.#iterator.next();
+        if (done) return undefined;
+        if (value.length > skip) {
+          this.#leftover = value.subarray(skip);
+          break;
+        }
+        skip -= value.length;
+      }
+      if (this.#leftover) return this.#next();
     }
     const { value, done } = await this.#iterator.next();
     return done ? undefined : value;
   }
+}
+
+/** Yields the blob's bytes, hashing them, and fails before the last byte if size or digest differ. */
+async function* verified(source: AsyncIterable<Buffer>, blob: Descriptor, what: string, onBytes: ((n: number) => void) | undefined): AsyncGenerator<Buffer> {
+  const hash = newHash(blob.digest);
+  let size = 0;
+  try {
+    for await (const chunk of source) {
+      size += chunk.length;
+      if (size > blob.size) throw new RegistryError('SIZE_MISMATCH', `${what}: more than the ${blob.size} bytes the manifest declares`);
+      hash.update(chunk);
+      onBytes?.(chunk.length);
+      if (size === blob.size) checkDigest(hash, blob, what);
+      yield chunk;
+    }
+  } catch (error) {
+    throw networkError(error, what);
+  }
+  if (size !== blob.size) throw new RegistryError('SIZE_MISMATCH', `${what}: ${size} bytes, the manifest declares ${blob.size}`);
+}
+
+function checkDigest(hash: Hash, blob: Descriptor, what: string): void {
+  const digest = `${parseDigest(blob.digest).algorithm}:${hash.digest('hex')}`;
+  if (digest !== blob.digest) throw new RegistryError('DIGEST_MISMATCH', `${what}: content has digest ${digest}`);
 }
 
 function newHash(digest: string): Hash {

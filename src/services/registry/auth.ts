@@ -29,6 +29,20 @@ const DEFAULT_TOKEN_LIFETIME_S = 60;
 /** Refresh a token this long before it expires, so a request does not start with a dying one. */
 const EXPIRY_MARGIN_MS = 15_000;
 
+/**
+ * Whether the scope a challenge asks for is within what the request asked for. When it is
+ * not (distribution wants `delete` to cancel an upload), a new token would not help.
+ */
+function covers(scopes: Scope[], wanted: string | undefined): boolean {
+  if (!wanted) return true;
+  return wanted.split(' ').every((item) => {
+    const match = /^repository:([^:]+):([\w*,]+)$/.exec(item);
+    if (!match) return false;
+    const granted = new Set<string>(scopes.filter((s) => s.repository === match[1]).flatMap((s) => s.actions));
+    return match[2]!.split(',').every((action) => granted.has(action));
+  });
+}
+
 export function scopeString(scope: Scope): string {
   return `repository:${scope.repository}:${scope.actions.join(',')}`;
 }
@@ -84,9 +98,10 @@ export class Authenticator {
     if (!realm) throw new RegistryError('PROTOCOL', `${this.#registry}: Bearer challenge without a realm`);
     this.#scheme = 'bearer';
     this.#bearer = { realm, service: challenge.params.service };
+    if (scopes.length === 0 || !covers(scopes, challenge.params.scope)) return false;
     // The token we sent may have expired early or been revoked: the retry fetches a fresh one.
     this.#tokens.delete(scopes.map(scopeString).join(' '));
-    return scopes.length > 0;
+    return true;
   }
 
   async #token(scopes: Scope[]): Promise<string> {

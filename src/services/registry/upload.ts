@@ -95,7 +95,9 @@ export async function uploadStatus(repo: Repository, location: URL, signal?: Abo
   const last = range ? /^(?:bytes=)?0-(\d+)$/.exec(range)?.[1] : undefined;
   if (range && last === undefined) throw new RegistryError('PROTOCOL', `${what}: unreadable Range "${range}"`);
   const next = header(response, 'location');
-  return { location: next ? resolveLocation(next, location.href) : location, size: last === undefined ? 0 : Number(last) + 1 };
+  // distribution reports an empty session as "0-0" too (it has no way to say "nothing").
+  const size = last === undefined || range === '0-0' ? 0 : Number(last) + 1;
+  return { location: next ? resolveLocation(next, location.href) : location, size };
 }
 
 /** Closes a chunked upload: PUT with the digest and no body. */
