@@ -1,13 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobLocator } from '../src/services/blob-locator.js';
-import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import type { FaultProxy } from './support/fault-proxy.js';
 import { environment, ferry, replicate, replicationInput } from './support/ferry.js';
-import { writeOciLayout, type BuiltTag, type TagSpec } from './support/images.js';
-import { startRegistry, type RunningRegistry } from './support/registry.js';
-import { listTags, rawManifest, seedLayout } from './support/skopeo.js';
+import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
+import type { TagSpec } from './support/images.js';
+import { listTags, rawManifest } from './support/skopeo.js';
 
 const base = { size: 256 * 1024, seed: 'base' };
 const amd64 = { os: 'linux', architecture: 'amd64' };
@@ -28,24 +25,18 @@ const TAGS: Record<string, TagSpec> = {
   },
 };
 
-let layout: string;
-let built: Record<string, BuiltTag>;
-let source: RunningRegistry;
-let destination: RunningRegistry;
+let fixture: ReplicationFixture;
+let built: ReplicationFixture['built'];
+let source: ReplicationFixture['source'];
+let destination: ReplicationFixture['destination'];
 let proxy: FaultProxy;
 
 beforeAll(async () => {
-  layout = await mkdtemp(join(tmpdir(), 'ferry-copy-'));
-  [built, source, destination] = await Promise.all([writeOciLayout(layout, TAGS), startRegistry(), startRegistry()]);
-  await seedLayout(layout, Object.keys(TAGS), { host: source.host, repository: 'team/app' });
-  proxy = await startFaultProxy(destination.host);
+  fixture = await replicationFixture(TAGS, 'team/app');
+  ({ built, source, destination, destinationProxy: proxy } = fixture);
 });
 
-afterAll(async () => {
-  await proxy?.stop();
-  await Promise.all([source?.stop(), destination?.stop()]);
-  await rm(layout, { recursive: true, force: true });
-});
+afterAll(() => fixture?.stop());
 
 const writes = (from: number) => proxy.requests.slice(from).filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
 

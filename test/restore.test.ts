@@ -1,28 +1,22 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toPromise, type Snapshot } from 'xstate';
 import { createReplication, jobPhase, jobStatus } from '../src/services/interpreter.js';
-import { startFaultProxy, type FaultProxy, type FaultRule } from './support/fault-proxy.js';
+import type { FaultProxy, FaultRule } from './support/fault-proxy.js';
 import { environment, replicationInput } from './support/ferry.js';
-import { writeOciLayout, type BuiltTag } from './support/images.js';
-import { startRegistry, type RunningRegistry } from './support/registry.js';
-import { rawManifest, seedLayout } from './support/skopeo.js';
+import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
+import { rawManifest } from './support/skopeo.js';
 
-let layout: string;
-let built: Record<string, BuiltTag>;
-let source: RunningRegistry;
-let destination: RunningRegistry;
+let fixture: ReplicationFixture;
+let built: ReplicationFixture['built'];
+let destination: ReplicationFixture['destination'];
 let sourceProxy: FaultProxy;
 let destinationProxy: FaultProxy;
 let release: (() => void) | undefined;
 
 beforeAll(async () => {
-  layout = await mkdtemp(join(tmpdir(), 'ferry-restore-'));
-  [built, source, destination] = await Promise.all([
-    writeOciLayout(layout, {
+  fixture = await replicationFixture(
+    {
       one: { layers: [{ size: 100_000, seed: 'restore-1' }, { size: 5_000, seed: 'restore-shared' }] },
       two: {
         platforms: [
@@ -30,25 +24,18 @@ beforeAll(async () => {
           { layers: [{ size: 7_000, seed: 'restore-arm64' }], platform: { os: 'linux', architecture: 'arm64' } },
         ],
       },
-    }),
-    startRegistry(),
-    startRegistry(),
-  ]);
-  await seedLayout(layout, ['one', 'two'], { host: source.host, repository: 'restore/app' });
-  [sourceProxy, destinationProxy] = await Promise.all([startFaultProxy(source.host), startFaultProxy(destination.host)]);
+    },
+    'restore/app',
+  );
+  ({ built, destination, sourceProxy, destinationProxy } = fixture);
 });
 
 afterEach(() => {
   release?.();
-  sourceProxy.clearRules();
-  destinationProxy.clearRules();
+  fixture.clearFaults();
 });
 
-afterAll(async () => {
-  await Promise.all([sourceProxy?.stop(), destinationProxy?.stop()]);
-  await Promise.all([source?.stop(), destination?.stop()]);
-  await rm(layout, { recursive: true, force: true });
-});
+afterAll(() => fixture?.stop());
 
 /** Persists the job as a store would, drops the actor (as a crash would), and restores it from JSON. */
 function crashAndRestore(actor: ReturnType<typeof createReplication>, input: ReturnType<typeof replicationInput>) {

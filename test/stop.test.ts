@@ -1,51 +1,35 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toPromise } from 'xstate';
 import { createReplication, jobPhase, jobStatus, type JobEvent } from '../src/services/interpreter.js';
-import { startFaultProxy, type FaultProxy, type FaultRule } from './support/fault-proxy.js';
+import type { FaultProxy, FaultRule } from './support/fault-proxy.js';
 import { collect, environment, replicationInput, spawnFerry } from './support/ferry.js';
-import { writeOciLayout, type BuiltTag } from './support/images.js';
-import { startRegistry, type RunningRegistry } from './support/registry.js';
-import { listTags, seedLayout } from './support/skopeo.js';
+import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
+import { listTags } from './support/skopeo.js';
 
 const BIG = 24 * 1024 * 1024;
 
-let layout: string;
-let built: Record<string, BuiltTag>;
-let source: RunningRegistry;
-let destination: RunningRegistry;
+let fixture: ReplicationFixture;
+let built: ReplicationFixture['built'];
+let destination: ReplicationFixture['destination'];
 let sourceProxy: FaultProxy;
 let destinationProxy: FaultProxy;
-let release: () => void;
+let release: (() => void) | undefined;
 
 beforeAll(async () => {
-  layout = await mkdtemp(join(tmpdir(), 'ferry-stop-'));
-  [built, source, destination] = await Promise.all([
-    writeOciLayout(layout, {
-      small: { layers: [{ size: 20_000, seed: 'stop-small' }] },
-      big: { layers: [{ size: BIG, seed: 'stop-big' }] },
-    }),
-    startRegistry(),
-    startRegistry(),
-  ]);
-  await seedLayout(layout, ['small', 'big'], { host: source.host, repository: 'stop/app' });
-  [sourceProxy, destinationProxy] = await Promise.all([startFaultProxy(source.host), startFaultProxy(destination.host)]);
+  fixture = await replicationFixture(
+    { small: { layers: [{ size: 20_000, seed: 'stop-small' }] }, big: { layers: [{ size: BIG, seed: 'stop-big' }] } },
+    'stop/app',
+  );
+  ({ built, destination, sourceProxy, destinationProxy } = fixture);
 });
 
 afterEach(() => {
   release?.();
-  sourceProxy.clearRules();
-  destinationProxy.clearRules();
+  fixture.clearFaults();
 });
 
-afterAll(async () => {
-  await Promise.all([sourceProxy?.stop(), destinationProxy?.stop()]);
-  await Promise.all([source?.stop(), destination?.stop()]);
-  await rm(layout, { recursive: true, force: true });
-});
+afterAll(() => fixture?.stop());
 
 /** Holds the first request matching `rule` until the test ends; resolves when it arrives. */
 function hold(proxy: FaultProxy, rule: Omit<FaultRule, 'fault'>): Promise<number> {

@@ -5,7 +5,7 @@ import type { InitializeInput, InitializeOutput } from '../actors/initialize.js'
 import type { Location } from '../actors/types.js';
 import type { ErrorInfo } from '../services/registry/errors.js';
 import { provided } from './provided.js';
-import { canRetry, finalError, phaseFailedIn, retryDelay, type RetryPolicy } from './retry.js';
+import { canRetry, fail, phaseFailedIn, retrying, scheduleRetry, type RetryContext, type RetryPolicy } from './retry.js';
 
 export interface DeletionInput {
   destination: Location;
@@ -22,13 +22,10 @@ export interface DeletionProgress {
   tagsAbsent: number;
 }
 
-export interface DeletionContext {
+export interface DeletionContext extends RetryContext {
   job: DeletionInput;
   tags: string[];
   progress: DeletionProgress;
-  attempt: number;
-  retryAt: number | undefined;
-  error: ErrorInfo | undefined;
 }
 
 const phaseFailed = phaseFailedIn('deletion');
@@ -45,7 +42,7 @@ export const deletionMachine = setup({
     waitForBackoff: provided<void, BackoffInput>('waitForBackoff'),
   },
   guards: {
-    canRetry: ({ context }, error: ErrorInfo) => canRetry(context.job.retry, context.attempt, error),
+    canRetry: ({ context }, error: ErrorInfo) => canRetry(context, error),
   },
   actions: {
     queueTags: assign(({ context }, output: InitializeOutput) => ({
@@ -57,12 +54,8 @@ export const deletionMachine = setup({
       attempt: 0,
       progress: { ...context.progress, tagsDeleted: output.deleted.length, tagsAbsent: output.absent.length },
     })),
-    scheduleRetry: assign(({ context }, error: ErrorInfo) => ({
-      attempt: context.attempt + 1,
-      retryAt: Date.now() + retryDelay(context.job.retry, context.attempt + 1, error),
-      error,
-    })),
-    fail: assign(({ context }, error: ErrorInfo) => ({ error: finalError(context.attempt, error), retryAt: undefined })),
+    scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
+    fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
   },
 }).createMachine({
   id: 'deletion',
@@ -110,14 +103,7 @@ export const deletionMachine = setup({
         resume: { type: 'history' },
       },
     },
-    retrying: {
-      invoke: {
-        id: 'backoff',
-        src: 'waitForBackoff',
-        input: ({ context }) => ({ until: context.retryAt ?? Date.now() }),
-        onDone: 'running.resume',
-      },
-    },
+    retrying,
     finished: { type: 'final' },
     error: { type: 'final' },
     stopped: { type: 'final' },

@@ -9,7 +9,7 @@ import type { Location, TagOutcome, TagPlan, WorkItem } from '../actors/types.js
 import type { ErrorInfo } from '../services/registry/errors.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import { provided } from './provided.js';
-import { canRetry, finalError, phaseFailedIn, retryDelay, type RetryPolicy } from './retry.js';
+import { canRetry, fail, phaseFailedIn, retrying, scheduleRetry, type RetryContext, type RetryPolicy } from './retry.js';
 
 export interface ReplicationInput {
   source: Location;
@@ -35,7 +35,7 @@ export interface ReplicationProgress {
   bytesCopied: number;
 }
 
-export interface ReplicationContext {
+export interface ReplicationContext extends RetryContext {
   job: ReplicationInput;
   /** Items not planned yet. */
   pending: WorkItem[];
@@ -43,11 +43,6 @@ export interface ReplicationContext {
   plans: TagPlan[];
   missing: Descriptor[];
   progress: ReplicationProgress;
-  /** Consecutive transient failures; a phase that finishes resets it. */
-  attempt: number;
-  /** Epoch ms when the retry wait ends: kept in context so a restored job waits what is left. */
-  retryAt: number | undefined;
-  error: ErrorInfo | undefined;
 }
 
 export type ReplicationEvent = { type: 'START' } | { type: 'STOP' };
@@ -79,7 +74,7 @@ export const replicationMachine = setup({
     isDryRun: ({ context }) => context.job.dryRun,
     alreadyOnDestination: (_, batch: PullManifestOutput) => batch.plans.length === 0,
     blobsMissing: (_, batch: PullManifestOutput) => batch.missing.length > 0,
-    canRetry: ({ context }, error: ErrorInfo) => canRetry(context.job.retry, context.attempt, error),
+    canRetry: ({ context }, error: ErrorInfo) => canRetry(context, error),
   },
   actions: {
     queueTags: assign(({ context }, output: InitializeOutput) => {
@@ -118,12 +113,8 @@ export const replicationMachine = setup({
       });
       for (const outcome of output.pushed) enqueue.emit({ type: 'tag.copied', ...outcome });
     }),
-    scheduleRetry: assign(({ context }, error: ErrorInfo) => ({
-      attempt: context.attempt + 1,
-      retryAt: Date.now() + retryDelay(context.job.retry, context.attempt + 1, error),
-      error,
-    })),
-    fail: assign(({ context }, error: ErrorInfo) => ({ error: finalError(context.attempt, error), retryAt: undefined })),
+    scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
+    fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
   },
 }).createMachine({
   id: 'replication',
@@ -233,14 +224,7 @@ export const replicationMachine = setup({
         resume: { type: 'history' },
       },
     },
-    retrying: {
-      invoke: {
-        id: 'backoff',
-        src: 'waitForBackoff',
-        input: ({ context }) => ({ until: context.retryAt ?? Date.now() }),
-        onDone: 'running.resume',
-      },
-    },
+    retrying,
     finished: { type: 'final' },
     error: { type: 'final' },
     stopped: { type: 'final' },

@@ -18,13 +18,40 @@ export function retryDelay(policy: RetryPolicy, attempt: number, error: ErrorInf
   return Math.max(ceiling / 2 + (random * ceiling) / 2, (error.retryAfterSeconds ?? 0) * 1000);
 }
 
-export function canRetry(policy: RetryPolicy, attempt: number, error: ErrorInfo): boolean {
-  return error.transient && attempt < policy.maxAttempts;
+/** What both job machines keep about failures. */
+export interface RetryContext {
+  job: { retry: RetryPolicy };
+  /** Consecutive transient failures; a phase that finishes resets it. */
+  attempt: number;
+  /** Epoch ms when the retry wait ends: kept in context so a restored job waits what is left. */
+  retryAt: number | undefined;
+  error: ErrorInfo | undefined;
 }
 
-export function finalError(attempt: number, error: ErrorInfo): ErrorInfo {
-  return error.transient ? { ...error, message: `gave up after ${attempt + 1} attempts: ${error.message}` } : error;
+type RetryUpdate = Partial<Omit<RetryContext, 'job'>>;
+
+export function canRetry({ job, attempt }: RetryContext, error: ErrorInfo): boolean {
+  return error.transient && attempt < job.retry.maxAttempts;
 }
+
+export function scheduleRetry({ job, attempt }: RetryContext, error: ErrorInfo): RetryUpdate {
+  return { attempt: attempt + 1, retryAt: Date.now() + retryDelay(job.retry, attempt + 1, error), error };
+}
+
+export function fail({ attempt }: RetryContext, error: ErrorInfo): RetryUpdate {
+  const message = error.transient ? `gave up after ${attempt + 1} attempts: ${error.message}` : error.message;
+  return { error: { ...error, message }, retryAt: undefined };
+}
+
+/** The `retrying` status of a job: waits for the deadline, then resumes the phase that failed. */
+export const retrying = {
+  invoke: {
+    id: 'backoff',
+    src: 'waitForBackoff',
+    input: ({ context }: { context: RetryContext }) => ({ until: context.retryAt ?? Date.now() }),
+    onDone: 'running.resume',
+  },
+} as const;
 
 const errorInfo = ({ event }: { event: { error: unknown } }) => toErrorInfo(event.error);
 

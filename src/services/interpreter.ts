@@ -1,4 +1,4 @@
-import { createActor, type ActorRefFrom, type AnyActorRef, type InspectionEvent, type Snapshot } from 'xstate';
+import { createActor, type Actor, type ActorOptions, type AnyActorRef, type AnyStateMachine, type InputFrom, type InspectionEvent, type Snapshot } from 'xstate';
 import type { Logger } from 'pino';
 import { deletionActors, replicationActors } from '../actors/index.js';
 import type { TransferEvent } from '../actors/transfer-blob.js';
@@ -30,8 +30,8 @@ export interface RunOptions {
   onEvent?: (event: JobEvent) => void;
 }
 
-export type ReplicationActor = ActorRefFrom<typeof replicationMachine>;
-export type DeletionActor = ActorRefFrom<typeof deletionMachine>;
+export type ReplicationActor = Actor<typeof replicationMachine>;
+export type DeletionActor = Actor<typeof deletionMachine>;
 
 function runtimeFor(environment: Environment): JobRuntime {
   return {
@@ -45,23 +45,19 @@ function runtimeFor(environment: Environment): JobRuntime {
 }
 
 export function createReplication(input: ReplicationInput, environment: Environment, options: RunOptions = {}): ReplicationActor {
-  const machine = replicationMachine.provide({ actors: replicationActors(runtimeFor(environment)) });
-  const actor = createActor(machine, {
-    input,
-    ...(options.snapshot ? { snapshot: options.snapshot as never } : {}),
-    ...(options.inspect ? { inspect: options.inspect } : {}),
-  });
-  forwardEvents(actor, options.onEvent);
-  return actor;
+  return jobActor(replicationMachine.provide({ actors: replicationActors(runtimeFor(environment)) }), input, options);
 }
 
 export function createDeletion(input: DeletionInput, environment: Environment, options: RunOptions = {}): DeletionActor {
-  const machine = deletionMachine.provide({ actors: deletionActors(runtimeFor(environment)) });
+  return jobActor(deletionMachine.provide({ actors: deletionActors(runtimeFor(environment)) }), input, options);
+}
+
+function jobActor<TMachine extends AnyStateMachine>(machine: TMachine, input: InputFrom<TMachine>, options: RunOptions): Actor<TMachine> {
   const actor = createActor(machine, {
     input,
-    ...(options.snapshot ? { snapshot: options.snapshot as never } : {}),
+    ...(options.snapshot ? { snapshot: options.snapshot } : {}),
     ...(options.inspect ? { inspect: options.inspect } : {}),
-  });
+  } as ActorOptions<TMachine>);
   forwardEvents(actor, options.onEvent);
   return actor;
 }

@@ -21,12 +21,13 @@ export interface TokenResponse {
 
 interface CachedToken {
   token: string;
-  expiresAt: number;
+  /** When to stop using it: before it expires, so no request starts with a dying token. */
+  refreshAt: number;
 }
 
 /** distribution's token server default when the answer has no expires_in. */
 const DEFAULT_TOKEN_LIFETIME_S = 60;
-/** Refresh a token this long before it expires, so a request does not start with a dying one. */
+/** Refresh a token this long before it expires, or at half its life if that is shorter. */
 const EXPIRY_MARGIN_MS = 15_000;
 
 /**
@@ -109,7 +110,7 @@ export class Authenticator {
     const cached = this.#tokens.get(key);
     if (cached) {
       const token = await cached;
-      if (token.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return token.token;
+      if (token.refreshAt > Date.now()) return token.token;
       if (this.#tokens.get(key) === cached) this.#tokens.delete(key);
       return this.#token(scopes);
     }
@@ -142,7 +143,7 @@ export class Authenticator {
     const token = typeof answer.token === 'string' ? answer.token : answer.access_token;
     if (typeof token !== 'string' || token === '') throw new RegistryError('PROTOCOL', `${what}: answer has no token`);
     const lifetime = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : DEFAULT_TOKEN_LIFETIME_S;
-    return { token, expiresAt: Date.now() + lifetime * 1000 };
+    return { token, refreshAt: Date.now() + lifetime * 1000 - Math.min(EXPIRY_MARGIN_MS, (lifetime * 1000) / 2) };
   }
 
   #basic(): string {

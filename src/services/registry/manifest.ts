@@ -1,5 +1,5 @@
 import { digestOf } from './digest.js';
-import { header, responseError } from './client.js';
+import { header, networkError, responseError, type RegistryResponse } from './client.js';
 import { RegistryError } from './errors.js';
 import { MANIFEST_ACCEPT, parseManifest, type ParsedManifest } from './media-types.js';
 import type { Repository } from './repository.js';
@@ -65,7 +65,7 @@ export async function getManifest(repo: Repository, reference: string, signal?: 
     await response.body.dump();
     throw new RegistryError('INVALID_MANIFEST', `${what}: manifest of ${declaredLength} bytes exceeds ${MAX_MANIFEST_BYTES}`);
   }
-  const bytes = Buffer.from(await response.body.arrayBuffer());
+  const bytes = await readManifest(response, what, signal);
   const digest = digestOf(bytes);
   const expected = reference.includes(':') ? reference : header(response, 'docker-content-digest');
   if (expected && expected !== digest) {
@@ -73,6 +73,25 @@ export async function getManifest(repo: Repository, reference: string, signal?: 
   }
   const parsed = parseManifest(bytes, header(response, 'content-type'), what);
   return { digest, mediaType: parsed.mediaType, bytes, parsed };
+}
+
+/**
+ * The body, capped also when no Content-Length was declared; a connection lost mid-body is a
+ * RegistryError like one lost before the status line.
+ */
+async function readManifest(response: RegistryResponse, what: string, signal?: AbortSignal): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_MANIFEST_BYTES) throw new RegistryError('INVALID_MANIFEST', `${what}: manifest exceeds ${MAX_MANIFEST_BYTES} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    throw networkError(error, what, signal);
+  }
+  return Buffer.concat(chunks, size);
 }
 
 /** Pushes the exact bytes; the registry's digest must be the digest of those bytes. */
