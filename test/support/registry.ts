@@ -7,7 +7,10 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
 import bcrypt from 'bcryptjs';
+import { Agent, request } from 'undici';
 import { startTokenServer } from './token-server.js';
 import type { TokenServer } from './token-server.js';
 
@@ -23,6 +26,8 @@ export interface RunningRegistry {
   user?: RegistryUser;
   /** Requests the token server has answered so far; only with `auth: 'token'`. */
   tokenRequests?: number;
+  /** The self-signed certificate (PEM file) the registry serves; only with `tls: true`. */
+  caFile?: string;
   stop(): Promise<void>;
 }
 
@@ -30,6 +35,8 @@ export interface RegistryOptions {
   auth?: 'none' | 'htpasswd' | 'token';
   user?: RegistryUser;
   notifyUrl?: string;
+  /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1. */
+  tls?: boolean;
 }
 
 export const DEFAULT_USER: RegistryUser = { username: 'ferry', password: 's3cret-pass' };
@@ -38,6 +45,10 @@ const TOKEN_SERVICE = 'ferry-registry';
 const TOKEN_ISSUER = 'ferry-test-token-issuer';
 const READY_TIMEOUT_MS = 15_000;
 const OUTPUT_TAIL_BYTES = 16 * 1024;
+
+const execFileAsync = promisify(execFile);
+/** Readiness only: the self-signed certificate is what the tests themselves check. */
+const trustingAgent = new Agent({ connect: { rejectUnauthorized: false } });
 
 const liveProcesses = new Set<ChildProcess>();
 const liveDirs = new Set<string>();
@@ -95,7 +106,21 @@ async function authConfig(
   }
 }
 
-function registryConfig(port: number, dataDir: string, auth: object | undefined, notifyUrl: string | undefined): object {
+interface Tls {
+  certificate: string;
+  key: string;
+}
+
+async function selfSignedCertificate(dir: string): Promise<Tls> {
+  const tls = { certificate: join(dir, 'tls-cert.pem'), key: join(dir, 'tls-key.pem') };
+  await execFileAsync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', tls.key, '-out', tls.certificate,
+  ]);
+  return tls;
+}
+
+function registryConfig(port: number, dataDir: string, auth: object | undefined, notifyUrl: string | undefined, tls: Tls | undefined): object {
   return {
     version: '0.1',
     log: { level: 'warn', accesslog: { disabled: true } },
@@ -105,7 +130,7 @@ function registryConfig(port: number, dataDir: string, auth: object | undefined,
       cache: { blobdescriptor: 'inmemory' },
       maintenance: { uploadpurging: { enabled: false } },
     },
-    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+    http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), ...(tls && { tls }) },
     health: { storagedriver: { enabled: false } },
     ...(auth && { auth }),
     ...(notifyUrl && {
@@ -132,9 +157,9 @@ async function waitUntilReady(url: string, failure: () => string | undefined, ou
     const reason = failure();
     if (reason) throw new Error(`docker-registry failed before becoming ready (${reason}):\n${output()}`);
     try {
-      const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
-      await response.body?.cancel();
-      if (response.status === 200 || response.status === 401) return;
+      const response = await request(`${url}/v2/`, { dispatcher: trustingAgent, signal: AbortSignal.timeout(1_000) });
+      await response.body.dump();
+      if (response.statusCode === 200 || response.statusCode === 401) return;
     } catch {
       // not listening yet
     }
@@ -176,8 +201,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const auth = user && mode !== 'none' ? await authConfig(mode, dir, user) : undefined;
     tokenServer = auth?.tokenServer;
     const configPath = join(dir, 'config.yml');
+    const tls = options.tls ? await selfSignedCertificate(dir) : undefined;
     // JSON is valid YAML, so the registry reads it as is.
-    await writeFile(configPath, JSON.stringify(registryConfig(port, dataDir, auth?.auth, options.notifyUrl), null, 2));
+    await writeFile(configPath, JSON.stringify(registryConfig(port, dataDir, auth?.auth, options.notifyUrl, tls), null, 2));
 
     const spawned = spawn('docker-registry', ['serve', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -197,7 +223,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     });
 
     const host = `127.0.0.1:${port}`;
-    const url = `http://${host}`;
+    const url = `${tls ? 'https' : 'http'}://${host}`;
     await waitUntilReady(url, () => spawnError?.message ?? exitReason(spawned), () => output);
 
     return {
@@ -205,6 +231,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       url,
       dataDir,
       user,
+      ...(tls && { caFile: tls.certificate }),
       stop,
       get tokenRequests() {
         return tokenServer?.requests;
