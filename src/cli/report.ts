@@ -60,6 +60,14 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   ) : undefined;
   const overall = bars?.create(1, 0, { label: 'tags ', detail: '' });
   const blobBars = new Map<string, cliProgress.SingleBar>();
+  const inFlight = new Map<string, number>();
+  let bytesDone = 0;
+  let tags = { done: 0, total: 0 };
+  const drawOverall = () => {
+    const bytes = bytesDone + [...inFlight.values()].reduce((sum, n) => sum + n, 0);
+    overall?.setTotal(Math.max(1, tags.total));
+    overall?.update(tags.done, { detail: `${tags.done}/${tags.total} tags, ${formatBytes(bytes)}` });
+  };
   const planned = new Map<string, number>();
   let plannedTags = 0;
   let lastRetry: number | undefined;
@@ -89,11 +97,16 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
           break;
         case 'blob.progress':
           blobBars.get(event.digest)?.update(event.bytes);
+          inFlight.set(event.digest, event.bytes);
+          drawOverall();
           break;
         case 'blob.done': {
           const bar = blobBars.get(event.digest);
           if (bar) bars?.remove(bar);
           blobBars.delete(event.digest);
+          inFlight.delete(event.digest);
+          if (event.how === 'copied') bytesDone += event.size;
+          drawOverall();
           break;
         }
         case 'tag.deleted':
@@ -103,10 +116,8 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
     },
     status: (status, _phase, context) => {
       const { progress } = context;
-      overall?.setTotal(Math.max(1, progress.tagsTotal));
-      overall?.update(progress.tagsCopied + progress.tagsUnchanged, {
-        detail: `${progress.tagsCopied + progress.tagsUnchanged}/${progress.tagsTotal} tags, ${formatBytes(progress.bytesCopied)}`,
-      });
+      tags = { done: progress.tagsCopied + progress.tagsUnchanged, total: progress.tagsTotal };
+      drawOverall();
       if (status === 'retrying' && context.retryAt !== lastRetry && context.retryAt !== undefined) {
         lastRetry = context.retryAt;
         const wait = formatDuration(context.retryAt - Date.now());
@@ -116,6 +127,8 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
       }
     },
     finish: (status, context) => {
+      // Lines logged since the last redraw are written by a redraw: flush them before the bars go.
+      bars?.update();
       bars?.stop();
       const p = context.progress;
       const took = formatDuration(Date.now() - started);

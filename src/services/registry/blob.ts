@@ -7,9 +7,10 @@ import type { Repository } from './repository.js';
 export async function headBlob(repo: Repository, digest: string, signal?: AbortSignal): Promise<number | undefined> {
   const what = `HEAD blob ${repo.ref()}@${digest}`;
   const response = await repo.client.send({ method: 'HEAD', url: repo.path(`blobs/${digest}`), scopes: repo.scopes, what, ...(signal ? { signal } : {}) });
+  // responseError reads the body: dump it only once the status is known to be no error.
+  if (response.statusCode !== 200 && response.statusCode !== 404) throw await responseError(response, what);
   await response.body.dump();
   if (response.statusCode === 404) return undefined;
-  if (response.statusCode !== 200) throw await responseError(response, what);
   return Number(header(response, 'content-length') ?? 0);
 }
 
@@ -35,7 +36,8 @@ export async function getBlob(repo: Repository, digest: string, options: { from?
   if (response.statusCode === 206) {
     const start = /^bytes (\d+)-/.exec(header(response, 'content-range') ?? '')?.[1];
     if (Number(start) !== from) {
-      response.body.destroy();
+      // dump() also handles the stream's error; a bare destroy() emits an unhandled 'error'.
+      await response.body.dump();
       throw new RegistryError('PROTOCOL', `${what}: asked for bytes from ${from}, got Content-Range ${header(response, 'content-range')}`);
     }
     return { body: response.body, offset: from };
