@@ -1,4 +1,5 @@
 import { RegistryError } from './errors.js';
+import { COMMA, HeaderScanner, LIST_SEPARATORS, OWS, QUOTED_STRING, TOKEN_CHAR, unquote } from './header-scanner.js';
 
 interface Link {
   target: string;
@@ -6,40 +7,24 @@ interface Link {
 }
 
 const TARGET = /<([^>]*)>/y;
-const PARAM =
-  /[ \t]*;[ \t]*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)(?:[ \t]*=[ \t]*(?:"((?:[^"\\]|\\[\s\S])*)"|([!#$%&'*+\-.^_`|~0-9A-Za-z]+)))?/y;
-const OWS = /[ \t]*/y;
-const COMMA = /,/y;
-// Recipients must accept empty list elements (RFC 9110 §5.6.1).
-const LIST_SEPARATORS = /[ \t,]*/y;
+const PARAM = new RegExp(`[ \\t]*;[ \\t]*(${TOKEN_CHAR}+)(?:[ \\t]*=[ \\t]*(?:${QUOTED_STRING.source}|(${TOKEN_CHAR}+)))?`, 'y');
 
 function parseLinks(header: string): Link[] {
-  let pos = 0;
-  const fail = (reason: string): never => {
-    throw new RegistryError('INVALID_HEADER', `invalid Link header ${JSON.stringify(header)}: ${reason} at offset ${pos}`);
-  };
-  const match = (pattern: RegExp): RegExpExecArray | undefined => {
-    pattern.lastIndex = pos;
-    const found = pattern.exec(header);
-    if (found === null) return undefined;
-    pos = pattern.lastIndex;
-    return found;
-  };
-
+  const scan = new HeaderScanner('Link', header);
   const links: Link[] = [];
-  match(LIST_SEPARATORS);
-  while (pos < header.length) {
-    const target = match(TARGET)?.[1] ?? fail('expected "<URI-reference>"');
+  scan.match(LIST_SEPARATORS);
+  while (!scan.atEnd) {
+    const target = scan.match(TARGET)?.[1] ?? scan.fail('expected "<URI-reference>"');
     let rel: string | undefined;
-    for (let param = match(PARAM); param !== undefined; param = match(PARAM)) {
+    for (let param = scan.match(PARAM); param !== undefined; param = scan.match(PARAM)) {
       const [, name = '', quoted, token] = param;
       // Occurrences of rel after the first are ignored (RFC 8288 §3.3).
-      if (name.toLowerCase() === 'rel' && rel === undefined) rel = quoted?.replace(/\\([\s\S])/g, '$1') ?? token ?? '';
+      if (name.toLowerCase() === 'rel' && rel === undefined) rel = unquote(quoted) ?? token ?? '';
     }
     links.push({ target, rel });
-    match(OWS);
-    if (pos < header.length && !match(COMMA)) fail('expected "," or ";"');
-    match(LIST_SEPARATORS);
+    scan.match(OWS);
+    if (!scan.atEnd && !scan.match(COMMA)) scan.fail('expected "," or ";"');
+    scan.match(LIST_SEPARATORS);
   }
   return links;
 }

@@ -1,4 +1,4 @@
-import { RegistryError } from './errors.js';
+import { COMMA, HeaderScanner, LIST_SEPARATORS, OWS, QUOTED_STRING, TOKEN, TOKEN_CHAR, unquote } from './header-scanner.js';
 
 export interface Challenge {
   /** Lowercased. */
@@ -9,67 +9,46 @@ export interface Challenge {
   token68?: string;
 }
 
-const TOKEN = /[!#$%&'*+\-.^_`|~0-9A-Za-z]+/y;
 const TOKEN68 = /[A-Za-z0-9\-._~+/]+=*(?=[ \t]*(?:,|$))/y;
-const QUOTED_STRING = /"((?:[^"\\]|\\[\s\S])*)"/y;
-const OWS = /[ \t]*/y;
 const EQUALS = /[ \t]*=[ \t]*/y;
-const COMMA = /,/y;
-// Recipients must accept empty list elements (RFC 9110 §5.6.1).
-const LIST_SEPARATORS = /[ \t,]*/y;
-const NEXT_IS_PARAM = /(?=[ \t,]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+[ \t]*=)/y;
-
-function unquote(quoted: string | undefined): string | undefined {
-  return quoted?.replace(/\\([\s\S])/g, '$1');
-}
+const NEXT_IS_PARAM = new RegExp(`(?=[ \\t,]*${TOKEN_CHAR}+[ \\t]*=)`, 'y');
 
 export function parseWwwAuthenticate(header: string): Challenge[] {
-  let pos = 0;
-  const fail = (reason: string): never => {
-    throw new RegistryError('INVALID_HEADER', `invalid WWW-Authenticate header ${JSON.stringify(header)}: ${reason}`);
-  };
-  const match = (pattern: RegExp): RegExpExecArray | undefined => {
-    pattern.lastIndex = pos;
-    const found = pattern.exec(header);
-    if (found === null) return undefined;
-    pos = pattern.lastIndex;
-    return found;
-  };
-  const atEnd = () => pos === header.length;
+  const scan = new HeaderScanner('WWW-Authenticate', header);
   const expectListEnd = () => {
-    match(OWS);
-    if (!atEnd() && !match(COMMA)) fail(`expected "," at offset ${pos}`);
+    scan.match(OWS);
+    if (!scan.atEnd && !scan.match(COMMA)) scan.fail('expected ","');
   };
 
   const parseParams = (): Record<string, string> => {
     const params = new Map<string, string>();
     do {
-      match(LIST_SEPARATORS);
-      const name = (match(TOKEN)?.[0] ?? fail(`expected a parameter name at offset ${pos}`)).toLowerCase();
-      if (!match(EQUALS)) fail(`expected "=" after parameter "${name}" at offset ${pos}`);
+      scan.match(LIST_SEPARATORS);
+      const name = (scan.match(TOKEN)?.[0] ?? scan.fail('expected a parameter name')).toLowerCase();
+      if (!scan.match(EQUALS)) scan.fail(`expected "=" after parameter "${name}"`);
       const value =
-        unquote(match(QUOTED_STRING)?.[1]) ??
-        match(TOKEN)?.[0] ??
-        fail(`expected a token or quoted string for parameter "${name}" at offset ${pos}`);
-      if (params.has(name)) fail(`duplicate parameter "${name}"`);
+        unquote(scan.match(QUOTED_STRING)?.[1]) ??
+        scan.match(TOKEN)?.[0] ??
+        scan.fail(`expected a token or quoted string for parameter "${name}"`);
+      if (params.has(name)) scan.fail(`duplicate parameter "${name}"`);
       params.set(name, value);
       expectListEnd();
-    } while (!atEnd() && match(NEXT_IS_PARAM));
+    } while (!scan.atEnd && scan.match(NEXT_IS_PARAM));
     // fromEntries, not assignment, so that a parameter named "__proto__" stays a plain key.
     return Object.fromEntries(params);
   };
 
   const challenges: Challenge[] = [];
-  match(LIST_SEPARATORS);
-  while (!atEnd()) {
-    const scheme = (match(TOKEN)?.[0] ?? fail(`expected an auth scheme at offset ${pos}`)).toLowerCase();
-    const space = match(OWS)?.[0] ?? '';
-    if (atEnd() || header[pos] === ',') {
+  scan.match(LIST_SEPARATORS);
+  while (!scan.atEnd) {
+    const scheme = (scan.match(TOKEN)?.[0] ?? scan.fail('expected an auth scheme')).toLowerCase();
+    const space = scan.match(OWS)?.[0] ?? '';
+    if (scan.atEnd || scan.next === ',') {
       challenges.push({ scheme, params: {} });
       expectListEnd();
     } else {
-      if (space === '') fail(`expected a space after auth scheme "${scheme}" at offset ${pos}`);
-      const token68 = match(TOKEN68)?.[0];
+      if (space === '') scan.fail(`expected a space after auth scheme "${scheme}"`);
+      const token68 = scan.match(TOKEN68)?.[0];
       if (token68 === undefined) {
         challenges.push({ scheme, params: parseParams() });
       } else {
@@ -77,8 +56,8 @@ export function parseWwwAuthenticate(header: string): Challenge[] {
         expectListEnd();
       }
     }
-    match(LIST_SEPARATORS);
+    scan.match(LIST_SEPARATORS);
   }
-  if (challenges.length === 0) fail('no challenge');
+  if (challenges.length === 0) scan.fail('no challenge');
   return challenges;
 }
