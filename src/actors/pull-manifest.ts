@@ -1,5 +1,5 @@
 import { fromPromise } from 'xstate';
-import { loadManifest, openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
 import { headManifest, type Manifest } from '../services/registry/manifest.js';
@@ -45,8 +45,8 @@ export const planBatch = (runtime: JobRuntime) =>
       [...blobs.values()]
         .filter((blob) => !runtime.blobs.has(blob.digest))
         .map(async (blob) => {
-          const size = await headBlob(destination, blob.digest, signal);
-          runtime.blobs.set(blob.digest, size === undefined ? 'missing' : 'present');
+          if ((await headBlob(destination, blob.digest, signal)) === undefined) runtime.blobs.set(blob.digest, 'missing');
+          else markPresent(runtime, destination, blob.digest);
         }),
     );
     const missing = [...blobs.values()].filter((b) => runtime.blobs.get(b.digest) === 'missing');

@@ -1,5 +1,5 @@
 import { fromPromise } from 'xstate';
-import { loadManifest, openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
 import { putManifest, type Manifest } from '../services/registry/manifest.js';
@@ -47,7 +47,7 @@ async function verifyBlobs(runtime: JobRuntime, destination: Repository, plan: T
         if ((await headBlob(destination, blob.digest, signal)) === undefined) {
           throw new RegistryError('PROTOCOL', `refusing to push ${destination.ref(plan.item.target)}: blob ${blob.digest} is not on the destination`);
         }
-        runtime.blobs.set(blob.digest, 'present');
+        markPresent(runtime, destination, blob.digest);
       }),
   );
 }

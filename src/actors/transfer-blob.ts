@@ -1,6 +1,6 @@
 import { fromPromise } from 'xstate';
 import { copyBlob } from '../services/copy-blob.js';
-import { openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { cancelUpload, startUpload } from '../services/registry/upload.js';
 import { mapLimit } from '../services/map-limit.js';
@@ -39,7 +39,7 @@ export const copyBlobs = (runtime: JobRuntime) =>
       const known = runtime.blobs.get(blob.digest);
       // A restored or retried job has not asked (or has already copied): ask again.
       if (known === 'present' || (known === undefined && (await headBlob(destination, blob.digest, signal)) !== undefined)) {
-        runtime.blobs.set(blob.digest, 'present');
+        markPresent(runtime, destination, blob.digest);
         emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'present' });
         return;
       }
@@ -73,8 +73,7 @@ export const copyBlobs = (runtime: JobRuntime) =>
         result.copied += 1;
         result.bytes += blob.size;
       }
-      runtime.blobs.set(blob.digest, 'present');
-      runtime.locator.add(input.destination.registry, input.destination.repository, blob.digest);
+      markPresent(runtime, destination, blob.digest);
       emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: upload.mounted ? 'mounted' : 'copied' });
     });
     return result;

@@ -43,3 +43,9 @@ export async function loadManifest(runtime: JobRuntime, source: Repository, dige
   runtime.manifests.set(digest, manifest);
   return manifest;
 }
+
+/** A blob verified on the destination: for this job's checks, and as a mount source for others. */
+export function markPresent(runtime: JobRuntime, destination: Repository, digest: string): void {
+  runtime.blobs.set(digest, 'present');
+  runtime.locator.add(destination.client.registry, destination.name, digest);
+}
