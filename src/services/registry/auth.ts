@@ -2,7 +2,8 @@ import { RegistryError } from './errors.js';
 import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
 import type { Credentials } from './credentials.js';
 
-export type Action = 'pull' | 'push';
+/** `delete` only for deleting manifests: distribution's token auth asks for it. */
+export type Action = 'pull' | 'push' | 'delete';
 
 export interface Scope {
   repository: string;

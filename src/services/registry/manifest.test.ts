@@ -6,9 +6,9 @@ import { startFaultProxy } from '../../../test/support/fault-proxy.js';
 import type { FaultProxy } from '../../../test/support/fault-proxy.js';
 import { OCI_MEDIA_TYPES, writeOciLayout } from '../../../test/support/images.js';
 import type { BuiltTag } from '../../../test/support/images.js';
-import { startRegistry } from '../../../test/support/registry.js';
+import { DEFAULT_USER, startRegistry } from '../../../test/support/registry.js';
 import type { RunningRegistry } from '../../../test/support/registry.js';
-import { seedLayout } from '../../../test/support/skopeo.js';
+import { seedLayout, seedTag } from '../../../test/support/skopeo.js';
 import { RegistryClient } from './client.js';
 import { digestOf } from './digest.js';
 import { RegistryError } from './errors.js';
@@ -304,5 +304,37 @@ describe('deleteManifest', () => {
     const error = await failure(deleteManifest(viaProxy, tag('single').digest));
     expect(error.code).toBe('DENIED');
     expect((await headManifest(app, 'single'))?.digest).toBe(tag('single').digest);
+  });
+});
+
+describe('on a token registry', () => {
+  let tokenRegistry: RunningRegistry;
+  let tokenClient: RegistryClient;
+  let repo: Repository;
+
+  beforeAll(async () => {
+    tokenRegistry = await startRegistry({ auth: 'token' });
+    await seedTag(layout, 'single', { host: tokenRegistry.host, repository: 'team/app', creds: DEFAULT_USER });
+    tokenClient = await RegistryClient.connect({ registry: tokenRegistry.host, credentials: DEFAULT_USER });
+    // As job-runtime opens a destination for a deletion job.
+    repo = new Repository(tokenClient, 'team/app', ['pull', 'push']);
+  });
+
+  afterAll(async () => {
+    await tokenClient?.close();
+    await tokenRegistry?.stop();
+  });
+
+  it('reads, writes and deletes with Bearer tokens (distribution wants the delete action to delete)', async () => {
+    const single = tag('single');
+    expect((await headManifest(repo, 'single'))?.digest).toBe(single.digest);
+    const bytes = reformatted(await layoutBytes(single.digest), 7);
+    const digest = digestOf(bytes);
+    await putManifest(repo, 'doomed', { bytes, mediaType: OCI_MEDIA_TYPES.manifest, digest });
+
+    expect(await deleteManifest(repo, digest)).toBe('deleted');
+    expect(await headManifest(repo, digest)).toBeUndefined();
+    expect(await deleteManifest(repo, digest)).toBe('absent');
+    expect((await headManifest(repo, 'single'))?.digest).toBe(single.digest);
   });
 });

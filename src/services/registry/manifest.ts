@@ -124,8 +124,10 @@ export async function putManifest(
 /** Deleting what is already gone is done: 404 answers 'absent'. */
 export async function deleteManifest(repo: Repository, reference: string, signal?: AbortSignal): Promise<'deleted' | 'absent'> {
   const what = `DELETE manifest ${repo.ref(reference)}`;
+  // A Bearer registry answers 401 unless the token grants `delete` too; Basic ignores scopes.
+  const scopes = repo.scopes.map((scope) => ({ ...scope, actions: [...scope.actions, 'delete' as const] }));
   const response = await repo.client.expect(
-    { method: 'DELETE', url: repo.path(`manifests/${reference}`), scopes: repo.scopes, what, ...(signal ? { signal } : {}) },
+    { method: 'DELETE', url: repo.path(`manifests/${reference}`), scopes, what, ...(signal ? { signal } : {}) },
     [202, 200, 204, 404],
   );
   await response.body.dump();
