@@ -14,3 +14,8 @@ export function formatDuration(ms: number): string {
   const seconds = Math.max(0, ms) / 1000;
   return seconds < 60 ? `${seconds.toFixed(1)}s` : `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
 }
+
+/** `1 tag`, `2 tags`. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ReplicationContext, ReplicationInput } from '../machines/replication.js';
 import type { JobEvent, JobStatus } from '../services/interpreter.js';
 import type { LogFormat } from '../services/logger.js';
-import { formatBytes, formatDuration } from './format.js';
+import { count, formatBytes, formatDuration } from './format.js';
 
 export interface Reporter {
   start(input: ReplicationInput): void;
@@ -89,7 +89,7 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
           const { plan } = event;
           plannedTags += 1;
           for (const blob of plan.blobs) if (plan.missing.includes(blob.digest)) planned.set(blob.digest, blob.size);
-          line(`to copy    ${plan.item.target}  ${plan.targetDigest}  ${plan.missing.length} of ${plan.blobs.length} blobs missing (${formatBytes(plan.missingBytes)})`);
+          line(`to copy    ${plan.item.target}  ${plan.targetDigest}  ${plan.missing.length} of ${count(plan.blobs.length, 'blob')} missing (${formatBytes(plan.missingBytes)})`);
           break;
         }
         case 'blob.started':
@@ -134,11 +134,11 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
       const took = formatDuration(Date.now() - started);
       if (status === 'finished' && dryRun) {
         const bytes = [...planned.values()].reduce((sum, size) => sum + size, 0);
-        stdout.write(`dry run: ${plannedTags} tags to copy, ${p.tagsUnchanged} unchanged; ${planned.size} blobs to copy (${formatBytes(bytes)}); nothing written; ${took}\n`);
+        stdout.write(`dry run: ${count(plannedTags, 'tag')} to copy, ${p.tagsUnchanged} unchanged; ${count(planned.size, 'blob')} to copy (${formatBytes(bytes)}); nothing written; ${took}\n`);
       } else if (status === 'finished') {
-        stdout.write(`finished: ${p.tagsTotal} tags (${p.tagsCopied} copied, ${p.tagsUnchanged} unchanged); ${p.blobsCopied} blobs copied (${formatBytes(p.bytesCopied)}), ${p.blobsMounted} mounted; ${took}\n`);
+        stdout.write(`finished: ${count(p.tagsTotal, 'tag')} (${p.tagsCopied} copied, ${p.tagsUnchanged} unchanged); ${count(p.blobsCopied, 'blob')} copied (${formatBytes(p.bytesCopied)}), ${p.blobsMounted} mounted; ${took}\n`);
       } else if (status === 'stopped') {
-        stderr.write(`stopped after ${took}: ${p.tagsCopied} tags copied, ${p.tagsTotal - p.tagsCopied - p.tagsUnchanged} not done\n`);
+        stderr.write(`stopped after ${took}: ${count(p.tagsCopied, 'tag')} copied, ${p.tagsTotal - p.tagsCopied - p.tagsUnchanged} not done\n`);
       } else {
         stderr.write(`error: ${context.error?.message ?? 'the job failed'}\n`);
       }
