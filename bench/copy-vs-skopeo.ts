@@ -34,12 +34,24 @@ try {
     return (performance.now() - started) / 1000;
   };
   const results: Array<{ round: number; ferry: number; skopeo: number }> = [];
+  // Untimed: a fresh registry's first writes are slower, whichever tool makes them.
+  await run(process.execPath, [cli, 'copy', `${source.host}/bench/app:v0`, `${destination.host}/warm-up/app:v0`]);
   for (let round = 1; round <= rounds; round++) {
-    const skopeo = await time('skopeo', [
+    const runSkopeo = () => time('skopeo', [
       'sync', '--all', '--preserve-digests', '--src', 'docker', '--dest', 'docker',
       '--src-tls-verify=false', '--dest-tls-verify=false', `${source.host}/bench/app`, `${destination.host}/skopeo-${round}`,
     ]);
-    const ferry = await time(process.execPath, [cli, 'copy', `${source.host}/bench/app`, `${destination.host}/ferry-${round}/app`]);
+    const runFerry = () => time(process.execPath, [cli, 'copy', `${source.host}/bench/app`, `${destination.host}/ferry-${round}/app`]);
+    // A B, then B A: neither tool always meets the registries cold.
+    let ferry: number;
+    let skopeo: number;
+    if (round % 2 === 1) {
+      skopeo = await runSkopeo();
+      ferry = await runFerry();
+    } else {
+      ferry = await runFerry();
+      skopeo = await runSkopeo();
+    }
     for (const repository of [`skopeo-${round}/app`, `ferry-${round}/app`]) {
       const copied = await listTags({ host: destination.host, repository });
       if (copied.length !== tagCount) throw new Error(`${repository}: ${copied.length} tags, expected ${tagCount}`);
@@ -47,7 +59,11 @@ try {
     results.push({ round, ferry, skopeo });
     console.log(`round ${round}: ferry ${ferry.toFixed(2)} s, skopeo ${skopeo.toFixed(2)} s, ratio ${(ferry / skopeo).toFixed(2)}`);
   }
-  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const middle = sorted.length / 2;
+    return Number.isInteger(middle) ? (sorted[middle - 1]! + sorted[middle]!) / 2 : sorted[Math.floor(middle)]!;
+  };
   const ferry = median(results.map((r) => r.ferry));
   const skopeo = median(results.map((r) => r.skopeo));
   console.log(`${tagCount} tags x 3 layers (2 MiB shared, 512 KiB, 64 KiB): median ferry ${ferry.toFixed(2)} s, skopeo sync ${skopeo.toFixed(2)} s, ferry/skopeo ${(ferry / skopeo).toFixed(2)}`);
