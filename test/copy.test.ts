@@ -131,4 +131,28 @@ describe('ferry copy', () => {
     expect(writes(before)).toEqual([]);
     expect(await listTags({ host: destination.host, repository: 'dry/app' })).toEqual([]);
   });
+
+  it('keeps a destination tag that points elsewhere when override is off, and replaces it when on', async () => {
+    const item = (source: string) => ({ items: [{ source, target: 'moving' }] });
+    expect((await replicate(replicationInput(`${source.host}/team/app`, `${destination.host}/override/app`, item('1.0')))).status).toBe('finished');
+
+    const kept = await replicate(replicationInput(`${source.host}/team/app`, `${destination.host}/override/app`, { ...item('1.1'), override: false }));
+    expect(kept.status).toBe('finished');
+    expect(kept.actor.getSnapshot().context.progress).toMatchObject({ tagsKept: 1, tagsCopied: 0 });
+    expect(kept.events).toContainEqual(expect.objectContaining({ type: 'tag.kept', digest: built['1.0']!.digest }));
+    expect((await rawManifest({ host: destination.host, repository: 'override/app', tag: 'moving' })).digest).toBe(built['1.0']!.digest);
+
+    const replaced = await replicate(replicationInput(`${source.host}/team/app`, `${destination.host}/override/app`, item('1.1')));
+    expect(replaced.actor.getSnapshot().context.progress).toMatchObject({ tagsKept: 0, tagsCopied: 1 });
+    expect((await rawManifest({ host: destination.host, repository: 'override/app', tag: 'moving' })).digest).toBe(built['1.1']!.digest);
+  });
+
+  it('holds blob bytes to --limit-rate', async () => {
+    const started = performance.now();
+    const result = await ferry(['copy', `${source.host}/team/app:2.0`, `${destination.host}/limited/app:2.0`, '--limit-rate', '256']);
+    expect(result.code, result.stderr).toBe(0);
+    // 256 KiB + 60 000 + 1 000 bytes of layers at 256 KiB/s: over a second, less one 0.1 s burst.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_100);
+  });
 });
+

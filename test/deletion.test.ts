@@ -11,6 +11,7 @@ import { environment } from './support/ferry.js';
 import { writeOciLayout } from './support/images.js';
 import { startRegistry, type RunningRegistry } from './support/registry.js';
 import { listTags, seedLayout } from './support/skopeo.js';
+import { globFilter } from '../src/services/tag-filter.js';
 
 let layout: string;
 let registry: RunningRegistry;
@@ -36,7 +37,7 @@ afterAll(async () => {
 
 async function seeded(repository: string): Promise<DeletionInput> {
   await seedLayout(layout, TAGS, { host: registry.host, repository });
-  return { destination: { registry: proxy.host, repository }, tagFilter: [], concurrency: 4, retry: { ...DEFAULT_RETRY, baseDelayMs: 20, maxDelayMs: 50 } };
+  return { destination: { registry: proxy.host, repository }, tagFilter: globFilter([]), concurrency: 4, retry: { ...DEFAULT_RETRY, baseDelayMs: 20, maxDelayMs: 50 } };
 }
 
 async function run(input: DeletionInput) {
@@ -62,13 +63,13 @@ describe('deletion job', () => {
 
   it('deletes every tag that passes the filter', async () => {
     const input = await seeded('delete/filtered');
-    const { snapshot } = await run({ ...input, tagFilter: ['*', '!d'] });
+    const { snapshot } = await run({ ...input, tagFilter: globFilter(['*', '!d']) });
     expect(jobStatus(snapshot)).toBe('finished');
     expect(await listTags({ host: registry.host, repository: 'delete/filtered' })).toEqual(['d']);
   });
 
   it('finishes with nothing to do on a repository that does not exist', async () => {
-    const { snapshot } = await run({ destination: { registry: proxy.host, repository: 'delete/never' }, tagFilter: [], concurrency: 4, retry: DEFAULT_RETRY });
+    const { snapshot } = await run({ destination: { registry: proxy.host, repository: 'delete/never' }, tagFilter: globFilter([]), concurrency: 4, retry: DEFAULT_RETRY });
     expect(jobStatus(snapshot)).toBe('finished');
     expect(snapshot.context.progress.tagsTotal).toBe(0);
   });

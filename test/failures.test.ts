@@ -7,6 +7,7 @@ import { environment, ferry, replicate, replicationInput } from './support/ferry
 import { writeOciLayout, type BuiltTag } from './support/images.js';
 import { DEFAULT_USER, startRegistry, type RunningRegistry } from './support/registry.js';
 import { listTags, rawManifest, seedLayout } from './support/skopeo.js';
+import { globFilter } from '../src/services/tag-filter.js';
 
 const LARGE = 3 * 1024 * 1024 + 123;
 
@@ -57,7 +58,7 @@ describe('transient failures', () => {
   it('retries 503s and 429s with backoff and finishes with every tag', async () => {
     sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 2, fault: { type: 'status', status: 503 } });
     destinationProxy.addRule({ method: 'PUT', path: /\/manifests\//, times: 1, fault: { type: 'status', status: 429, headers: { 'retry-after': '0' } } });
-    const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/retry/app`, { tagFilter: ['a', 'b'], blobConcurrency: 1 }));
+    const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/retry/app`, { tagFilter: globFilter(['a', 'b']), blobConcurrency: 1 }));
     expect(result.status).toBe('finished');
     expect(result.statuses).toEqual(['pending', 'running', 'retrying', 'running', 'retrying', 'running', 'retrying', 'running', 'finished']);
     for (const tag of ['a', 'b']) {
@@ -80,7 +81,7 @@ describe('transient failures', () => {
       const path = new RegExp(`/blobs/${layer}$`);
       sourceProxy.addRule({ method: 'GET', path, times: 1, fault: { type: 'resetAfterBytes', bytes: 1_500_000 } });
       const before = { source: sourceProxy.requests.length, destination: destinationProxy.requests.length };
-      const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/resume/source`, { tagFilter: ['large'] }), chunked());
+      const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/resume/source`, { tagFilter: globFilter(['large']) }), chunked());
       expect(result.status).toBe('finished');
       expect(result.statuses).not.toContain('retrying');
       const gets = sourceProxy.requests.slice(before.source).filter((r) => path.test(r.path));
@@ -93,7 +94,7 @@ describe('transient failures', () => {
     it('sends a failed chunk again from the offset the registry reports', async () => {
       destinationProxy.addRule({ method: 'PATCH', path: /\/blobs\/uploads\//, times: 1, fault: { type: 'status', status: 503 } });
       const before = destinationProxy.requests.length;
-      const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/resume/destination`, { tagFilter: ['large'] }), chunked());
+      const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/resume/destination`, { tagFilter: globFilter(['large']) }), chunked());
       expect(result.status).toBe('finished');
       expect(result.statuses).not.toContain('retrying');
       const chunkRequests = uploads(before).filter((r) => r.method !== 'PUT' || r.path.includes(encodeURIComponent(layer)));
@@ -104,7 +105,7 @@ describe('transient failures', () => {
     it('starts the blob again through the job\'s retry when the registry dropped the upload session', async () => {
       destinationProxy.addRule({ method: 'PATCH', path: /\/blobs\/uploads\//, times: 1, fault: { type: 'status', status: 503 } });
       destinationProxy.addRule({ method: 'GET', path: /\/blobs\/uploads\//, times: 1, fault: { type: 'status', status: 404, body: '{"errors":[{"code":"BLOB_UPLOAD_INVALID"}]}' } });
-      const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/resume/restart`, { tagFilter: ['large'] }), chunked());
+      const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/resume/restart`, { tagFilter: globFilter(['large']) }), chunked());
       expect(result.status).toBe('finished');
       expect(result.statuses).toEqual(['pending', 'running', 'retrying', 'running', 'finished']);
       expect((await rawManifest({ host: destination.host, repository: 'resume/restart', tag: 'large' })).digest).toBe(built.large!.digest);
@@ -114,7 +115,7 @@ describe('transient failures', () => {
   it('gives up after the attempt limit with the last error', async () => {
     sourceProxy.addRule({ method: 'HEAD', path: /\/manifests\//, fault: { type: 'status', status: 502 } });
     const result = await replicate(
-      replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/exhausted/app`, { tagFilter: ['a'], retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 } }),
+      replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/exhausted/app`, { tagFilter: globFilter(['a']), retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 } }),
     );
     expect(result.status).toBe('error');
     expect(result.actor.getSnapshot().context.error?.message).toMatch(/^gave up after 3 attempts: HEAD manifest 127\.0\.0\.1:\d+\/fail\/app:a: 502/);

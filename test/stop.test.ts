@@ -6,6 +6,7 @@ import type { FaultProxy, FaultRule } from './support/fault-proxy.js';
 import { collect, environment, replicationInput, spawnFerry } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { listTags } from './support/skopeo.js';
+import { globFilter } from '../src/services/tag-filter.js';
 
 const BIG = 24 * 1024 * 1024;
 
@@ -65,7 +66,7 @@ describe('STOP', () => {
       const repository = `stopped/${phase.toLowerCase()}`;
       const held = hold(proxy, rule);
       const actor = createReplication(
-        replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/${repository}`, { tagFilter: ['small'] }),
+        replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/${repository}`, { tagFilter: globFilter(['small']) }),
         environment(),
       );
       actor.start();
@@ -93,7 +94,7 @@ describe('STOP', () => {
   it('in retrying ends the backoff wait at once', async () => {
     sourceProxy.addRule({ method: 'HEAD', path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
     const actor = createReplication(
-      replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/retrying`, { tagFilter: ['small'] }),
+      replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/retrying`, { tagFilter: globFilter(['small']) }),
       environment(),
     );
     actor.start();
@@ -109,7 +110,7 @@ describe('STOP', () => {
     sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, fault: { type: 'throttle', bytesPerSecond: 4 * 1024 * 1024 } });
     const events: JobEvent[] = [];
     const actor = createReplication(
-      replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/big`, { tagFilter: ['big'] }),
+      replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/big`, { tagFilter: globFilter(['big']) }),
       environment(),
       { onEvent: (e) => events.push(e) },
     );

@@ -2,7 +2,7 @@ import { fromPromise } from 'xstate';
 import { openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { listTags } from '../services/registry/tags.js';
 import { isRegistryError } from '../services/registry/errors.js';
-import { filterTags } from '../services/tag-filter.js';
+import { filterTags, type TagFilter } from '../services/tag-filter.js';
 import type { Location } from './types.js';
 
 export interface InitializeInput {
@@ -12,7 +12,7 @@ export interface InitializeInput {
   list: Location;
   /** Given tags skip the listing. */
   tags?: string[];
-  filter: string[];
+  filter: TagFilter;
   /** Deletion treats a repository that does not exist as one with no tags. */
   absentRepository: 'error' | 'empty';
 }

@@ -15,6 +15,8 @@ export interface PullManifestInput {
   items: WorkItem[];
   /** `os/arch[/variant]` to keep from indexes; empty keeps them all. */
   platforms: string[];
+  /** Replace a target tag that points at another digest. */
+  override: boolean;
 }
 
 export interface PullManifestOutput {
@@ -24,6 +26,8 @@ export interface PullManifestOutput {
   plans: TagPlan[];
   /** Items already at the wanted digest on the destination. */
   unchanged: TagOutcome[];
+  /** Items whose target points at another digest, left alone because override is off. */
+  kept: TagOutcome[];
   /** Blobs of the plans that the destination lacks, each once. */
   missing: Descriptor[];
 }
@@ -33,13 +37,14 @@ const NON_DISTRIBUTABLE = /\.(foreign|nondistributable)\./;
 
 export const planBatch = (runtime: JobRuntime) =>
   fromPromise<PullManifestOutput, PullManifestInput>(async ({ input, signal }) => {
-    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], missing: [] };
+    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], missing: [] };
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
-    const outcomes = await Promise.all(input.items.map((item) => planItem(runtime, source, destination, item, input.platforms, signal)));
+    const outcomes = await Promise.all(input.items.map((item) => planItem(runtime, source, destination, item, input, signal)));
 
     const plans = outcomes.filter((o): o is TagPlan => 'manifests' in o);
-    const unchanged = outcomes.filter((o): o is TagOutcome => !('manifests' in o));
+    const unchanged = outcomes.filter((o): o is Settled => 'settled' in o && o.settled === 'unchanged').map(outcome);
+    const kept = outcomes.filter((o): o is Settled => 'settled' in o && o.settled === 'kept').map(outcome);
     const blobs = new Map(plans.flatMap((p) => p.blobs).map((b) => [b.digest, b]));
     await Promise.all(
       [...blobs.values()]
@@ -55,23 +60,31 @@ export const planBatch = (runtime: JobRuntime) =>
       plan.missing = absent.map((b) => b.digest);
       plan.missingBytes = absent.reduce((sum, b) => sum + b.size, 0);
     }
-    return { taken: input.items.length, plans, unchanged, missing };
+    return { taken: input.items.length, plans, unchanged, kept, missing };
   });
+
+/** An item that needs no push: its target already holds the digest, or is kept as it is. */
+type Settled = TagOutcome & { settled: 'unchanged' | 'kept' };
+
+const outcome = ({ item, digest, sourceDigest }: Settled): TagOutcome => ({ item, digest, sourceDigest });
 
 async function planItem(
   runtime: JobRuntime,
   source: Repository,
   destination: Repository,
   item: WorkItem,
-  platforms: string[],
+  { platforms, override }: { platforms: string[]; override: boolean },
   signal: AbortSignal,
-): Promise<TagPlan | TagOutcome> {
+): Promise<TagPlan | Settled> {
   const [head, existing] = await Promise.all([
     headManifest(source, item.source, signal),
     headManifest(destination, item.target, signal),
   ]);
   if (!head) throw new RegistryError('NOT_FOUND', `${source.ref(item.source)}: manifest not found on the source`);
-  if (platforms.length === 0 && existing?.digest === head.digest) return { item, digest: head.digest, sourceDigest: head.digest };
+  const settle = (settled: Settled['settled'], digest: string): Settled => ({ item, digest, sourceDigest: head.digest, settled });
+  if (platforms.length === 0 && existing?.digest === head.digest) return settle('unchanged', head.digest);
+  // Without a platform filter the target digest is the source's: no GET needed to keep a tag.
+  if (platforms.length === 0 && existing && !override) return settle('kept', existing.digest);
 
   const root = await loadManifest(runtime, source, head.digest, signal);
   let target = root;
@@ -86,7 +99,8 @@ async function planItem(
       derived = { from: root.digest, platforms };
     }
   }
-  if (existing?.digest === target.digest) return { item, digest: target.digest, sourceDigest: head.digest };
+  if (existing?.digest === target.digest) return settle('unchanged', target.digest);
+  if (existing && !override) return settle('kept', existing.digest);
 
   const manifests: Manifest[] = [];
   await collect(runtime, source, target, manifests, signal);

@@ -4,6 +4,7 @@ import { markPresent, openRepository, type JobRuntime } from '../services/job-ru
 import { headBlob } from '../services/registry/blob.js';
 import { cancelUpload, startUpload } from '../services/registry/upload.js';
 import { mapLimit } from '../services/map-limit.js';
+import { RateLimiter } from '../services/rate-limit.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { Location } from './types.js';
 
@@ -12,6 +13,8 @@ export interface TransferBlobInput {
   destination: Location;
   blobs: Descriptor[];
   concurrency: number;
+  /** KiB/s for all the blobs together; null for no limit. */
+  bandwidthKiBps: number | null;
 }
 
 export interface TransferBlobOutput {
@@ -33,6 +36,7 @@ export const copyBlobs = (runtime: JobRuntime) =>
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const sameRegistry = input.source.registry === input.destination.registry;
+    const limiter = input.bandwidthKiBps ? new RateLimiter(input.bandwidthKiBps * 1024) : undefined;
     const result: TransferBlobOutput = { copied: 0, mounted: 0, bytes: 0 };
 
     await mapLimit(input.blobs, input.concurrency, async (blob) => {
@@ -57,6 +61,7 @@ export const copyBlobs = (runtime: JobRuntime) =>
           await copyBlob(source, destination, blob, upload.location, {
             ...runtime.transfer,
             signal,
+            ...(limiter ? { limiter } : {}),
             onBytes: (n) => {
               sent += n;
               const now = Date.now();

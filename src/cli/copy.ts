@@ -8,6 +8,7 @@ import { createReplication, jobPhase, jobStatus } from '../services/interpreter.
 import { createLogger, type LogFormat } from '../services/logger.js';
 import { parseReference, type Reference } from '../services/registry/reference.js';
 import { Registries } from '../services/registry/registries.js';
+import { globFilter } from '../services/tag-filter.js';
 import { createReporter } from './report.js';
 import { registryResolver } from './registry-options.js';
 import { positiveInteger, UsageError } from './usage.js';
@@ -30,6 +31,7 @@ Options:
   --dest-insecure       the same for the destination
   --src-ca FILE         PEM CA bundle to trust for the source
   --dest-ca FILE        the same for the destination
+  --limit-rate KIB      blob bandwidth for the job, in KiB/s
   --dry-run             print the plan (tags, blobs, bytes) and write nothing
   --log-format FORMAT   text (default) or json (pino lines on stdout)
 
@@ -61,6 +63,7 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
       'src-ca': { type: 'string' },
       'dest-ca': { type: 'string' },
       'dry-run': { type: 'boolean' },
+      'limit-rate': { type: 'string' },
       'log-format': { type: 'string' },
     },
   });
@@ -74,12 +77,14 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     source: { registry: source.registry, repository: source.repository },
     destination: { registry: destination.registry, repository: destination.repository },
     ...workItems(source, destination, values.tags),
-    tagFilter: values.tags ?? [],
+    tagFilter: globFilter(values.tags ?? []),
     platforms: (values.platform ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean).map(checkPlatform),
     batchSize: positiveInteger(values.batch, '--batch', 8),
     blobConcurrency: positiveInteger(values.concurrency, '--concurrency', 4),
     retry: { ...DEFAULT_RETRY, maxAttempts: positiveInteger(values.retries, '--retries', DEFAULT_RETRY.maxAttempts) },
     dryRun: values['dry-run'] ?? false,
+    override: true,
+    bandwidthKiBps: values['limit-rate'] === undefined ? null : positiveInteger(values['limit-rate'], '--limit-rate', 0),
   };
 
   const logger = createLogger(logFormat as LogFormat, io.stdout);

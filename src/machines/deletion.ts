@@ -4,6 +4,7 @@ import type { DeleteEvent, DeleteInput, DeleteOutput } from '../actors/delete.js
 import type { InitializeInput, InitializeOutput } from '../actors/initialize.js';
 import type { Location } from '../actors/types.js';
 import type { ErrorInfo } from '../services/registry/errors.js';
+import type { TagFilter } from '../services/tag-filter.js';
 import { provided } from './provided.js';
 import { canRetry, fail, phaseFailedIn, retrying, scheduleRetry, type RetryContext, type RetryPolicy } from './retry.js';
 
@@ -11,7 +12,7 @@ export interface DeletionInput {
   destination: Location;
   /** Explicit tags; otherwise every destination tag that passes the filter. */
   tags?: string[];
-  tagFilter: string[];
+  tagFilter: TagFilter;
   concurrency: number;
   retry: RetryPolicy;
 }

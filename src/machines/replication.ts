@@ -8,6 +8,7 @@ import type { TransferBlobInput, TransferBlobOutput, TransferEvent } from '../ac
 import type { Location, TagOutcome, TagPlan, WorkItem } from '../actors/types.js';
 import type { ErrorInfo } from '../services/registry/errors.js';
 import type { Descriptor } from '../services/registry/media-types.js';
+import type { TagFilter } from '../services/tag-filter.js';
 import { provided } from './provided.js';
 import { canRetry, fail, phaseFailedIn, retrying, scheduleRetry, type RetryContext, type RetryPolicy } from './retry.js';
 
@@ -16,9 +17,12 @@ export interface ReplicationInput {
   destination: Location;
   /** Explicit items (a tag or digest on the command line); otherwise every source tag. */
   items?: WorkItem[];
-  /** Globs; `!glob` excludes. */
-  tagFilter: string[];
+  tagFilter: TagFilter;
   platforms: string[];
+  /** Replace a destination tag that points at another digest; otherwise keep it. */
+  override: boolean;
+  /** Blob bytes per second for the whole job, in KiB; null for no limit. */
+  bandwidthKiBps: number | null;
   /** Items planned, transferred and pushed together per turn of the loop. */
   batchSize: number;
   blobConcurrency: number;
@@ -30,6 +34,8 @@ export interface ReplicationProgress {
   tagsTotal: number;
   tagsCopied: number;
   tagsUnchanged: number;
+  /** Tags left as they were because they point elsewhere and override is off. */
+  tagsKept: number;
   blobsCopied: number;
   blobsMounted: number;
   bytesCopied: number;
@@ -50,7 +56,8 @@ export type ReplicationEvent = { type: 'START' } | { type: 'STOP' };
 export type ReplicationEmitted =
   | { type: 'tag.planned'; plan: TagPlan }
   | ({ type: 'tag.copied' } & TagOutcome)
-  | ({ type: 'tag.unchanged' } & TagOutcome);
+  | ({ type: 'tag.unchanged' } & TagOutcome)
+  | ({ type: 'tag.kept' } & TagOutcome);
 
 const phaseFailed = phaseFailedIn('replication');
 
@@ -88,9 +95,14 @@ export const replicationMachine = setup({
         plans: batch.plans,
         missing: batch.missing,
         attempt: 0,
-        progress: { ...context.progress, tagsUnchanged: context.progress.tagsUnchanged + batch.unchanged.length },
+        progress: {
+          ...context.progress,
+          tagsUnchanged: context.progress.tagsUnchanged + batch.unchanged.length,
+          tagsKept: context.progress.tagsKept + batch.kept.length,
+        },
       });
       for (const outcome of batch.unchanged) enqueue.emit({ type: 'tag.unchanged', ...outcome });
+      for (const outcome of batch.kept) enqueue.emit({ type: 'tag.kept', ...outcome });
     }),
     reportPlans: enqueueActions(({ enqueue }, batch: PullManifestOutput) => {
       for (const plan of batch.plans) enqueue.emit({ type: 'tag.planned', plan });
@@ -124,7 +136,7 @@ export const replicationMachine = setup({
     pending: [],
     plans: [],
     missing: [],
-    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
+    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, tagsKept: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
     attempt: 0,
     retryAt: undefined,
     error: undefined,
@@ -171,6 +183,7 @@ export const replicationMachine = setup({
               destination: job.destination,
               items: pending.slice(0, job.batchSize),
               platforms: job.platforms,
+              override: job.override,
             }),
             onDone: [
               { guard: { type: 'noTagLeft', params: ({ event }) => event.output }, target: '#replication.finished' },
@@ -208,6 +221,7 @@ export const replicationMachine = setup({
               destination: job.destination,
               blobs: missing,
               concurrency: job.blobConcurrency,
+              bandwidthKiBps: job.bandwidthKiBps,
             }),
             onDone: { target: 'pushManifest', actions: { type: 'countTransfer', params: ({ event }) => event.output } },
           },

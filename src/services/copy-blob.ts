@@ -7,6 +7,7 @@ import { RegistryError } from './registry/errors.js';
 import { finishUpload, patchUpload, putUpload, uploadStatus } from './registry/upload.js';
 import type { Descriptor } from './registry/media-types.js';
 import type { Repository } from './registry/repository.js';
+import { throttled, type RateLimiter } from './rate-limit.js';
 
 export interface BlobCopyOptions {
   /** Blobs larger than this go up in chunks that can resume; smaller ones in one PUT. */
@@ -16,9 +17,13 @@ export interface BlobCopyOptions {
   maxResumes: number;
   signal?: AbortSignal;
   onBytes?: (bytes: number) => void;
+  /** The job's bandwidth limit, shared by all its blobs. */
+  limiter?: RateLimiter;
 }
 
-export const DEFAULT_BLOB_COPY: Omit<BlobCopyOptions, 'signal' | 'onBytes'> = {
+export type TransferTuning = Omit<BlobCopyOptions, 'signal' | 'onBytes' | 'limiter'>;
+
+export const DEFAULT_BLOB_COPY: TransferTuning = {
   chunkThreshold: 32 * 1024 * 1024,
   chunkSize: 16 * 1024 * 1024,
   maxResumes: 3,
@@ -41,7 +46,7 @@ export async function copyBlob(
   await putUpload(
     destination,
     location,
-    { digest: blob.digest, size: blob.size, body: Readable.from(verified(body, blob, what, options.onBytes), { objectMode: false }) },
+    { digest: blob.digest, size: blob.size, body: Readable.from(verified(throttled(body, options.limiter, options.signal), blob, what, options.onBytes), { objectMode: false }) },
     options.signal,
   );
 }
@@ -62,7 +67,7 @@ async function copyChunked(
 ): Promise<void> {
   const { signal } = options;
   const hash = newHash(blob.digest);
-  const reader = new ResumingReader(source, blob, signal, options.maxResumes);
+  const reader = new ResumingReader(source, blob, signal, options.maxResumes, options.limiter);
   let location = firstLocation;
   let committed = 0;
   let resumes = 0;
@@ -108,12 +113,14 @@ class ResumingReader {
   readonly #signal: AbortSignal | undefined;
   readonly #what: string;
   #reopens: number;
+  readonly #limiter: RateLimiter | undefined;
   #offset = 0;
   #body: (AsyncIterable<Buffer> & { destroy(): void }) | undefined;
   #iterator: AsyncIterator<Buffer> | undefined;
   #leftover: Buffer | undefined;
 
-  constructor(source: Repository, blob: Descriptor, signal: AbortSignal | undefined, reopens: number) {
+  constructor(source: Repository, blob: Descriptor, signal: AbortSignal | undefined, reopens: number, limiter: RateLimiter | undefined) {
+    this.#limiter = limiter;
     this.#source = source;
     this.#blob = blob;
     this.#signal = signal;
@@ -139,6 +146,7 @@ class ResumingReader {
         throw new RegistryError('SIZE_MISMATCH', `${this.#what}: ended after ${this.#offset} bytes, the manifest declares ${this.#blob.size}`);
       }
       const used = Math.min(piece.length, length - filled);
+      await this.#limiter?.take(used, this.#signal);
       piece.copy(chunk, filled, 0, used);
       if (used < piece.length) this.#leftover = piece.subarray(used);
       filled += used;

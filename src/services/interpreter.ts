@@ -6,7 +6,7 @@ import type { DeleteEvent } from '../actors/delete.js';
 import { deletionMachine, type DeletionInput } from '../machines/deletion.js';
 import { replicationMachine, type ReplicationEmitted, type ReplicationInput } from '../machines/replication.js';
 import type { BlobLocator } from './blob-locator.js';
-import { DEFAULT_BLOB_COPY, type BlobCopyOptions } from './copy-blob.js';
+import { DEFAULT_BLOB_COPY, type TransferTuning } from './copy-blob.js';
 import type { JobRuntime } from './job-runtime.js';
 import type { Registries } from './registry/registries.js';
 
@@ -15,7 +15,7 @@ export interface Environment {
   registries: Registries;
   locator: BlobLocator;
   logger: Logger;
-  transfer?: Omit<BlobCopyOptions, 'signal' | 'onBytes'>;
+  transfer?: TransferTuning;
 }
 
 export type JobStatus = 'pending' | 'running' | 'retrying' | 'finished' | 'error' | 'stopped';

@@ -4,7 +4,7 @@ import { Repository } from './registry/repository.js';
 import type { Registries } from './registry/registries.js';
 import { getManifest, type Manifest } from './registry/manifest.js';
 import type { BlobLocator } from './blob-locator.js';
-import type { BlobCopyOptions } from './copy-blob.js';
+import type { TransferTuning } from './copy-blob.js';
 import type { Location } from '../actors/types.js';
 
 export type BlobState = 'present' | 'missing';
@@ -21,7 +21,7 @@ export interface JobRuntime {
   /** Per job: source manifests fetched by digest, and derived indexes built from them. */
   manifests: Map<string, Manifest>;
   locator: BlobLocator;
-  transfer: Omit<BlobCopyOptions, 'signal' | 'onBytes'>;
+  transfer: TransferTuning;
   logger: Logger;
 }
 

@@ -8,6 +8,7 @@ import { BlobLocator } from '../../src/services/blob-locator.js';
 import { createReplication, jobStatus, type Environment, type JobEvent, type ReplicationActor } from '../../src/services/interpreter.js';
 import { Registries } from '../../src/services/registry/registries.js';
 import type { Credentials } from '../../src/services/registry/credentials.js';
+import { globFilter } from '../../src/services/tag-filter.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -65,8 +66,10 @@ export function replicationInput(source: string, destination: string, overrides:
   return {
     source: { registry: srcRegistry!, repository: srcPath.join('/') },
     destination: { registry: dstRegistry!, repository: dstPath.join('/') },
-    tagFilter: [],
+    tagFilter: globFilter([]),
     platforms: [],
+    override: true,
+    bandwidthKiBps: null,
     batchSize: 8,
     blobConcurrency: 4,
     retry: { ...DEFAULT_RETRY, baseDelayMs: 50, maxDelayMs: 200 },
