@@ -57,7 +57,7 @@ describe('deletion job', () => {
     const { snapshot, events } = await run({ ...input, tags: ['a', 'c', 'gone'] });
     expect(jobStatus(snapshot)).toBe('finished');
     expect(snapshot.context.progress).toEqual({ tagsTotal: 3, tagsDeleted: 2, tagsAbsent: 1 });
-    expect(events.filter((e) => e.type === 'tag.deleted').map((e) => (e as { tag: string }).tag).sort()).toEqual(['a', 'c', 'gone']);
+    expect(events.filter((e) => e.type === 'tag.deleted').map((e) => (e as { reference: string }).reference).sort()).toEqual(['a', 'c', 'gone']);
     expect((await listTags({ host: registry.host, repository: 'delete/given' })).sort()).toEqual(['b', 'd']);
   });
 

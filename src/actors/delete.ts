@@ -2,11 +2,13 @@ import { fromPromise } from 'xstate';
 import { openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { deleteManifest, headManifest } from '../services/registry/manifest.js';
 import { mapLimit } from '../services/map-limit.js';
+import { isDigest } from '../services/registry/digest.js';
 import type { Location } from './types.js';
 
 export interface DeleteInput {
   destination: Location;
-  tags: string[];
+  /** Tags, or digests of manifests. */
+  references: string[];
   concurrency: number;
 }
 
@@ -16,7 +18,7 @@ export interface DeleteOutput {
   absent: string[];
 }
 
-export type DeleteEvent = { type: 'tag.deleted'; tag: string; digest: string | undefined };
+export type DeleteEvent = { type: 'tag.deleted'; reference: string; digest: string | undefined };
 
 /**
  * Deletes each tag's manifest by digest: distribution 2.8 cannot delete a tag alone, so
@@ -26,11 +28,11 @@ export const deleteTags = (runtime: JobRuntime) =>
   fromPromise<DeleteOutput, DeleteInput, DeleteEvent>(async ({ input, signal, emit }) => {
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const output: DeleteOutput = { deleted: [], absent: [] };
-    await mapLimit(input.tags, input.concurrency, async (tag) => {
-      const head = await headManifest(destination, tag, signal);
+    await mapLimit(input.references, input.concurrency, async (reference) => {
+      const head = isDigest(reference) ? { digest: reference } : await headManifest(destination, reference, signal);
       const result = head ? await deleteManifest(destination, head.digest, signal) : 'absent';
-      output[result].push(tag);
-      emit({ type: 'tag.deleted', tag, digest: head?.digest });
+      output[result].push(reference);
+      emit({ type: 'tag.deleted', reference, digest: head?.digest });
     });
     return output;
   });

@@ -110,7 +110,7 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
           break;
         }
         case 'tag.deleted':
-          line(`deleted    ${event.tag}`);
+          line(`deleted    ${event.reference}`);
           break;
       }
     },

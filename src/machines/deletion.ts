@@ -12,6 +12,8 @@ export interface DeletionInput {
   destination: Location;
   /** Explicit tags; otherwise every destination tag that passes the filter. */
   tags?: string[];
+  /** Manifests to delete by digest (a deletion replicated from the source), instead of tags. */
+  digests?: string[];
   tagFilter: TagFilter;
   concurrency: number;
   retry: RetryPolicy;
@@ -85,7 +87,7 @@ export const deletionMachine = setup({
             input: ({ context: { job } }) => ({
               registries: [job.destination.registry],
               list: job.destination,
-              ...(job.tags ? { tags: job.tags } : {}),
+              ...(job.tags || job.digests ? { tags: [...(job.tags ?? []), ...(job.digests ?? [])] } : {}),
               filter: job.tagFilter,
               absentRepository: 'empty' as const,
             }),
@@ -97,7 +99,7 @@ export const deletionMachine = setup({
             id: 'delete',
             src: 'deleteTags',
             onError: phaseFailed,
-            input: ({ context: { job, tags } }) => ({ destination: job.destination, tags, concurrency: job.concurrency }),
+            input: ({ context: { job, tags } }) => ({ destination: job.destination, references: tags, concurrency: job.concurrency }),
             onDone: { target: '#deletion.finished', actions: { type: 'countDeleted', params: ({ event }) => event.output } },
           },
         },
