@@ -2,13 +2,11 @@ import { RegistryError } from './errors.js';
 import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
 import type { Credentials } from './credentials.js';
 
-/** `delete` only for deleting manifests: distribution's token auth asks for it. */
-export type Action = 'pull' | 'push' | 'delete';
+/** `delete` only for deleting manifests: distribution's token auth asks for it; `*` for the catalog. */
+export type Action = 'pull' | 'push' | 'delete' | '*';
 
-export interface Scope {
-  repository: string;
-  actions: Action[];
-}
+/** A token-spec resource and the actions wanted on it: a repository, or the catalog (`registry:catalog:*`). */
+export type Scope = { repository: string; actions: Action[] } | { registry: 'catalog'; actions: Action[] };
 
 export interface TokenRequest {
   url: URL;
@@ -38,15 +36,19 @@ const EXPIRY_MARGIN_MS = 15_000;
 function covers(scopes: Scope[], wanted: string | undefined): boolean {
   if (!wanted) return true;
   return wanted.split(' ').every((item) => {
-    const match = /^repository:([^:]+):([\w*,]+)$/.exec(item);
+    const match = /^((?:repository|registry):[^:]+):([\w*,]+)$/.exec(item);
     if (!match) return false;
-    const granted = new Set<string>(scopes.filter((s) => s.repository === match[1]).flatMap((s) => s.actions));
+    const granted = new Set<string>(scopes.filter((s) => resource(s) === match[1]).flatMap((s) => s.actions));
     return match[2]!.split(',').every((action) => granted.has(action));
   });
 }
 
+function resource(scope: Scope): string {
+  return 'registry' in scope ? `registry:${scope.registry}` : `repository:${scope.repository}`;
+}
+
 export function scopeString(scope: Scope): string {
-  return `repository:${scope.repository}:${scope.actions.join(',')}`;
+  return `${resource(scope)}:${scope.actions.join(',')}`;
 }
 
 /**

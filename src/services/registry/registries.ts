@@ -28,6 +28,14 @@ export class Registries {
     return abortable(client, signal, `connect to ${registry}`);
   }
 
+  /**
+   * Drops a registry's client (its settings changed): the next use connects anew. Jobs
+   * holding the old one finish with it; its idle connections time out.
+   */
+  forget(registry: string): void {
+    this.#clients.delete(registry);
+  }
+
   async close(): Promise<void> {
     const clients = await Promise.allSettled(this.#clients.values());
     this.#clients.clear();

@@ -1,0 +1,253 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFaultProxy } from '../../../test/support/fault-proxy.js';
+import type { FaultProxy } from '../../../test/support/fault-proxy.js';
+import { writeOciLayout } from '../../../test/support/images.js';
+import { startRegistry } from '../../../test/support/registry.js';
+import type { RunningRegistry } from '../../../test/support/registry.js';
+import { seedTag } from '../../../test/support/skopeo.js';
+import type { DeletionInput } from '../../machines/deletion.js';
+import type { ReplicationInput } from '../../machines/replication.js';
+import { DEFAULT_RETRY } from '../../machines/retry.js';
+import { RegistryError } from '../registry/errors.js';
+import { Registries } from '../registry/registries.js';
+import type { NewJob, Policy, Registry } from '../store/types.js';
+import { planJobs } from './plan-jobs.js';
+
+const SEEDED = ['other/x', 'team/a', 'team/b/c'];
+const DESTINATION = 'mirror.example.com';
+
+let layout: string;
+let source: RunningRegistry;
+let proxy: FaultProxy;
+let registries: Registries;
+
+beforeAll(async () => {
+  layout = await mkdtemp(join(tmpdir(), 'ferry-plan-jobs-test-'));
+  [, source] = await Promise.all([writeOciLayout(layout, { v1: { layers: [{ size: 128, seed: 'plan' }] } }), startRegistry()]);
+  await Promise.all(SEEDED.map((repository) => seedTag(layout, 'v1', { host: source.host, repository })));
+  proxy = await startFaultProxy(source.host);
+  registries = new Registries(async (registry) => ({ registry }));
+});
+
+afterAll(async () => {
+  await registries?.close();
+  await proxy?.stop();
+  await source?.stop();
+  await rm(layout, { recursive: true, force: true });
+});
+
+function registry(url: string): Registry {
+  return {
+    id: `id-${url}`,
+    name: url,
+    url,
+    insecure: false,
+    ca: null,
+    hasCredentials: false,
+    username: null,
+    createdAt: '2025-01-01T00:00:00.000Z',
+    updatedAt: '2025-01-01T00:00:00.000Z',
+  };
+}
+
+function policy(overrides: Partial<Policy> = {}): Policy {
+  return {
+    id: 'policy-1',
+    name: 'mirror team',
+    enabled: true,
+    sourceRegistryId: 'source',
+    destinationRegistryId: 'destination',
+    repositories: { include: [], exclude: [] },
+    tags: { include: [], exclude: [], syntax: 'glob' },
+    rewrite: { namespace: null, flatten: 0 },
+    override: true,
+    platforms: [],
+    replicateDeletions: false,
+    bandwidthKiBps: null,
+    trigger: { type: 'manual' },
+    priority: 0,
+    createdAt: '2025-01-01T00:00:00.000Z',
+    updatedAt: '2025-01-01T00:00:00.000Z',
+    ...overrides,
+  };
+}
+
+/** A Registries that fails the test if a plan connects anywhere: events need no listing. */
+const offline = new Registries(async (name) => {
+  throw new Error(`unexpected connection to ${name}`);
+});
+
+const destinations = (jobs: NewJob[]): string[] => jobs.map((job) => job.destination);
+
+describe('planJobs for every repository', () => {
+  const all = { kind: 'all' } as const;
+
+  it('plans one copy job per repository of the source, without items, in order', async () => {
+    const chosen = policy({
+      tags: { include: ['v*'], exclude: [], syntax: 'glob' },
+      platforms: ['linux/amd64'],
+      override: false,
+      bandwidthKiBps: 512,
+      priority: 3,
+    });
+    const jobs = await planJobs(chosen, registry(source.host), registry(DESTINATION), registries, all);
+    expect(destinations(jobs)).toEqual(SEEDED.map((repository) => `${DESTINATION}/${repository}`));
+    expect(jobs[2]).toEqual<NewJob>({
+      operation: 'copy',
+      source: `${source.host}/team/b/c`,
+      destination: `${DESTINATION}/team/b/c`,
+      priority: 3,
+      input: {
+        source: { registry: source.host, repository: 'team/b/c' },
+        destination: { registry: DESTINATION, repository: 'team/b/c' },
+        tagFilter: { include: ['v*'], exclude: [], syntax: 'glob' },
+        platforms: ['linux/amd64'],
+        override: false,
+        bandwidthKiBps: 512,
+        batchSize: 8,
+        blobConcurrency: 4,
+        retry: DEFAULT_RETRY,
+        dryRun: false,
+      } satisfies ReplicationInput,
+    });
+  });
+
+  it.each<[string, Policy['repositories'], string[]]>([
+    ['"**" crosses "/"', { include: ['team/**'], exclude: [] }, ['team/a', 'team/b/c']],
+    ['"*" stays within one component', { include: ['team/*'], exclude: [] }, ['team/a']],
+    ['excludes win over includes', { include: ['**'], exclude: ['team/b/**'] }, ['other/x', 'team/a']],
+    ['several includes', { include: ['other/x', 'team/a'], exclude: [] }, ['other/x', 'team/a']],
+    ['nothing selected', { include: ['nope/**'], exclude: [] }, []],
+  ])('selects repositories with globs: %s', async (_name, repositories, expected) => {
+    const jobs = await planJobs(policy({ repositories }), registry(source.host), registry(DESTINATION), registries, all);
+    expect(jobs.map((job) => (job.input as ReplicationInput).source.repository)).toEqual(expected);
+  });
+
+  it('rewrites destination repositories with the policy namespace and flattening', async () => {
+    const chosen = policy({ repositories: { include: ['team/**'], exclude: [] }, rewrite: { namespace: 'mirror', flatten: 1 } });
+    const jobs = await planJobs(chosen, registry(source.host), registry(DESTINATION), registries, all);
+    expect(destinations(jobs)).toEqual([`${DESTINATION}/mirror/a`, `${DESTINATION}/mirror/b/c`]);
+    expect(jobs.map((job) => (job.input as ReplicationInput).destination)).toEqual([
+      { registry: DESTINATION, repository: 'mirror/a' },
+      { registry: DESTINATION, repository: 'mirror/b/c' },
+    ]);
+    expect(jobs.map((job) => job.source)).toEqual([`${source.host}/team/a`, `${source.host}/team/b/c`]);
+  });
+
+  it('sorts repositories a registry lists out of order', async () => {
+    proxy.addRule({
+      method: 'GET',
+      path: /^\/v2\/_catalog/,
+      fault: { type: 'status', status: 200, body: JSON.stringify({ repositories: ['team/b/c', 'other/x', 'team/a'] }) },
+      times: 1,
+    });
+    const jobs = await planJobs(policy(), registry(proxy.host), registry(DESTINATION), registries, all);
+    expect(destinations(jobs)).toEqual(SEEDED.map((repository) => `${DESTINATION}/${repository}`));
+  });
+
+  it('fails with the catalog error when the source cannot list its repositories', async () => {
+    proxy.addRule({ method: 'GET', path: /^\/v2\/_catalog/, fault: { type: 'status', status: 503 }, times: 1 });
+    const error = await planJobs(policy(), registry(proxy.host), registry(DESTINATION), registries, all).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'SERVER_ERROR', message: `list repositories of ${proxy.host}: 503` });
+  });
+});
+
+describe('planJobs for a pushed tag', () => {
+  const push = { kind: 'push', repository: 'team/b/c', tag: 'v1.2' } as const;
+
+  it('plans one copy job for the tag, rewritten', async () => {
+    const chosen = policy({ rewrite: { namespace: 'mirror', flatten: -1 }, priority: 7 });
+    const jobs = await planJobs(chosen, registry('src.example.com'), registry(DESTINATION), offline, push);
+    expect(jobs).toEqual<NewJob[]>([
+      {
+        operation: 'copy',
+        source: 'src.example.com/team/b/c',
+        destination: `${DESTINATION}/mirror/c`,
+        priority: 7,
+        input: {
+          source: { registry: 'src.example.com', repository: 'team/b/c' },
+          destination: { registry: DESTINATION, repository: 'mirror/c' },
+          items: [{ source: 'v1.2', target: 'v1.2' }],
+          tagFilter: chosen.tags,
+          platforms: [],
+          override: true,
+          bandwidthKiBps: null,
+          batchSize: 8,
+          blobConcurrency: 4,
+          retry: DEFAULT_RETRY,
+          dryRun: false,
+        } satisfies ReplicationInput,
+      },
+    ]);
+  });
+
+  it.each<[string, Partial<Policy>]>([
+    ['the repository is not included', { repositories: { include: ['other/**'], exclude: [] } }],
+    ['the repository is excluded', { repositories: { include: [], exclude: ['team/**'] } }],
+    ['the tag is not included', { tags: { include: ['latest'], exclude: [], syntax: 'glob' } }],
+    ['the tag is excluded by a regex', { tags: { include: [], exclude: ['v1\\.\\d+'], syntax: 'regex' } }],
+  ])('plans nothing when %s', async (_name, overrides) => {
+    expect(await planJobs(policy(overrides), registry('src.example.com'), registry(DESTINATION), offline, push)).toEqual([]);
+  });
+
+  it('fails with INVALID_CONFIG for a tag filter that does not compile', async () => {
+    const broken = policy({ tags: { include: ['('], exclude: [], syntax: 'regex' } });
+    await expect(planJobs(broken, registry('src.example.com'), registry(DESTINATION), offline, push)).rejects.toMatchObject({ code: 'INVALID_CONFIG' });
+  });
+});
+
+describe('planJobs for a deletion', () => {
+  const replicating = (overrides: Partial<Policy> = {}) => policy({ replicateDeletions: true, ...overrides });
+  const plan = (chosen: Policy, scope: { repository: string; tag?: string; digest?: string }) =>
+    planJobs(chosen, registry('src.example.com'), registry(DESTINATION), offline, { kind: 'delete', ...scope });
+  const digest = `sha256:${'a'.repeat(64)}`;
+
+  it('plans one delete job on the rewritten destination for a deleted tag', async () => {
+    const chosen = replicating({ rewrite: { namespace: 'mirror', flatten: 1 }, priority: 2 });
+    expect(await plan(chosen, { repository: 'team/b/c', tag: 'v1', digest })).toEqual<NewJob[]>([
+      {
+        operation: 'delete',
+        source: null,
+        destination: `${DESTINATION}/mirror/b/c`,
+        priority: 2,
+        input: {
+          destination: { registry: DESTINATION, repository: 'mirror/b/c' },
+          tags: ['v1'],
+          tagFilter: chosen.tags,
+          concurrency: 4,
+          retry: DEFAULT_RETRY,
+        } satisfies DeletionInput,
+      },
+    ]);
+  });
+
+  it('deletes by digest when the event names no tag, whatever the tag filter', async () => {
+    const chosen = replicating({ tags: { include: ['release-*'], exclude: [], syntax: 'glob' } });
+    const [job] = await plan(chosen, { repository: 'team/a', digest });
+    expect(job?.input).toEqual<DeletionInput>({
+      destination: { registry: DESTINATION, repository: 'team/a' },
+      digests: [digest],
+      tagFilter: chosen.tags,
+      concurrency: 4,
+      retry: DEFAULT_RETRY,
+    });
+  });
+
+  it.each<[string, Policy, { repository: string; tag?: string; digest?: string }]>([
+    ['the policy does not replicate deletions', policy(), { repository: 'team/a', tag: 'v1' }],
+    ['the repository is not selected', replicating({ repositories: { include: ['other/**'], exclude: [] } }), { repository: 'team/a', tag: 'v1' }],
+    ['the tag is not selected', replicating({ tags: { include: ['release-*'], exclude: [], syntax: 'glob' } }), { repository: 'team/a', tag: 'v1' }],
+  ])('plans nothing when %s', async (_name, chosen, scope) => {
+    expect(await plan(chosen, scope)).toEqual([]);
+  });
+
+  it('fails with INVALID_REFERENCE for an event with neither tag nor digest', async () => {
+    const error = await plan(replicating(), { repository: 'team/a' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'INVALID_REFERENCE', message: 'deletion in team/a: the event names neither a tag nor a digest' });
+  });
+});

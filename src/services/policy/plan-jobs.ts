@@ -1,0 +1,92 @@
+import type { WorkItem } from '../../actors/types.js';
+import type { DeletionInput } from '../../machines/deletion.js';
+import type { ReplicationInput } from '../../machines/replication.js';
+import { DEFAULT_RETRY } from '../../machines/retry.js';
+import { listRepositories } from '../registry/catalog.js';
+import { RegistryError } from '../registry/errors.js';
+import type { Registries } from '../registry/registries.js';
+import type { NewJob, Policy, Registry } from '../store/types.js';
+import { compileFilter } from '../tag-filter.js';
+import { rewriteRepository } from './rewrite.js';
+
+/** What a policy run covers. */
+export type PolicyScope =
+  /** Manual and cron runs: every repository the filters select. */
+  | { kind: 'all' }
+  /** An event: one tag pushed on the source. */
+  | { kind: 'push'; repository: string; tag: string }
+  /** An event: a tag or a manifest deleted on the source. */
+  | { kind: 'delete'; repository: string; tag?: string; digest?: string };
+
+const BATCH_SIZE = 8;
+const BLOB_CONCURRENCY = 4;
+const DELETE_CONCURRENCY = 4;
+
+/** The jobs of one policy run: a copy job per selected repository, or one job for an event. */
+export async function planJobs(
+  policy: Policy,
+  source: Registry,
+  destination: Registry,
+  registries: Registries,
+  scope: PolicyScope,
+  signal?: AbortSignal,
+): Promise<NewJob[]> {
+  const selected = compileFilter(policy.repositories);
+  switch (scope.kind) {
+    case 'all': {
+      const client = await registries.get(source.url, signal);
+      const repositories = (await listRepositories(client, signal)).filter(selected).sort();
+      return repositories.map((repository) => copyJob(policy, source, destination, repository));
+    }
+    case 'push': {
+      if (!selected(scope.repository) || !compileFilter(policy.tags)(scope.tag)) return [];
+      return [copyJob(policy, source, destination, scope.repository, [{ source: scope.tag, target: scope.tag }])];
+    }
+    case 'delete': {
+      if (!policy.replicateDeletions || !selected(scope.repository)) return [];
+      if (scope.tag !== undefined && !compileFilter(policy.tags)(scope.tag)) return [];
+      return [deleteJob(policy, destination, scope)];
+    }
+  }
+}
+
+function copyJob(policy: Policy, source: Registry, destination: Registry, repository: string, items?: WorkItem[]): NewJob {
+  const target = rewriteRepository(repository, policy.rewrite);
+  const input: ReplicationInput = {
+    source: { registry: source.url, repository },
+    destination: { registry: destination.url, repository: target },
+    ...(items ? { items } : {}),
+    tagFilter: policy.tags,
+    platforms: policy.platforms,
+    override: policy.override,
+    bandwidthKiBps: policy.bandwidthKiBps,
+    batchSize: BATCH_SIZE,
+    blobConcurrency: BLOB_CONCURRENCY,
+    retry: DEFAULT_RETRY,
+    dryRun: false,
+  };
+  return {
+    operation: 'copy',
+    source: `${source.url}/${repository}`,
+    destination: `${destination.url}/${target}`,
+    priority: policy.priority,
+    input,
+  };
+}
+
+function deleteJob(policy: Policy, destination: Registry, scope: Extract<PolicyScope, { kind: 'delete' }>): NewJob {
+  const target = rewriteRepository(scope.repository, policy.rewrite);
+  // A tag when the event names one: deleting its digest would take every other tag of that manifest too.
+  const references = scope.tag !== undefined ? { tags: [scope.tag] }
+    : scope.digest !== undefined ? { digests: [scope.digest] }
+    : undefined;
+  if (!references) throw new RegistryError('INVALID_REFERENCE', `deletion in ${scope.repository}: the event names neither a tag nor a digest`);
+  const input: DeletionInput = {
+    destination: { registry: destination.url, repository: target },
+    ...references,
+    tagFilter: policy.tags,
+    concurrency: DELETE_CONCURRENCY,
+    retry: DEFAULT_RETRY,
+  };
+  return { operation: 'delete', source: null, destination: `${destination.url}/${target}`, priority: policy.priority, input };
+}
