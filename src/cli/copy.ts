@@ -5,12 +5,14 @@ import type { ReplicationInput } from '../machines/replication.js';
 import type { WorkItem } from '../actors/types.js';
 import { BlobLocator } from '../services/blob-locator.js';
 import { createReplication, jobPhase, jobStatus } from '../services/interpreter.js';
-import { createLogger, type LogFormat } from '../services/logger.js';
+import { createLogger } from '../services/logger.js';
+import { logFormat } from './options.js';
 import { parseReference, type Reference } from '../services/registry/reference.js';
 import { Registries } from '../services/registry/registries.js';
 import { globFilter } from '../services/tag-filter.js';
 import { createReporter } from './report.js';
 import { registryResolver } from './registry-options.js';
+import type { CommandIO } from './io.js';
 import { positiveInteger, UsageError } from './usage.js';
 
 export const COPY_USAGE = `Usage: ferry copy SRC DST [options]
@@ -37,14 +39,6 @@ Options:
 
 Exit codes: 0 finished, 1 the job failed, 2 bad usage, 130 stopped (Ctrl-C).`;
 
-export interface CommandIO {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-  /** Resolves when the user asks to stop (SIGINT). */
-  interrupted: Promise<void>;
-}
-
 export async function copyCommand(argv: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -68,8 +62,7 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     },
   });
   if (positionals.length !== 2) throw new UsageError(`copy takes SRC and DST, got ${positionals.length} argument(s)`);
-  const logFormat = values['log-format'] ?? 'text';
-  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`--log-format is text or json, not "${logFormat}"`);
+  const format = logFormat(values['log-format']);
 
   const source = parseReference(positionals[0]!);
   const destination = parseReference(positionals[1]!);
@@ -87,14 +80,14 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     bandwidthKiBps: values['limit-rate'] === undefined ? null : positiveInteger(values['limit-rate'], '--limit-rate', 0),
   };
 
-  const logger = createLogger(logFormat as LogFormat, io.stdout);
+  const logger = createLogger(format, io.stdout);
   const registries = new Registries(
     registryResolver([
       { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'] },
       { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'] },
     ]),
   );
-  const reporter = createReporter({ format: logFormat as LogFormat, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun });
+  const reporter = createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun });
   const actor = createReplication(input, { registries, locator: new BlobLocator(), logger }, { onEvent: reporter.event });
   actor.subscribe((snapshot) => reporter.status(jobStatus(snapshot), jobPhase(snapshot), snapshot.context));
   let stopped = false;

@@ -2,18 +2,34 @@
 import { once } from 'node:events';
 import { RegistryError } from '../services/registry/errors.js';
 import { COPY_USAGE, copyCommand } from './copy.js';
+import type { CommandIO } from './io.js';
 import { MACHINE_USAGE, machineCommand } from './machine.js';
+import { REMOTE_USAGE, remoteCommand } from './remote.js';
+import { SERVE_USAGE, serveCommand } from './serve.js';
+import { SYNC_USAGE, syncCommand } from './sync.js';
 import { UsageError } from './usage.js';
 
 const USAGE = `Usage: ferry <command> [options]
 
 Commands:
   copy SRC DST      copy a repository, tag or digest between registries
+  serve             run the job service (REST API, workers, triggers)
+  sync -c FILE      run the policies of a ferry.yaml once and print a summary
+  jobs, executions, policies
+                    list, show, stop, retry, follow logs on a running service
   machine           print the job machine (JSON or Mermaid)
 
 Run "ferry <command> --help" for a command's options.`;
 
-const HELP: Record<string, string> = { copy: COPY_USAGE, machine: MACHINE_USAGE };
+const HELP: Record<string, string> = {
+  copy: COPY_USAGE,
+  serve: SERVE_USAGE,
+  sync: SYNC_USAGE,
+  machine: MACHINE_USAGE,
+  jobs: REMOTE_USAGE,
+  executions: REMOTE_USAGE,
+  policies: REMOTE_USAGE,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -31,12 +47,15 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'copy':
-        return await copyCommand(rest, {
-          stdout: process.stdout,
-          stderr: process.stderr,
-          env: process.env,
-          interrupted: interrupted(),
-        });
+        return await copyCommand(rest, commandIO());
+      case 'serve':
+        return await serveCommand(rest, commandIO());
+      case 'sync':
+        return await syncCommand(rest, commandIO());
+      case 'jobs':
+      case 'executions':
+      case 'policies':
+        return await remoteCommand(command, rest, commandIO());
       case 'machine':
         return machineCommand(rest, process.stdout);
       default:
@@ -60,6 +79,10 @@ function reportFailure(error: unknown, usage: string): number {
     return 2;
   }
   return 1;
+}
+
+function commandIO(): CommandIO {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env, interrupted: interrupted() };
 }
 
 /** The first Ctrl-C (or SIGTERM) asks the job to stop; a second one exits at once. */

@@ -10,17 +10,18 @@ export const REDACTED_PATHS = [
 ];
 
 /**
- * JSON lines (pino) on `out`, or for people: warnings and errors as plain lines on stderr.
+ * JSON lines (pino) on `out`, or for people: plain `level: message` lines on stderr, from
+ * `textLevel` up (a one-off command shows warnings; the service shows what it does).
  */
-export function createLogger(format: LogFormat, out: NodeJS.WritableStream): Logger {
+export function createLogger(format: LogFormat, out: NodeJS.WritableStream, textLevel: 'info' | 'warn' = 'warn'): Logger {
   const redact = { paths: REDACTED_PATHS, censor: '[redacted]' };
   if (format === 'json') return pino({ redact, base: { name: 'ferry' } }, out);
   const plain = new Writable({
     write(line: Buffer, _encoding, done) {
-      const record = JSON.parse(line.toString()) as { level: number; msg?: string };
-      process.stderr.write(`${pino.levels.labels[record.level] ?? 'log'}: ${record.msg ?? ''}\n`);
+      const record = JSON.parse(line.toString()) as { level: number; msg?: string; time: number };
+      process.stderr.write(`${new Date(record.time).toISOString()} ${pino.levels.labels[record.level] ?? 'log'}: ${record.msg ?? ''}\n`);
       done();
     },
   });
-  return pino({ redact, level: 'warn' }, plain);
+  return pino({ redact, level: textLevel }, plain);
 }

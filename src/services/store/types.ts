@@ -84,8 +84,9 @@ export type ExecutionTrigger = 'manual' | 'cron' | 'event';
 export type JobStatus = 'pending' | 'running' | 'retrying' | 'finished' | 'error' | 'stopped';
 
 /**
- * Derived from the execution's jobs, never stored on its own: running while any job is
- * running or retrying (a retrying job is not a failure yet), then error if any job failed,
+ * Derived from the execution's jobs, never stored on its own: pending while every job is
+ * pending; running while any job is running or retrying (a retrying job is not a failure
+ * yet) or some are pending next to others that started; then error if any job failed,
  * stopped if any was stopped, else finished.
  */
 export type ExecutionStatus = 'pending' | 'running' | 'finished' | 'error' | 'stopped';
@@ -98,7 +99,7 @@ export interface Execution {
   /** Jobs per status. */
   jobs: Record<JobStatus, number>;
   createdAt: Timestamp;
-  /** Set once no job is pending, running or retrying. */
+  /** Set once no job is pending, running or retrying (an execution with no jobs: its creation). */
   finishedAt: Timestamp | null;
 }
 
@@ -111,6 +112,7 @@ export interface NewJob {
   destination: string;
   /** The machine input (ReplicationInput or DeletionInput), stored as JSON. */
   input: unknown;
+  /** Defaults to the policy's priority. */
   priority?: number;
 }
 
@@ -166,6 +168,7 @@ export interface JobStep {
 }
 
 export interface Page {
+  /** No limit when left out. */
   limit?: number;
   offset?: number;
 }

@@ -1,0 +1,90 @@
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import { applyConfig, readConfigFile } from '../services/config-file.js';
+import { createLogger } from '../services/logger.js';
+import { FerryService } from '../services/service.js';
+import type { Execution, Policy } from '../services/store/types.js';
+import type { CommandIO } from './io.js';
+import { formatBytes, formatDuration } from './format.js';
+import { logFormat } from './options.js';
+import { table } from './table.js';
+import { positiveInteger, UsageError } from './usage.js';
+
+export const SYNC_USAGE = `Usage: ferry sync -c ferry.yaml [options]
+
+Runs every enabled policy of a ferry.yaml once, waits for all its jobs and prints a summary.
+
+Options:
+  -c, --config FILE    the registries and policies (required)
+  --policy NAME        run only this policy; repeat it for several
+  --db PATH            SQLite file to keep the jobs in (default: in memory)
+  --workers N          jobs running at once (default 4)
+  --log-format FORMAT  text (default) or json
+
+Exit codes: 0 every job finished, 1 a job failed or was stopped, 2 bad usage, 130 Ctrl-C.`;
+
+const ENDED = new Set(['finished', 'error', 'stopped']);
+
+export async function syncCommand(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      policy: { type: 'string', multiple: true },
+      db: { type: 'string', default: ':memory:' },
+      workers: { type: 'string' },
+      'log-format': { type: 'string' },
+    },
+  });
+  if (positionals.length > 0) throw new UsageError(`sync takes no arguments, got "${positionals[0]}"`);
+  if (!values.config) throw new UsageError('sync needs -c ferry.yaml');
+  const logger = createLogger(logFormat(values['log-format']), io.stdout, 'info');
+  const config = await readConfigFile(values.config, io.env);
+  const started = Date.now();
+  const service = await FerryService.start({ database: values.db, workers: positiveInteger(values.workers, '--workers', 4), logger });
+  try {
+    const { policies } = await applyConfig(service.store, config);
+    const chosen = choose(policies, values.policy);
+    const runs: Array<{ policy: Policy; execution: Execution }> = [];
+    for (const policy of chosen) runs.push({ policy, execution: (await service.scheduler.trigger(policy, 'manual')).execution });
+
+    let interrupted = false;
+    void io.interrupted.then(async () => {
+      interrupted = true;
+      const { items } = await service.store.listJobs({ limit: 100_000 });
+      await Promise.all(items.filter((job) => !ENDED.has(job.status)).map((job) => service.pool.stop(job.id)));
+    });
+    const ended = async () => (await Promise.all(runs.map((run) => service.store.getExecution(run.execution.id)))).every((e) => e && ENDED.has(e.status));
+    while (!(await ended())) await once(service.changes, 'job');
+
+    const rows: string[][] = [];
+    let failed = false;
+    for (const { policy, execution } of runs) {
+      const now = (await service.store.getExecution(execution.id))!;
+      const jobs = (await service.store.listJobs({ executionId: execution.id, limit: 100_000 })).items;
+      const sum = (key: string) => jobs.reduce((total, job) => total + (job.progress[key] ?? 0), 0);
+      failed ||= now.status !== 'finished';
+      rows.push([
+        policy.name, now.status, String(jobs.length), String(now.jobs.finished), String(now.jobs.error), String(now.jobs.stopped),
+        String(sum('tagsCopied')), String(sum('tagsUnchanged')), formatBytes(sum('bytesCopied')),
+      ]);
+      for (const job of jobs.filter((j) => j.status === 'error')) io.stderr.write(`${policy.name}: ${job.source ?? job.destination}: ${job.error?.message}\n`);
+    }
+    io.stdout.write(table(['POLICY', 'STATUS', 'JOBS', 'FINISHED', 'ERROR', 'STOPPED', 'COPIED', 'UNCHANGED', 'BYTES'], rows));
+    io.stdout.write(`${runs.length} policies in ${formatDuration(Date.now() - started)}\n`);
+    if (interrupted) return 130;
+    return failed ? 1 : 0;
+  } finally {
+    await service.close();
+  }
+}
+
+function choose(policies: Policy[], names: string[] | undefined): Policy[] {
+  if (!names) return policies.filter((p) => p.enabled);
+  return names.map((name) => {
+    const policy = policies.find((p) => p.name === name);
+    if (!policy) throw new UsageError(`--policy ${name}: no such policy in the config (${policies.map((p) => p.name).join(', ')})`);
+    return policy;
+  });
+}

@@ -1,0 +1,430 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { OCI_MEDIA_TYPES, writeOciLayout } from '../../../test/support/images.js';
+import { DEFAULT_USER, startRegistry, type RunningRegistry } from '../../../test/support/registry.js';
+import { seedLayout } from '../../../test/support/skopeo.js';
+import { planJobs } from '../policy/plan-jobs.js';
+import { FerryService } from '../service.js';
+import type { Execution, Job, JobStatus, Policy, Registry, Transition } from '../store/types.js';
+import type { JobChange } from '../worker-pool.js';
+import { buildApi } from './app.js';
+import type { ErrorBody } from './errors.js';
+
+const TOKEN = 'api-test-token-4f1c';
+const REPOSITORY = 'app/one';
+
+let dir: string;
+let service: FerryService;
+let app: FastifyInstance;
+let guarded: FastifyInstance;
+let source: RunningRegistry;
+let destination: RunningRegistry;
+let locked: RunningRegistry;
+let sourceRegistry: Registry;
+let destinationRegistry: Registry;
+/** Every response body, to prove no password is ever in one. */
+const bodies: string[] = [];
+
+interface Answer<T> {
+  status: number;
+  body: T;
+  headers: Record<string, unknown>;
+}
+
+async function call<T>(
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  path: string,
+  options: { body?: unknown; headers?: Record<string, string>; on?: FastifyInstance } = {},
+): Promise<Answer<T>> {
+  const response = await (options.on ?? app).inject({
+    method,
+    url: path,
+    ...(options.body === undefined ? {} : { payload: options.body as object }),
+    ...(options.headers ? { headers: options.headers } : {}),
+  });
+  bodies.push(response.body);
+  return { status: response.statusCode, body: (response.body ? response.json() : undefined) as T, headers: response.headers };
+}
+
+const api = <T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, options?: Parameters<typeof call>[2]) => call<T>(method, `/api/v1${path}`, options);
+
+async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)}`);
+    await sleep(50);
+  }
+}
+
+const jobStatus = async (id: string) => (await api<Job>('GET', `/jobs/${id}`)).body.status;
+
+async function createPolicy(body: Record<string, unknown>): Promise<Policy> {
+  const created = await api<Policy>('POST', '/policies', {
+    body: { sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, ...body },
+  });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  return created.body;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ferry-api-test-'));
+  const layout = join(dir, 'layout');
+  [, source, destination, locked] = await Promise.all([
+    writeOciLayout(layout, { v1: { layers: [{ size: 4096, seed: 'api-test' }] } }),
+    startRegistry(),
+    startRegistry(),
+    startRegistry({ auth: 'htpasswd' }),
+  ]);
+  await seedLayout(layout, ['v1'], { host: source.host, repository: REPOSITORY });
+  service = await FerryService.start({ database: join(dir, 'ferry.db'), workers: 2, logger: pino({ level: 'silent' }) });
+  app = await buildApi(service, {});
+  guarded = await buildApi(service, { token: TOKEN });
+  sourceRegistry = (await api<Registry>('POST', '/registries', { body: { name: 'source', url: source.host } })).body;
+  destinationRegistry = (await api<Registry>('POST', '/registries', { body: { name: 'destination', url: destination.host } })).body;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await guarded?.close();
+  await service?.close();
+  await Promise.all([source, destination, locked].map((registry) => registry?.stop()));
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('health', () => {
+  it('answers outside /api/v1 with the running job count', async () => {
+    const health = await call<{ status: string; running: number }>('GET', '/healthz');
+    expect(health).toMatchObject({ status: 200, body: { status: 'ok', running: 0 } });
+  });
+});
+
+describe('registries', () => {
+  it('round-trips create, read, list, update and delete', async () => {
+    const created = await api<Registry>('POST', '/registries', {
+      body: { name: 'locked', url: locked.host, credentials: DEFAULT_USER, ca: null },
+    });
+    expect(created).toMatchObject({ status: 201, body: { name: 'locked', url: locked.host, insecure: false, hasCredentials: true, username: DEFAULT_USER.username } });
+    const { id } = created.body;
+
+    expect((await api<Registry>('GET', `/registries/${id}`)).body).toEqual(created.body);
+    expect((await api<Registry[]>('GET', '/registries')).body.map((r) => r.name)).toEqual(['destination', 'locked', 'source']);
+
+    const renamed = await api<Registry>('PATCH', `/registries/${id}`, { body: { name: 'locked-renamed' } });
+    expect(renamed).toMatchObject({ status: 200, body: { id, name: 'locked-renamed', hasCredentials: true } });
+
+    expect(await api('DELETE', `/registries/${id}`)).toMatchObject({ status: 204 });
+    expect(await api<ErrorBody>('GET', `/registries/${id}`)).toMatchObject({ status: 404, body: { error: 'Not Found', message: `no registry ${id}` } });
+  });
+
+  it('pings with the stored credentials, and reconnects when they change', async () => {
+    const { id } = (await api<Registry>('POST', '/registries', { body: { name: 'pinged', url: locked.host, credentials: DEFAULT_USER } })).body;
+    expect(await api('POST', `/registries/${id}/ping`)).toMatchObject({ status: 200, body: { ok: true } });
+
+    const forget = vi.spyOn(service.registries, 'forget');
+    await api('PATCH', `/registries/${id}`, { body: { name: 'pinged-again' } });
+    expect(forget).not.toHaveBeenCalled();
+    await api('PATCH', `/registries/${id}`, { body: { credentials: { username: DEFAULT_USER.username, password: 'not-the-password' } } });
+    expect(forget).toHaveBeenCalledWith(locked.host);
+    forget.mockRestore();
+
+    const refused = await api<ErrorBody>('POST', `/registries/${id}/ping`);
+    expect(refused.status).toBe(502);
+    expect(refused.body.error).toBe('Bad Gateway');
+    expect(refused.body.message).toMatch(/401|unauthori[sz]ed|denied|credentials/i);
+    await api('DELETE', `/registries/${id}`);
+  });
+
+  it('refuses a second registry with the URL of another', async () => {
+    expect(await api<ErrorBody>('POST', '/registries', { body: { name: 'again', url: source.host } })).toMatchObject({
+      status: 409,
+      body: { error: 'Conflict', message: `registry source already has URL ${source.host}` },
+    });
+  });
+
+  it('refuses a name another registry has', async () => {
+    expect(await api('POST', '/registries', { body: { name: 'source', url: 'other.example.com' } })).toMatchObject({ status: 409 });
+  });
+
+  it('refuses to delete a registry a policy uses', async () => {
+    const policy = await createPolicy({ name: 'uses-source' });
+    expect(await api<ErrorBody>('DELETE', `/registries/${sourceRegistry.id}`)).toMatchObject({
+      status: 409,
+      body: { error: 'Conflict', message: 'registry source is used by policy uses-source' },
+    });
+    expect(await api('DELETE', `/policies/${policy.id}`)).toMatchObject({ status: 204 });
+  });
+});
+
+describe('validation', () => {
+  const cases: Array<{ what: string; method: 'GET' | 'POST' | 'PATCH'; path: () => string; body?: () => unknown; field: string }> = [
+    { what: 'a URL that is not a registry host', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'https://x.io/v2' }), field: 'body.url' },
+    { what: 'a missing required field', method: 'POST', path: () => '/registries', body: () => ({ name: 'x' }), field: 'body.url' },
+    { what: 'an unknown field', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', tls: true }), field: 'body.tls' },
+    { what: 'credentials without a password', method: 'PATCH', path: () => `/registries/${sourceRegistry.id}`, body: () => ({ credentials: { username: 'u' } }), field: 'body.credentials.password' },
+    { what: 'a negative limit', method: 'GET', path: () => '/jobs?limit=-1', field: 'querystring.limit' },
+    { what: 'an unknown status', method: 'GET', path: () => '/executions?status=lost', field: 'querystring.status' },
+    {
+      what: 'a schedule that is not cron',
+      method: 'POST',
+      path: () => '/policies',
+      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, trigger: { type: 'cron', schedule: 'every day' } }),
+      field: 'body.trigger.schedule',
+    },
+    {
+      what: 'a cron trigger without a schedule',
+      method: 'POST',
+      path: () => '/policies',
+      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, trigger: { type: 'cron' } }),
+      field: 'body.trigger.schedule',
+    },
+    {
+      what: 'an unknown registry',
+      method: 'POST',
+      path: () => '/policies',
+      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: 'no-such-registry' }),
+      field: 'body.destinationRegistryId',
+    },
+    {
+      what: 'a platform that is not os/arch',
+      method: 'POST',
+      path: () => '/policies',
+      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, platforms: ['linux/amd64', 'amd64'] }),
+      field: 'body.platforms.1',
+    },
+    {
+      what: 'a tag filter that is not a regular expression',
+      method: 'POST',
+      path: () => '/policies',
+      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, tags: { include: ['v('], syntax: 'regex' } }),
+      field: 'body.tags',
+    },
+  ];
+
+  it.each(cases)('answers 400 naming the field for $what', async ({ method, path, body, field }) => {
+    const answer = await api<ErrorBody>(method, path(), body ? { body: body() } : {});
+    expect(answer.status, JSON.stringify(answer.body)).toBe(400);
+    expect(answer.body).toMatchObject({ error: 'Bad Request', field });
+    expect(answer.body.message).toContain(field);
+  });
+
+  it('answers 404 for unknown ids and routes', async () => {
+    expect((await api<ErrorBody>('GET', '/jobs/nope')).body).toEqual({ error: 'Not Found', message: 'no job nope' });
+    expect(await api('GET', '/policies/nope')).toMatchObject({ status: 404, body: { message: 'no policy nope' } });
+    expect(await api('POST', '/executions/nope/stop')).toMatchObject({ status: 404, body: { message: 'no execution nope' } });
+    expect(await api('GET', '/jobs/nope/logs')).toMatchObject({ status: 404 });
+    expect(await api('GET', '/nothing-here')).toMatchObject({ status: 404, body: { error: 'Not Found' } });
+  });
+});
+
+describe('policies', () => {
+  it('round-trips create, read, update and delete, reloading the schedules each time', async () => {
+    const reload = vi.spyOn(service.scheduler, 'reload');
+    const created = await createPolicy({ name: 'nightly', trigger: { type: 'cron', schedule: '0 3 * * *' }, platforms: ['linux/arm64/v8'], tags: { include: ['v*'] } });
+    expect(created).toMatchObject({
+      name: 'nightly',
+      enabled: true,
+      trigger: { type: 'cron', schedule: '0 3 * * *' },
+      platforms: ['linux/arm64/v8'],
+      tags: { include: ['v*'], exclude: [], syntax: 'glob' },
+    });
+    expect((await api<Policy>('GET', `/policies/${created.id}`)).body).toEqual(created);
+    expect((await api<Policy[]>('GET', '/policies')).body.map((p) => p.name)).toContain('nightly');
+
+    const updated = await api<Policy>('PATCH', `/policies/${created.id}`, { body: { enabled: false, trigger: { type: 'manual' } } });
+    expect(updated).toMatchObject({ status: 200, body: { enabled: false, trigger: { type: 'manual' }, platforms: ['linux/arm64/v8'] } });
+    expect(await api<ErrorBody>('POST', `/policies/${created.id}/trigger`)).toMatchObject({ status: 409, body: { message: 'policy nightly is disabled' } });
+
+    expect(await api('DELETE', `/policies/${created.id}`)).toMatchObject({ status: 204 });
+    expect(await api('DELETE', `/policies/${created.id}`)).toMatchObject({ status: 404 });
+    expect(reload).toHaveBeenCalledTimes(3);
+    reload.mockRestore();
+  });
+
+  it('refuses a schedule on a trigger that is not cron', async () => {
+    const { body } = await api<ErrorBody>('POST', '/policies', {
+      body: { name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, trigger: { type: 'event', schedule: '* * * * *' } },
+    });
+    expect(body.field).toBe('body.trigger.schedule');
+  });
+});
+
+describe('jobs and executions', () => {
+  let policy: Policy;
+
+  beforeAll(async () => {
+    policy = await createPolicy({ name: 'copy-all' });
+  });
+
+  it('stops and retries jobs, answering 409 where the status does not allow it', async () => {
+    // Created in the store directly, nothing wakes the pool: the job stays pending until stopped.
+    const jobs = await planJobs(policy, sourceRegistry, destinationRegistry, service.registries, { kind: 'push', repository: 'missing/app', tag: 'v1' });
+    const { execution, jobs: [job] } = await service.store.createExecution({ policyId: policy.id, trigger: 'manual', jobs });
+    const id = job!.id;
+
+    expect(await api<ErrorBody>('POST', `/jobs/${id}/retry`)).toMatchObject({ status: 409, body: { message: `job ${id} is pending: only a failed or stopped job can be retried` } });
+    expect(await api('POST', `/executions/${execution.id}/retry`)).toMatchObject({ status: 409 });
+
+    const stopped = await api<Execution>('POST', `/executions/${execution.id}/stop`);
+    expect(stopped).toMatchObject({ status: 200, body: { status: 'stopped', jobs: { stopped: 1 } } });
+    expect(await api('POST', `/jobs/${id}/stop`)).toMatchObject({ status: 409, body: { error: 'Conflict', message: `job ${id} has already ended` } });
+    expect(await api('POST', `/executions/${execution.id}/stop`)).toMatchObject({ status: 409 });
+
+    const requeued = await api<Job>('POST', `/jobs/${id}/retry`);
+    expect(requeued.status).toBe(200);
+    expect(requeued.body.status).not.toBe('stopped');
+    await eventually(() => jobStatus(id), (status: JobStatus) => status === 'error', 'the job on a missing repository');
+
+    const retried = await api<Execution>('POST', `/executions/${execution.id}/retry`);
+    expect(retried.status).toBe(200);
+    expect(retried.body.jobs.error).toBe(0);
+    await eventually(() => jobStatus(id), (status: JobStatus) => status === 'error', 'the retried job');
+
+    const detail = await api<Job & { history: Transition[] }>('GET', `/jobs/${id}`);
+    expect(detail.body.history.map((t) => t.to)).toEqual(expect.arrayContaining(['pending', 'stopped']));
+    expect(detail.body.history.filter((t) => t.event === 'retry')).toHaveLength(2);
+    const listed = await api<{ items: Job[]; total: number }>('GET', `/jobs?executionId=${execution.id}&status=error&limit=5`);
+    expect(listed.body).toMatchObject({ total: 1, items: [{ id, error: { code: expect.any(String) } }] });
+  });
+
+  it('streams the job changes of a triggered policy as server-sent events', async () => {
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    const listeners = service.changes.listenerCount('job');
+    const stream = await request(`${address}/api/v1/events`);
+    expect(stream.statusCode).toBe(200);
+    expect(stream.headers['content-type']).toBe('text/event-stream');
+    expect(service.changes.listenerCount('job')).toBe(listeners + 1);
+
+    const triggered = await api<{ execution: Execution; jobs: Job[] }>('POST', `/policies/${policy.id}/trigger`);
+    expect(triggered.status).toBe(201);
+    expect(triggered.body.jobs.map((job) => job.destination)).toEqual([`${destination.host}/${REPOSITORY}`]);
+    const jobId = triggered.body.jobs[0]!.id;
+
+    const changes: JobChange[] = [];
+    let buffer = '';
+    for await (const chunk of stream.body) {
+      buffer += String(chunk);
+      const blocks = buffer.split('\n\n');
+      buffer = blocks.pop() ?? '';
+      for (const block of blocks) {
+        const lines = block.split('\n');
+        if (!lines.includes('event: job')) continue;
+        const data = lines.find((line) => line.startsWith('data: '));
+        changes.push(JSON.parse(data!.slice('data: '.length)) as JobChange);
+      }
+      if (changes.some((change) => change.jobId === jobId && change.status === 'finished')) break;
+    }
+    stream.body.destroy();
+    expect(changes.filter((c) => c.jobId === jobId).map((c) => c.status)).toContain('running');
+    await eventually(async () => service.changes.listenerCount('job'), (count) => count === listeners, 'the stream listener');
+
+    const execution = await api<Execution>('GET', `/executions/${triggered.body.execution.id}`);
+    expect(execution.body).toMatchObject({ status: 'finished', trigger: 'manual', jobs: { finished: 1 } });
+    expect(await api<ErrorBody>('POST', `/jobs/${jobId}/stop`)).toMatchObject({ status: 409 });
+    expect(await api<ErrorBody>('POST', `/jobs/${jobId}/retry`)).toMatchObject({ status: 409 });
+    expect(await api<ErrorBody>('POST', `/executions/${execution.body.id}/stop`)).toMatchObject({
+      status: 409,
+      body: { message: `execution ${execution.body.id} has already ended (finished)` },
+    });
+    expect(await api('POST', `/executions/${execution.body.id}/retry`)).toMatchObject({ status: 409 });
+
+    const logs = await api<{ items: Array<{ seq: number; message: string }> }>('GET', `/jobs/${jobId}/logs`);
+    expect(logs.body.items.length).toBeGreaterThan(1);
+    const rest = await api<{ items: Array<{ seq: number }> }>('GET', `/jobs/${jobId}/logs?after=${logs.body.items[0]!.seq}&limit=1`);
+    expect(rest.body.items).toEqual([expect.objectContaining({ seq: logs.body.items[1]!.seq })]);
+
+    const listed = await api<{ items: Execution[]; total: number }>('GET', `/executions?policyId=${policy.id}&status=finished&limit=1&offset=0`);
+    expect(listed.body.items.map((e) => e.id)).toEqual([execution.body.id]);
+  });
+
+  it('starts the event-triggered policies of a registry on its notifications', async () => {
+    const onPush = await createPolicy({ name: 'on-push', trigger: { type: 'event' } });
+    const envelope = { events: [{ id: 'e1', action: 'push', target: { mediaType: OCI_MEDIA_TYPES.manifest, repository: REPOSITORY, tag: 'v1', size: 1 } }] };
+    const headers = { 'content-type': 'application/vnd.docker.distribution.events.v1+json' };
+
+    const answer = await api<{ executions: string[] }>('POST', `/webhooks/registries/${sourceRegistry.id}`, { body: JSON.stringify(envelope), headers });
+    expect(answer.status).toBe(202);
+    expect(answer.body.executions).toHaveLength(1);
+    const execution = await api<Execution>('GET', `/executions/${answer.body.executions[0]}`);
+    expect(execution.body).toMatchObject({ policyId: onPush.id, trigger: 'event' });
+
+    const pulls = { events: [{ action: 'pull', target: { repository: REPOSITORY, tag: 'v1' } }] };
+    expect((await api<{ executions: string[] }>('POST', `/webhooks/registries/${sourceRegistry.id}`, { body: pulls })).body.executions).toEqual([]);
+    expect(await api('POST', '/webhooks/registries/nope', { body: JSON.stringify(envelope), headers })).toMatchObject({ status: 404 });
+    expect(await api('POST', `/webhooks/registries/${sourceRegistry.id}`, { body: { event: [] } })).toMatchObject({ status: 400, body: { field: 'body.events' } });
+  });
+});
+
+describe('auth', () => {
+  it('requires the bearer token on every /api/v1 route when one is set', async () => {
+    const missing = await call<ErrorBody>('GET', '/api/v1/registries', { on: guarded });
+    expect(missing).toMatchObject({ status: 401, body: { error: 'Unauthorized' }, headers: { 'www-authenticate': 'Bearer realm="ferry"' } });
+    for (const path of ['/api/v1/registries', '/api/v1/openapi.json', '/api/v1/events']) {
+      expect(await call('GET', path, { on: guarded, headers: { authorization: 'Bearer wrong' } })).toMatchObject({ status: 401 });
+    }
+    expect(await call('POST', `/api/v1/webhooks/registries/${sourceRegistry.id}`, { on: guarded, body: { events: [] } })).toMatchObject({ status: 401 });
+    expect(await call('GET', '/api/v1/registries', { on: guarded, headers: { authorization: `Bearer ${TOKEN}` } })).toMatchObject({ status: 200 });
+    expect(await call('GET', '/healthz', { on: guarded })).toMatchObject({ status: 200 });
+  });
+
+  it('requires nothing when no token is set', async () => {
+    expect(await api('GET', '/registries', { headers: { authorization: 'Bearer anything' } })).toMatchObject({ status: 200 });
+  });
+});
+
+describe('OpenAPI', () => {
+  it('documents every route', async () => {
+    const { status, body } = await api<{ openapi: string; paths: Record<string, Record<string, { tags?: string[] }>>; components: { schemas: Record<string, { properties: object }> } }>('GET', '/openapi.json');
+    expect(status).toBe(200);
+    const documented = Object.entries(body.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
+    expect(documented.sort()).toEqual(
+      [
+        'GET /healthz',
+        'GET /api/v1/openapi.json',
+        'GET /api/v1/registries',
+        'POST /api/v1/registries',
+        'GET /api/v1/registries/{id}',
+        'PATCH /api/v1/registries/{id}',
+        'DELETE /api/v1/registries/{id}',
+        'POST /api/v1/registries/{id}/ping',
+        'GET /api/v1/policies',
+        'POST /api/v1/policies',
+        'GET /api/v1/policies/{id}',
+        'PATCH /api/v1/policies/{id}',
+        'DELETE /api/v1/policies/{id}',
+        'POST /api/v1/policies/{id}/trigger',
+        'GET /api/v1/executions',
+        'GET /api/v1/executions/{id}',
+        'POST /api/v1/executions/{id}/stop',
+        'POST /api/v1/executions/{id}/retry',
+        'GET /api/v1/jobs',
+        'GET /api/v1/jobs/{id}',
+        'POST /api/v1/jobs/{id}/stop',
+        'POST /api/v1/jobs/{id}/retry',
+        'GET /api/v1/jobs/{id}/logs',
+        'GET /api/v1/events',
+        'POST /api/v1/webhooks/registries/{id}',
+      ].sort(),
+    );
+    for (const methods of Object.values(body.paths)) for (const operation of Object.values(methods)) expect(operation.tags).toHaveLength(1);
+    expect(Object.keys(body.components.schemas)).toEqual(expect.arrayContaining(['Registry', 'Policy', 'Execution', 'Job', 'Transition', 'JobLogEntry', 'Error']));
+    expect(Object.keys(body.components.schemas['Registry']!.properties)).not.toContain('password');
+  });
+});
+
+describe('secrets', () => {
+  it('never puts a password in a response', () => {
+    expect(bodies.length).toBeGreaterThan(50);
+    for (const body of bodies) {
+      expect(body).not.toContain(DEFAULT_USER.password);
+      expect(body).not.toContain('not-the-password');
+    }
+  });
+});

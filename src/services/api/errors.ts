@@ -1,0 +1,74 @@
+import { STATUS_CODES } from 'node:http';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { RegistryError } from '../registry/errors.js';
+import { ConflictError, NotFoundError } from '../store/errors.js';
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+  /** The offending request field, as `body.trigger.schedule` or `querystring.limit`. */
+  field?: string;
+}
+
+/** An answer other than success, thrown by a handler. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+
+  constructor(
+    readonly statusCode: number,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export function notFound(what: string, id: string): ApiError {
+  return new ApiError(404, `no ${what} ${id}`);
+}
+
+export function conflict(message: string): ApiError {
+  return new ApiError(409, message);
+}
+
+export function badRequest(field: string, message: string): ApiError {
+  return new ApiError(400, message, field);
+}
+
+function body(statusCode: number, message: string, field?: string): ErrorBody {
+  return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field ? { field } : {}) };
+}
+
+/** Where schema validation failed, and why, in the request's own terms. */
+function validationFailure(error: FastifyError): ErrorBody {
+  const [first] = error.validation ?? [];
+  const path = (first?.instancePath ?? '').split('/').filter(Boolean).map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const named = first?.params['missingProperty'] ?? first?.params['additionalProperty'];
+  if (typeof named === 'string') path.push(named);
+  const field = [error.validationContext ?? 'body', ...path].join('.');
+  switch (first?.keyword) {
+    case 'required':
+      return body(400, `${field} is required`, field);
+    case 'additionalProperties':
+      return body(400, `${field} is not allowed`, field);
+    default:
+      return body(400, first?.message ? `${field} ${first.message}` : error.message, field);
+  }
+}
+
+/** Maps what handlers and the store throw to status codes; anything unforeseen is logged and answered 500. */
+export function errorHandler(logger: Logger) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (error.validation) return reply.code(400).send(validationFailure(error));
+    if (error instanceof ApiError) return reply.code(error.statusCode).send(body(error.statusCode, error.message, error.field));
+    if (error instanceof ConflictError) return reply.code(409).send(body(409, error.message));
+    if (error instanceof NotFoundError) return reply.code(400).send(body(400, error.message));
+    if (error instanceof RegistryError) return reply.code(502).send(body(502, error.message));
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) return reply.code(status).send(body(status, error.message));
+    logger.error({ err: error, method: request.method, url: request.routeOptions.url }, `${request.method} ${request.routeOptions.url ?? request.url} failed: ${error.message}`);
+    return reply.code(500).send(body(500, 'internal error'));
+  };
+}

@@ -1,0 +1,137 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { FerryService } from '../../service.js';
+import type { Registry, RegistryInput } from '../../store/types.js';
+import { conflict, notFound } from '../errors.js';
+import { errors, idParams, ref, type IdParams } from '../schemas.js';
+
+const DOMAIN_COMPONENT = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
+/** A registry as references name it: a host (or bracketed IPv6 address) and an optional port. */
+const REGISTRY_HOST = `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]{1,5})?$`;
+
+const registryFields = {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  url: { type: 'string', pattern: REGISTRY_HOST, description: 'As in image references: ghcr.io, registry.example.com:5000' },
+  insecure: { type: 'boolean', description: 'Skip TLS verification and allow plain HTTP' },
+  ca: { type: ['string', 'null'], description: 'PEM bundle trusted besides the system CAs' },
+  credentials: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    required: ['username', 'password'],
+    properties: {
+      username: { type: 'string', minLength: 1, pattern: '^[^:]*$' },
+      password: { type: 'string', minLength: 1, writeOnly: true },
+    },
+    description: 'Write-only; null removes them',
+  },
+} as const;
+
+const tags = ['registries'];
+
+export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
+  const { store } = service;
+
+  const found = async (id: string): Promise<Registry> => {
+    const registry = await store.getRegistry(id);
+    if (!registry) throw notFound('registry', id);
+    return registry;
+  };
+
+  // The service connects by URL, so a second registry with the same URL could never use its own settings.
+  const checkUrlFree = async (url: string, self?: string): Promise<void> => {
+    const other = (await store.listRegistries()).find((registry) => registry.url === url && registry.id !== self);
+    if (other) throw conflict(`registry ${other.name} already has URL ${url}`);
+  };
+
+  app.get('/registries', { schema: { tags, summary: 'List registries', response: { 200: { type: 'array', items: ref('Registry') } } } }, () =>
+    store.listRegistries(),
+  );
+
+  app.post<{ Body: RegistryInput }>(
+    '/registries',
+    {
+      schema: {
+        tags,
+        summary: 'Add a registry',
+        body: { type: 'object', additionalProperties: false, required: ['name', 'url'], properties: registryFields },
+        response: { 201: ref('Registry'), ...errors(400, 409) },
+      },
+    },
+    async (request, reply) => {
+      await checkUrlFree(request.body.url);
+      const registry = await store.createRegistry(request.body);
+      return reply.code(201).send(registry);
+    },
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/registries/:id',
+    { schema: { tags, summary: 'Show a registry', params: idParams, response: { 200: ref('Registry'), ...errors(404) } } },
+    (request) => found(request.params.id),
+  );
+
+  app.patch<{ Params: IdParams; Body: Partial<RegistryInput> }>(
+    '/registries/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Change a registry',
+        description: 'Fields left out keep their value. A change of URL, credentials or TLS settings reconnects.',
+        params: idParams,
+        body: { type: 'object', additionalProperties: false, properties: registryFields },
+        response: { 200: ref('Registry'), ...errors(400, 404, 409) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const patch = request.body;
+      const before = await found(id);
+      if (patch.url !== undefined) await checkUrlFree(patch.url, id);
+      const after = await store.updateRegistry(id, patch);
+      if (!after) throw notFound('registry', id);
+      if (patch.credentials !== undefined || after.url !== before.url || after.insecure !== before.insecure || after.ca !== before.ca) {
+        service.registries.forget(before.url);
+        service.registries.forget(after.url);
+      }
+      return after;
+    },
+  );
+
+  app.delete<{ Params: IdParams }>(
+    '/registries/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Remove a registry',
+        description: 'Refused while a policy uses it.',
+        params: idParams,
+        response: { 204: { type: 'null', description: 'Removed' }, ...errors(404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const registry = await found(request.params.id);
+      if (!(await store.deleteRegistry(registry.id))) {
+        const users = (await store.listPolicies()).filter((p) => p.sourceRegistryId === registry.id || p.destinationRegistryId === registry.id);
+        throw conflict(`registry ${registry.name} is used by ${users.map((p) => `policy ${p.name}`).join(', ') || 'a policy'}`);
+      }
+      service.registries.forget(registry.url);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/registries/:id/ping',
+    {
+      schema: {
+        tags,
+        summary: 'Connect to a registry',
+        description: 'Proves the endpoint and credentials work; 502 with the reason when they do not.',
+        params: idParams,
+        response: { 200: { type: 'object', required: ['ok'], properties: { ok: { type: 'boolean' } } }, ...errors(404, 502) },
+      },
+    },
+    async (request) => {
+      await service.ping(await found(request.params.id));
+      return { ok: true };
+    },
+  );
+};

@@ -1,0 +1,159 @@
+import type { JobStatus } from '../store/types.js';
+
+/**
+ * JSON schemas: the shared ones (responses, registered with `$id` and named in the OpenAPI
+ * document's components) and the pieces request schemas are built from.
+ */
+
+const JOB_STATUSES: JobStatus[] = ['pending', 'running', 'retrying', 'finished', 'error', 'stopped'];
+const EXECUTION_STATUSES = ['pending', 'running', 'finished', 'error', 'stopped'];
+const TRIGGERS = ['manual', 'cron', 'event'];
+
+const timestamp = { type: 'string', format: 'date-time' } as const;
+const nullableTimestamp = { type: ['string', 'null'], format: 'date-time' } as const;
+const nullableString = { type: ['string', 'null'] } as const;
+
+function object(properties: Record<string, object>, description?: string) {
+  return { type: 'object', required: Object.keys(properties), properties, ...(description ? { description } : {}) } as const;
+}
+
+const filter = object({ include: { type: 'array', items: { type: 'string' } }, exclude: { type: 'array', items: { type: 'string' } } });
+
+export const sharedSchemas = [
+  {
+    $id: 'Error',
+    type: 'object',
+    required: ['error', 'message'],
+    properties: {
+      error: { type: 'string' },
+      message: { type: 'string' },
+      field: { type: 'string', description: 'The offending request field, as body.trigger.schedule or querystring.limit' },
+    },
+  },
+  {
+    $id: 'Registry',
+    ...object(
+      {
+        id: { type: 'string' },
+        name: { type: 'string' },
+        url: { type: 'string' },
+        insecure: { type: 'boolean' },
+        ca: nullableString,
+        hasCredentials: { type: 'boolean' },
+        username: nullableString,
+        createdAt: timestamp,
+        updatedAt: timestamp,
+      },
+      'A registry; its password is never shown',
+    ),
+  },
+  {
+    $id: 'Policy',
+    ...object({
+      id: { type: 'string' },
+      name: { type: 'string' },
+      enabled: { type: 'boolean' },
+      sourceRegistryId: { type: 'string' },
+      destinationRegistryId: { type: 'string' },
+      repositories: filter,
+      tags: { ...filter, required: [...filter.required, 'syntax'], properties: { ...filter.properties, syntax: { enum: ['glob', 'regex'] } } },
+      rewrite: object({ namespace: nullableString, flatten: { type: 'integer' } }),
+      override: { type: 'boolean' },
+      platforms: { type: 'array', items: { type: 'string' } },
+      replicateDeletions: { type: 'boolean' },
+      bandwidthKiBps: { type: ['number', 'null'] },
+      trigger: { type: 'object', required: ['type'], properties: { type: { enum: TRIGGERS }, schedule: { type: 'string' } } },
+      priority: { type: 'integer' },
+      createdAt: timestamp,
+      updatedAt: timestamp,
+    }),
+  },
+  {
+    $id: 'Execution',
+    ...object(
+      {
+        id: { type: 'string' },
+        policyId: nullableString,
+        trigger: { enum: TRIGGERS },
+        status: { enum: EXECUTION_STATUSES },
+        jobs: object(Object.fromEntries(JOB_STATUSES.map((status) => [status, { type: 'integer' }])), 'Jobs per status'),
+        createdAt: timestamp,
+        finishedAt: nullableTimestamp,
+      },
+      'One run of a policy',
+    ),
+  },
+  {
+    $id: 'Job',
+    ...object(
+      {
+        id: { type: 'string' },
+        executionId: { type: 'string' },
+        policyId: nullableString,
+        operation: { enum: ['copy', 'delete'] },
+        source: nullableString,
+        destination: { type: 'string' },
+        input: { description: 'The job machine input' },
+        status: { enum: JOB_STATUSES },
+        phase: nullableString,
+        attempt: { type: 'integer' },
+        progress: { type: 'object', additionalProperties: { type: 'number' } },
+        error: {
+          type: ['object', 'null'],
+          required: ['code', 'message', 'transient'],
+          properties: {
+            code: { type: 'string' },
+            message: { type: 'string' },
+            transient: { type: 'boolean' },
+            status: { type: 'integer' },
+            retryAfterSeconds: { type: 'number' },
+          },
+        },
+        priority: { type: 'integer' },
+        createdAt: timestamp,
+        startedAt: nullableTimestamp,
+        finishedAt: nullableTimestamp,
+        updatedAt: timestamp,
+      },
+      'One repository of an execution',
+    ),
+  },
+  {
+    $id: 'Transition',
+    ...object({ seq: { type: 'integer' }, from: nullableString, to: { type: 'string' }, event: { type: 'string' }, at: timestamp }),
+  },
+  {
+    $id: 'JobLogEntry',
+    ...object({
+      seq: { type: 'integer' },
+      at: timestamp,
+      level: { type: 'string' },
+      message: { type: 'string' },
+      fields: { type: 'object', additionalProperties: true },
+    }),
+  },
+];
+
+export const ref = (id: string) => ({ $ref: `${id}#` }) as const;
+
+export function list(id: string) {
+  return object({ items: { type: 'array', items: ref(id) }, total: { type: 'integer' } });
+}
+
+export function errors(...statuses: number[]): Record<number, { $ref: string }> {
+  return Object.fromEntries(statuses.map((status) => [status, ref('Error')]));
+}
+
+export interface IdParams {
+  id: string;
+}
+
+export const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } } as const;
+
+export const page = {
+  limit: { type: 'integer', minimum: 1, maximum: 1000 },
+  offset: { type: 'integer', minimum: 0 },
+} as const;
+
+export const jobStatus = { enum: JOB_STATUSES } as const;
+export const executionStatus = { enum: EXECUTION_STATUSES } as const;

@@ -1,0 +1,198 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { RegistryError } from './registry/errors.js';
+import type { JobStore, NamespaceRewrite, Policy, PolicyInput, Registry, RegistryInput, Trigger } from './store/types.js';
+import type { Filter, TagFilter } from './tag-filter.js';
+
+/**
+ * `ferry.yaml`: registries and policies as code. Each is matched by name and created or
+ * updated at start-up; `${VAR}` in a string is read from the environment (for passwords).
+ *
+ *   registries:
+ *     - name: upstream
+ *       url: registry.example.com
+ *       credentials: { username: robot, password: ${UPSTREAM_PASSWORD} }
+ *   policies:
+ *     - name: mirror-team
+ *       source: upstream
+ *       destination: local
+ *       repositories: { include: ["team/**"] }
+ *       tags: { include: ["v*"], exclude: ["*-rc*"] }
+ *       rewrite: { namespace: mirror, flatten: 1 }
+ *       trigger: { type: cron, schedule: "0 * * * *" }
+ */
+export interface ConfigFile {
+  /** Where it was read from, for messages. */
+  path: string;
+  registries: Array<RegistryInput & { caFile?: string }>;
+  policies: Array<Omit<PolicyInput, 'sourceRegistryId' | 'destinationRegistryId'> & { source: string; destination: string }>;
+}
+
+export async function readConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<ConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw invalid(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  let document: unknown;
+  try {
+    document = parse(text);
+  } catch (error) {
+    throw invalid(path, `is not YAML: ${(error as Error).message}`);
+  }
+  const config = checkConfig(path, expand(path, document ?? {}, env));
+  for (const registry of config.registries) {
+    if (registry.caFile) registry.ca = await readFile(resolve(dirname(path), registry.caFile), 'utf8');
+    delete registry.caFile;
+  }
+  return config;
+}
+
+/** Creates or updates each registry and policy by name; returns what was applied. */
+export async function applyConfig(store: JobStore, config: ConfigFile): Promise<{ registries: Registry[]; policies: Policy[] }> {
+  const registries: Registry[] = [];
+  for (const input of config.registries) {
+    const existing = await store.findRegistryByName(input.name);
+    registries.push(existing ? (await store.updateRegistry(existing.id, input))! : await store.createRegistry(input));
+  }
+  const policies: Policy[] = [];
+  for (const { source, destination, ...rest } of config.policies) {
+    const registryId = async (name: string, field: string) => {
+      const registry = await store.findRegistryByName(name);
+      if (!registry) throw invalid(config.path, `policy ${rest.name}: ${field} names registry "${name}", which is not configured`);
+      return registry.id;
+    };
+    const input: PolicyInput = { ...rest, sourceRegistryId: await registryId(source, 'source'), destinationRegistryId: await registryId(destination, 'destination') };
+    const existing = await store.findPolicyByName(input.name);
+    policies.push(existing ? (await store.updatePolicy(existing.id, input))! : await store.createPolicy(input));
+  }
+  return { registries, policies };
+}
+
+function expand(path: string, value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const found = env[name];
+      if (found === undefined) throw invalid(path, `uses \${${name}}, which is not set in the environment`);
+      return found;
+    });
+  }
+  if (Array.isArray(value)) return value.map((item) => expand(path, item, env));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, expand(path, item, env)]));
+  }
+  return value;
+}
+
+function checkConfig(path: string, document: unknown): ConfigFile {
+  const root = object(path, document, '');
+  only(path, root, '', ['registries', 'policies']);
+  const registries = list(path, root.registries, 'registries').map((item, i) => checkRegistry(path, item, `registries[${i}]`));
+  const policies = list(path, root.policies, 'policies').map((item, i) => checkPolicy(path, item, `policies[${i}]`));
+  return { path, registries, policies };
+}
+
+function checkRegistry(path: string, value: unknown, at: string): ConfigFile['registries'][number] {
+  const o = object(path, value, at);
+  only(path, o, at, ['name', 'url', 'insecure', 'credentials', 'caFile']);
+  const registry: ConfigFile['registries'][number] = { name: string(path, o.name, `${at}.name`), url: string(path, o.url, `${at}.url`) };
+  if (o.insecure !== undefined) registry.insecure = boolean(path, o.insecure, `${at}.insecure`);
+  if (o.caFile !== undefined) registry.caFile = string(path, o.caFile, `${at}.caFile`);
+  if (o.credentials !== undefined) {
+    const c = object(path, o.credentials, `${at}.credentials`);
+    only(path, c, `${at}.credentials`, ['username', 'password']);
+    registry.credentials = { username: string(path, c.username, `${at}.credentials.username`), password: string(path, c.password, `${at}.credentials.password`) };
+  }
+  return registry;
+}
+
+function checkPolicy(path: string, value: unknown, at: string): ConfigFile['policies'][number] {
+  const o = object(path, value, at);
+  only(path, o, at, ['name', 'enabled', 'source', 'destination', 'repositories', 'tags', 'rewrite', 'override', 'platforms', 'replicateDeletions', 'bandwidthKiBps', 'trigger', 'priority']);
+  const policy: ConfigFile['policies'][number] = {
+    name: string(path, o.name, `${at}.name`),
+    source: string(path, o.source, `${at}.source`),
+    destination: string(path, o.destination, `${at}.destination`),
+  };
+  if (o.enabled !== undefined) policy.enabled = boolean(path, o.enabled, `${at}.enabled`);
+  if (o.repositories !== undefined) policy.repositories = filter(path, o.repositories, `${at}.repositories`, ['**']);
+  if (o.tags !== undefined) {
+    const t = object(path, o.tags, `${at}.tags`);
+    only(path, t, `${at}.tags`, ['include', 'exclude', 'syntax']);
+    const syntax = t.syntax ?? 'glob';
+    if (syntax !== 'glob' && syntax !== 'regex') throw invalid(path, `${at}.tags.syntax must be glob or regex`);
+    policy.tags = { ...filter(path, t, `${at}.tags`, ['*'], ['syntax']), syntax } satisfies TagFilter;
+  }
+  if (o.rewrite !== undefined) {
+    const r = object(path, o.rewrite, `${at}.rewrite`);
+    only(path, r, `${at}.rewrite`, ['namespace', 'flatten']);
+    policy.rewrite = {
+      namespace: r.namespace === undefined || r.namespace === null ? null : string(path, r.namespace, `${at}.rewrite.namespace`),
+      flatten: r.flatten === undefined ? 0 : integer(path, r.flatten, `${at}.rewrite.flatten`),
+    } satisfies NamespaceRewrite;
+  }
+  if (o.override !== undefined) policy.override = boolean(path, o.override, `${at}.override`);
+  if (o.platforms !== undefined) policy.platforms = list(path, o.platforms, `${at}.platforms`).map((p, i) => string(path, p, `${at}.platforms[${i}]`));
+  if (o.replicateDeletions !== undefined) policy.replicateDeletions = boolean(path, o.replicateDeletions, `${at}.replicateDeletions`);
+  if (o.bandwidthKiBps !== undefined) policy.bandwidthKiBps = o.bandwidthKiBps === null ? null : integer(path, o.bandwidthKiBps, `${at}.bandwidthKiBps`);
+  if (o.priority !== undefined) policy.priority = integer(path, o.priority, `${at}.priority`);
+  if (o.trigger !== undefined) policy.trigger = trigger(path, o.trigger, `${at}.trigger`);
+  return policy;
+}
+
+function trigger(path: string, value: unknown, at: string): Trigger {
+  const t = object(path, value, at);
+  if (t.type === 'manual' || t.type === 'event') {
+    only(path, t, at, ['type']);
+    return { type: t.type };
+  }
+  if (t.type === 'cron') {
+    only(path, t, at, ['type', 'schedule']);
+    return { type: 'cron', schedule: string(path, t.schedule, `${at}.schedule`) };
+  }
+  throw invalid(path, `${at}.type must be manual, cron or event`);
+}
+
+function filter(path: string, value: unknown, at: string, everything: string[], extra: string[] = []): Filter {
+  const f = object(path, value, at);
+  only(path, f, at, ['include', 'exclude', ...extra]);
+  const strings = (v: unknown, field: string) => list(path, v, `${at}.${field}`).map((s, i) => string(path, s, `${at}.${field}[${i}]`));
+  return { include: f.include === undefined ? everything : strings(f.include, 'include'), exclude: f.exclude === undefined ? [] : strings(f.exclude, 'exclude') };
+}
+
+function object(path: string, value: unknown, at: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(path, `${at || 'the document'} must be a mapping`);
+  return value as Record<string, unknown>;
+}
+
+function only(path: string, value: Record<string, unknown>, at: string, keys: string[]): void {
+  const unknown = Object.keys(value).find((key) => !keys.includes(key));
+  if (unknown) throw invalid(path, `${at ? `${at}.` : ''}${unknown} is not a known setting (${keys.join(', ')})`);
+}
+
+function list(path: string, value: unknown, at: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw invalid(path, `${at} must be a list`);
+  return value;
+}
+
+function string(path: string, value: unknown, at: string): string {
+  if (typeof value !== 'string' || value === '') throw invalid(path, `${at} must be a non-empty string`);
+  return value;
+}
+
+function boolean(path: string, value: unknown, at: string): boolean {
+  if (typeof value !== 'boolean') throw invalid(path, `${at} must be true or false`);
+  return value;
+}
+
+function integer(path: string, value: unknown, at: string): number {
+  if (!Number.isSafeInteger(value)) throw invalid(path, `${at} must be a whole number`);
+  return value as number;
+}
+
+function invalid(path: string, problem: string): RegistryError {
+  return new RegistryError('INVALID_CONFIG', `${path}: ${problem}`);
+}

@@ -1,0 +1,115 @@
+import { Cron } from 'croner';
+import type { Logger } from 'pino';
+import { planJobs, type PolicyScope } from './policy/plan-jobs.js';
+import type { Registries } from './registry/registries.js';
+import { OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST } from './registry/media-types.js';
+import type { Execution, ExecutionTrigger, Id, Job, JobStore, Policy } from './store/types.js';
+
+export interface SchedulerOptions {
+  store: JobStore;
+  registries: Registries;
+  logger: Logger;
+  /** Called when an execution has queued jobs. */
+  queued: () => void;
+}
+
+/** One event of distribution's notifications (`application/vnd.docker.distribution.events.v1+json`). */
+export interface RegistryEvent {
+  action?: string;
+  target?: { mediaType?: string; repository?: string; tag?: string; digest?: string };
+}
+
+const MANIFEST_TYPES = new Set([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST]);
+
+/**
+ * Turns triggers into executions: manual runs, cron schedules (each slot fires once, missed
+ * slots are not made up after downtime) and registry notifications.
+ */
+export class Scheduler {
+  readonly #options: SchedulerOptions;
+  readonly #crons = new Map<Id, Cron>();
+
+  constructor(options: SchedulerOptions) {
+    this.#options = options;
+  }
+
+  /** Resolves the policy into jobs (one per repository) and queues them as one execution. */
+  async trigger(policy: Policy, trigger: ExecutionTrigger, scope: PolicyScope = { kind: 'all' }): Promise<{ execution: Execution; jobs: Job[] }> {
+    const { store, registries } = this.#options;
+    const [source, destination] = await Promise.all([store.getRegistry(policy.sourceRegistryId), store.getRegistry(policy.destinationRegistryId)]);
+    if (!source || !destination) throw new Error(`policy ${policy.name}: its source or destination registry no longer exists`);
+    const jobs = await planJobs(policy, source, destination, registries, scope);
+    const created = await store.createExecution({ policyId: policy.id, trigger, jobs });
+    this.#options.logger.info({ policy: policy.name, execution: created.execution.id, trigger, jobs: jobs.length }, `policy ${policy.name}: ${trigger} run queued ${jobs.length} job(s)`);
+    this.#options.queued();
+    return created;
+  }
+
+  /** Matches the schedules to the enabled cron policies (after start-up or any policy change). */
+  async reload(): Promise<void> {
+    const policies = (await this.#options.store.listPolicies()).filter((p) => p.enabled && p.trigger.type === 'cron');
+    const wanted = new Map(policies.map((p) => [p.id, p]));
+    for (const [id, cron] of this.#crons) {
+      const policy = wanted.get(id);
+      if (!policy || policy.trigger.type !== 'cron' || cron.getPattern() !== policy.trigger.schedule) {
+        cron.stop();
+        this.#crons.delete(id);
+      }
+    }
+    for (const policy of policies) {
+      if (this.#crons.has(policy.id) || policy.trigger.type !== 'cron') continue;
+      const cron = new Cron(policy.trigger.schedule, { protect: true, catch: true, unref: true }, (self: Cron) => this.#fire(policy.id, self));
+      this.#crons.set(policy.id, cron);
+    }
+  }
+
+  /** A registry's notifications: pushed tags are copied, deletions replicated where asked. */
+  async notify(registryId: Id, events: RegistryEvent[]): Promise<Execution[]> {
+    const policies = (await this.#options.store.listPolicies()).filter(
+      (p) => p.enabled && p.trigger.type === 'event' && p.sourceRegistryId === registryId,
+    );
+    const executions: Execution[] = [];
+    for (const event of events) {
+      const scope = eventScope(event);
+      if (!scope) continue;
+      for (const policy of policies) {
+        const { execution, jobs } = await this.trigger(policy, 'event', scope);
+        if (jobs.length > 0) executions.push(execution);
+      }
+    }
+    return executions;
+  }
+
+  close(): void {
+    for (const cron of this.#crons.values()) cron.stop();
+    this.#crons.clear();
+  }
+
+  async #fire(policyId: Id, cron: Cron): Promise<void> {
+    const { store, logger } = this.#options;
+    // The slot is the scheduled time, not the moment the timer ran: two instances (or a
+    // restart within the same slot) claim the same slot, and only one wins.
+    const slot = cron.previousRuns(1, new Date(Date.now() + 1))[0];
+    if (!slot || !(await store.claimCronSlot(policyId, slot.toISOString()))) return;
+    const policy = await store.getPolicy(policyId);
+    if (!policy?.enabled) return;
+    try {
+      await this.trigger(policy, 'cron');
+    } catch (error) {
+      logger.error({ err: error, policy: policy.name }, `policy ${policy.name}: scheduled run failed to start: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** Tagged manifest pushes and manifest deletions; blob and pull events are not replication's business. */
+function eventScope(event: RegistryEvent): PolicyScope | undefined {
+  const target = event.target;
+  if (!target?.repository) return undefined;
+  if (event.action === 'push' && target.tag && (!target.mediaType || MANIFEST_TYPES.has(target.mediaType))) {
+    return { kind: 'push', repository: target.repository, tag: target.tag };
+  }
+  if (event.action === 'delete' && (target.tag || target.digest)) {
+    return { kind: 'delete', repository: target.repository, ...(target.tag ? { tag: target.tag } : { digest: target.digest! }) };
+  }
+  return undefined;
+}

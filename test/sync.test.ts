@@ -1,0 +1,100 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ferry } from './support/ferry.js';
+import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
+import { DEFAULT_USER, startRegistry, type RunningRegistry } from './support/registry.js';
+import { listTags, rawManifest } from './support/skopeo.js';
+
+let fixture: ReplicationFixture;
+let secured: RunningRegistry;
+let dir: string;
+
+beforeAll(async () => {
+  [fixture, secured] = await Promise.all([
+    replicationFixture(
+      {
+        'v1.0': { layers: [{ size: 30_000, seed: 'sync-1' }] },
+        'v1.1-rc1': { layers: [{ size: 30_000, seed: 'sync-2' }] },
+        'v2.0': { layers: [{ size: 30_000, seed: 'sync-3' }] },
+      },
+      'team/app',
+    ),
+    startRegistry({ auth: 'htpasswd' }),
+  ]);
+  dir = await mkdtemp(join(tmpdir(), 'ferry-sync-'));
+});
+
+afterAll(async () => {
+  await Promise.all([fixture?.stop(), secured?.stop()]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function config(name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+describe('ferry sync', () => {
+  it('runs every policy of a ferry.yaml once and prints a summary', async () => {
+    const path = await config('ferry.yaml', `
+registries:
+  - name: upstream
+    url: ${fixture.source.host}
+  - name: mirror
+    url: ${secured.host}
+    credentials: { username: ${DEFAULT_USER.username}, password: "\${MIRROR_PASSWORD}" }
+policies:
+  - name: releases
+    source: upstream
+    destination: mirror
+    repositories: { include: ["team/**"] }
+    tags: { include: ["v*"], exclude: ["*-rc*"] }
+    rewrite: { namespace: mirror, flatten: 1 }
+  - name: disabled
+    enabled: false
+    source: upstream
+    destination: mirror
+`);
+    const result = await ferry(['sync', '-c', path], { MIRROR_PASSWORD: DEFAULT_USER.password });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^POLICY\s+STATUS\s+JOBS\s+FINISHED\s+ERROR\s+STOPPED\s+COPIED\s+UNCHANGED\s+BYTES\nreleases\s+finished\s+1\s+1\s+0\s+0\s+2\s+0\s+/m);
+    expect(result.stdout).not.toMatch(/^disabled/m);
+    expect(result.stdout + result.stderr).not.toContain(DEFAULT_USER.password);
+    const copied = await listTags({ host: secured.host, repository: 'mirror/app', creds: DEFAULT_USER });
+    expect(copied.sort()).toEqual(['v1.0', 'v2.0']);
+    expect((await rawManifest({ host: secured.host, repository: 'mirror/app', tag: 'v2.0', creds: DEFAULT_USER })).digest).toBe(fixture.built['v2.0']!.digest);
+  });
+
+  it('exits 1 and says which job failed', async () => {
+    const path = await config('failing.yaml', `
+registries:
+  - { name: upstream, url: ${fixture.source.host} }
+  - { name: mirror, url: ${secured.host} }
+policies:
+  - { name: no-credentials, source: upstream, destination: mirror }
+`);
+    const result = await ferry(['sync', '-c', path]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^no-credentials\s+error\s+1\s+0\s+1/m);
+    expect(result.stderr).toContain(`no-credentials: ${fixture.source.host}/team/app: `);
+    expect(result.stderr).toContain(`${secured.host} needs credentials`);
+  });
+
+  for (const [what, text, message] of [
+    ['an unknown setting', 'registries:\n  - { name: a, url: x.io, colour: red }\n', /registries\[0\]\.colour is not a known setting/],
+    ['a missing variable', 'registries:\n  - { name: a, url: x.io, credentials: { username: u, password: "${NOT_SET_ANYWHERE}" } }\n', /uses \$\{NOT_SET_ANYWHERE\}, which is not set/],
+    ['an unknown registry', 'policies:\n  - { name: p, source: nowhere, destination: nowhere }\n', /policy p: source names registry "nowhere", which is not configured/],
+    ['a bad trigger', 'registries: []\npolicies:\n  - { name: p, source: a, destination: b, trigger: { type: sometimes } }\n', /policies\[0\]\.trigger\.type must be manual, cron or event/],
+  ] as const) {
+    it(`rejects ${what} with the path and exit 2`, async () => {
+      const path = await config(`bad-${what.replace(/ /g, '-')}.yaml`, text);
+      const result = await ferry(['sync', '-c', path]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).toContain(path);
+    });
+  }
+});
