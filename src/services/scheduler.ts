@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { planJobs, type PolicyScope } from './policy/plan-jobs.js';
 import type { Registries } from './registry/registries.js';
 import { OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST } from './registry/media-types.js';
-import type { Execution, ExecutionTrigger, Id, Job, JobStore, Policy } from './store/types.js';
+import { RegistryError } from './registry/errors.js';
+import type { Execution, ExecutionTrigger, Id, Job, JobStore, NewJob, Policy } from './store/types.js';
 
 export interface SchedulerOptions {
   store: JobStore;
@@ -35,10 +36,19 @@ export class Scheduler {
 
   /** Resolves the policy into jobs (one per repository) and queues them as one execution. */
   async trigger(policy: Policy, trigger: ExecutionTrigger, scope: PolicyScope = { kind: 'all' }): Promise<{ execution: Execution; jobs: Job[] }> {
+    const jobs = await this.#plan(policy, scope);
+    return this.#queue(policy, trigger, jobs);
+  }
+
+  async #plan(policy: Policy, scope: PolicyScope) {
     const { store, registries } = this.#options;
     const [source, destination] = await Promise.all([store.getRegistry(policy.sourceRegistryId), store.getRegistry(policy.destinationRegistryId)]);
-    if (!source || !destination) throw new Error(`policy ${policy.name}: its source or destination registry no longer exists`);
-    const jobs = await planJobs(policy, source, destination, registries, scope);
+    if (!source || !destination) throw new RegistryError('INVALID_CONFIG', `policy ${policy.name}: its source or destination registry no longer exists`);
+    return planJobs(policy, source, destination, registries, scope);
+  }
+
+  async #queue(policy: Policy, trigger: ExecutionTrigger, jobs: NewJob[]): Promise<{ execution: Execution; jobs: Job[] }> {
+    const { store } = this.#options;
     const created = await store.createExecution({ policyId: policy.id, trigger, jobs });
     this.#options.logger.info({ policy: policy.name, execution: created.execution.id, trigger, jobs: jobs.length }, `policy ${policy.name}: ${trigger} run queued ${jobs.length} job(s)`);
     this.#options.queued();
@@ -73,8 +83,9 @@ export class Scheduler {
       const scope = eventScope(event);
       if (!scope) continue;
       for (const policy of policies) {
-        const { execution, jobs } = await this.trigger(policy, 'event', scope);
-        if (jobs.length > 0) executions.push(execution);
+        // An event outside the policy's filters is no run of it: no empty execution.
+        const jobs = await this.#plan(policy, scope);
+        if (jobs.length > 0) executions.push((await this.#queue(policy, 'event', jobs)).execution);
       }
     }
     return executions;

@@ -35,6 +35,8 @@ export interface RegistryOptions {
   auth?: 'none' | 'htpasswd' | 'token';
   user?: RegistryUser;
   notifyUrl?: string;
+  /** Sent as `Authorization: Bearer <token>` with each notification. */
+  notifyToken?: string;
   /** Serve HTTPS with a fresh self-signed certificate for 127.0.0.1. */
   tls?: boolean;
 }
@@ -120,7 +122,12 @@ async function selfSignedCertificate(dir: string): Promise<Tls> {
   return tls;
 }
 
-function registryConfig(port: number, dataDir: string, auth: object | undefined, notifyUrl: string | undefined, tls: Tls | undefined): object {
+interface Notify {
+  url: string;
+  token?: string | undefined;
+}
+
+function registryConfig(port: number, dataDir: string, auth: object | undefined, notify: Notify | undefined, tls: Tls | undefined): object {
   return {
     version: '0.1',
     log: { level: 'warn', accesslog: { disabled: true } },
@@ -133,9 +140,12 @@ function registryConfig(port: number, dataDir: string, auth: object | undefined,
     http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), ...(tls && { tls }) },
     health: { storagedriver: { enabled: false } },
     ...(auth && { auth }),
-    ...(notifyUrl && {
+    ...(notify && {
       notifications: {
-        endpoints: [{ name: 'ferry', url: notifyUrl, timeout: '1s', threshold: 1, backoff: '1s' }],
+        endpoints: [{
+          name: 'ferry', url: notify.url, timeout: '1s', threshold: 1, backoff: '1s',
+          ...(notify.token && { headers: { Authorization: [`Bearer ${notify.token}`] } }),
+        }],
       },
     }),
   };
@@ -203,7 +213,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     const configPath = join(dir, 'config.yml');
     const tls = options.tls ? await selfSignedCertificate(dir) : undefined;
     // JSON is valid YAML, so the registry reads it as is.
-    await writeFile(configPath, JSON.stringify(registryConfig(port, dataDir, auth?.auth, options.notifyUrl, tls), null, 2));
+    await writeFile(configPath, JSON.stringify(registryConfig(port, dataDir, auth?.auth, options.notifyUrl ? { url: options.notifyUrl, token: options.notifyToken } : undefined, tls), null, 2));
 
     const spawned = spawn('docker-registry', ['serve', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
