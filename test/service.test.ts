@@ -15,7 +15,7 @@ import { collect, spawnFerry } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { listTags, rawManifest, seedLayout } from './support/skopeo.js';
 import { writeOciLayout } from './support/images.js';
-import { freePort } from './support/registry.js';
+import { DEFAULT_USER, freePort, startRegistry } from './support/registry.js';
 
 const layer = (seed: string, size = 20_000) => ({ size, seed });
 
@@ -206,6 +206,41 @@ describe('the worker pool', () => {
     expect(await s.pool.retry(failed.id)).toBe(true);
     expect((await jobIn(s, failed.id, ['finished', 'error'])).status).toBe('finished');
     expect(await s.pool.retry(failed.id)).toBe(false);
+  });
+});
+
+describe('secrets', () => {
+  it('never reach a job\'s log or the service log', async () => {
+    const registry = await startRegistry({ auth: 'htpasswd' });
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const s = await FerryService.start({ database: join(dir, 'secrets.db'), workers: 2, logger });
+    services.push(s);
+    try {
+      const source = await s.store.createRegistry({ name: 'source', url: fixture.source.host });
+      const destination = await s.store.createRegistry({ name: 'private', url: registry.host, credentials: DEFAULT_USER });
+      const p = await s.store.createPolicy({ name: 'to-private', sourceRegistryId: source.id, destinationRegistryId: destination.id, repositories: { include: ['other/c'], exclude: [] } });
+      const { execution, jobs } = await s.scheduler.trigger(p, 'manual');
+      await until('execution finished', async () => (await s.store.getExecution(execution.id))?.status === 'finished');
+      const jobLog = JSON.stringify(await s.store.logs(jobs[0]!.id));
+      expect(jobLog).toContain('copied x');
+      const basic = Buffer.from(`${DEFAULT_USER.username}:${DEFAULT_USER.password}`).toString('base64');
+      for (const text of [jobLog, lines.join('')]) {
+        expect(text).not.toContain(DEFAULT_USER.password);
+        expect(text).not.toContain(basic);
+      }
+      expect(JSON.stringify(await s.store.listRegistries())).not.toContain(DEFAULT_USER.password);
+    } finally {
+      await registry.stop();
+    }
+  });
+});
+
+describe('ferry serve', () => {
+  it('refuses to listen off loopback without an API token', async () => {
+    const result = await collect(spawnFerry(['serve', '--host', '0.0.0.0', '--db', join(dir, 'refused.db')]));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('refusing to listen on 0.0.0.0 without an API token: set --token or FERRY_API_TOKEN');
   });
 });
 
