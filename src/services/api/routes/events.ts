@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import type { FerryService } from '../../service.js';
 import type { JobChange } from '../../worker-pool.js';
@@ -7,10 +6,10 @@ const HEARTBEAT_MS = 15_000;
 
 /** `GET /events`: every job change as a Server-Sent Event, with comment heartbeats to keep proxies from timing out. */
 export const eventRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
-  const streams = new Set<ServerResponse>();
+  const closers = new Set<() => void>();
   // A stream never ends on its own: closing the server must end them, or it waits forever.
   app.addHook('preClose', async () => {
-    for (const stream of streams) stream.end();
+    for (const close of closers) close();
   });
 
   app.get(
@@ -31,13 +30,15 @@ export const eventRoutes: FastifyPluginAsync<{ service: FerryService }> = async 
       stream.write(': connected\n\n');
       const send = (change: JobChange) => stream.write(`event: job\ndata: ${JSON.stringify(change)}\n\n`);
       const heartbeat = setInterval(() => stream.write(': heartbeat\n\n'), HEARTBEAT_MS);
-      service.changes.on('job', send);
-      streams.add(stream);
-      stream.once('close', () => {
+      const close = () => {
         clearInterval(heartbeat);
         service.changes.off('job', send);
-        streams.delete(stream);
-      });
+        closers.delete(close);
+        stream.end();
+      };
+      service.changes.on('job', send);
+      closers.add(close);
+      stream.once('close', close);
     },
   );
 };

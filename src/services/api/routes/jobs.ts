@@ -125,15 +125,12 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
           additionalProperties: false,
           properties: { after: { type: 'integer', minimum: 0 }, limit: page.limit },
         },
-        response: {
-          200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: ref('JobLogEntry') } } },
-          ...errors(400, 404),
-        },
+        response: { 200: { type: 'array', items: ref('JobLogEntry') }, ...errors(400, 404) },
       },
     },
     async (request) => {
       const job = await found(request.params.id);
-      return { items: await store.logs(job.id, request.query) };
+      return store.logs(job.id, request.query);
     },
   );
 };
