@@ -65,7 +65,11 @@ export function errorHandler(logger: Logger) {
     if (error instanceof ApiError) return reply.code(error.statusCode).send(body(error.statusCode, error.message, error.field));
     if (error instanceof ConflictError) return reply.code(409).send(body(409, error.message));
     if (error instanceof NotFoundError) return reply.code(400).send(body(400, error.message));
-    if (error instanceof RegistryError) return reply.code(502).send(body(502, error.message));
+    // A policy whose settings cannot work is the caller's to fix; a registry that fails is upstream's.
+    if (error instanceof RegistryError) {
+      const status = error.code === 'INVALID_CONFIG' || error.code === 'INVALID_REFERENCE' ? 409 : 502;
+      return reply.code(status).send(body(status, error.message));
+    }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) return reply.code(status).send(body(status, error.message));
     logger.error({ err: error, method: request.method, url: request.routeOptions.url }, `${request.method} ${request.routeOptions.url ?? request.url} failed: ${error.message}`);

@@ -133,6 +133,10 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    up: `CREATE UNIQUE INDEX registries_url ON registries (url);`,
+  },
 ];
 
 /**

@@ -367,14 +367,17 @@ class SqliteJobStore implements JobStore {
 
   // Registries
 
-  #assertRegistryNameFree(name: string, id?: Id): void {
-    const holder = this.#sql<{ id: Id }>('SELECT id FROM registries WHERE name = ?').get(name);
-    if (holder !== undefined && holder.id !== id) throw new ConflictError(`registry name ${JSON.stringify(name)} is already taken`);
+  /** Names identify registries for people, URLs for jobs (their settings are found by URL). */
+  #assertRegistryFree({ name, url }: { name?: string | undefined; url?: string | undefined }, id?: Id): void {
+    const byName = name === undefined ? undefined : this.#sql<{ id: Id }>('SELECT id FROM registries WHERE name = ?').get(name);
+    if (byName !== undefined && byName.id !== id) throw new ConflictError(`registry name ${JSON.stringify(name)} is already taken`);
+    const byUrl = url === undefined ? undefined : this.#sql<{ name: string; id: Id }>('SELECT id, name FROM registries WHERE url = ?').get(url);
+    if (byUrl !== undefined && byUrl.id !== id) throw new ConflictError(`registry ${byUrl.name} already has URL ${url}`);
   }
 
   async createRegistry(input: RegistryInput): Promise<Registry> {
     return this.#write(() => {
-      this.#assertRegistryNameFree(input.name);
+      this.#assertRegistryFree(input);
       const at = now();
       const row = registryRow(randomUUID(), { insecure: false, ca: null, credentials: null, ...defined(input) }, at, at);
       this.#sql(
@@ -403,7 +406,7 @@ class SqliteJobStore implements JobStore {
     return this.#write(() => {
       const current = this.#sql<RegistryRow>(`SELECT ${REGISTRY_COLUMNS}, password FROM registries WHERE id = ?`).get(id);
       if (current === undefined) return undefined;
-      if (patch.name !== undefined) this.#assertRegistryNameFree(patch.name, id);
+      this.#assertRegistryFree(patch, id);
       const row = registryRow(id, { ...registrySettings(current), ...defined(patch) }, current.created_at, now());
       this.#sql(
         `UPDATE registries SET name = @name, url = @url, insecure = @insecure, ca = @ca, username = @username,

@@ -37,11 +37,6 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
   };
 
   // The service connects by URL, so a second registry with the same URL could never use its own settings.
-  const checkUrlFree = async (url: string, self?: string): Promise<void> => {
-    const other = (await store.listRegistries()).find((registry) => registry.url === url && registry.id !== self);
-    if (other) throw conflict(`registry ${other.name} already has URL ${url}`);
-  };
-
   app.get('/registries', { schema: { tags, summary: 'List registries', response: { 200: { type: 'array', items: ref('Registry') } } } }, () =>
     store.listRegistries(),
   );
@@ -57,7 +52,6 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       },
     },
     async (request, reply) => {
-      await checkUrlFree(request.body.url);
       const registry = await store.createRegistry(request.body);
       return reply.code(201).send(registry);
     },
@@ -85,7 +79,6 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       const { id } = request.params;
       const patch = request.body;
       const before = await found(id);
-      if (patch.url !== undefined) await checkUrlFree(patch.url, id);
       const after = await store.updateRegistry(id, patch);
       if (!after) throw notFound('registry', id);
       if (patch.credentials !== undefined || after.url !== before.url || after.insecure !== before.insecure || after.ca !== before.ca) {
