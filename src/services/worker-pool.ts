@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { AnyActor, InspectionEvent, Snapshot } from 'xstate';
 import type { DeletionInput } from '../machines/deletion.js';
 import type { ReplicationInput } from '../machines/replication.js';
@@ -164,7 +165,7 @@ export class WorkerPool {
     const options = {
       ...(snapshot ? { snapshot: snapshot as Snapshot<unknown> } : {}),
       inspect: persist,
-      onEvent: (event: JobEvent) => logEvent(log, event),
+      onEvent: (event: JobEvent) => logEvent(log.logger.child({ phase: last.phase }), event),
     };
     actor =
       job.operation === 'copy'
@@ -208,7 +209,7 @@ function describe(status: string, phase: string | null): string {
 }
 
 /** Tags and blobs as they happen; byte-by-byte progress stays out of the log. */
-function logEvent({ logger }: JobLogger, event: JobEvent): void {
+function logEvent(logger: Logger, event: JobEvent): void {
   switch (event.type) {
     case 'tag.copied':
       logger.info({ tag: event.item.target, digest: event.digest, sourceDigest: event.sourceDigest }, `copied ${event.item.target}`);
