@@ -8,6 +8,7 @@ import type { Scope, TokenRequest, TokenResponse } from './auth.js';
 import type { Credentials } from './credentials.js';
 import { RegistryError } from './errors.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
+import { failure } from '../../../test/support/failure.js';
 
 const BAD: Credentials = { username: DEFAULT_USER.username, password: 'wrong-Pa55-for-auth-test' };
 const PULL: Scope[] = [{ repository: 'team/app', actions: ['pull'] }];
@@ -73,17 +74,6 @@ async function statusWith(registry: RunningRegistry, path: string, authorization
 function claims(header: string | undefined): { access: { type: string; name: string; actions: string[] }[]; sub: string } {
   const jwt = header?.replace(/^Bearer /, '') ?? '';
   return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as ReturnType<typeof claims>;
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(RegistryError);
-    return error as RegistryError;
-  }
-  throw new Error(`expected a RegistryError, got ${JSON.stringify(outcome)}`);
 }
 
 describe('scopeString', () => {

@@ -13,8 +13,8 @@ import { seedTag } from '../../../test/support/skopeo.js';
 import { getBlob, headBlob } from './blob.js';
 import { RegistryClient } from './client.js';
 import { digestOf } from './digest.js';
-import { RegistryError } from './errors.js';
 import { Repository } from './repository.js';
+import { failure } from '../../../test/support/failure.js';
 
 const LAYER_SIZE = 300 * 1024 + 17;
 
@@ -65,17 +65,6 @@ async function collect(body: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(RegistryError);
-    return error as RegistryError;
-  }
-  throw new Error(`expected a RegistryError, got ${JSON.stringify(outcome)}`);
 }
 
 describe('headBlob', () => {

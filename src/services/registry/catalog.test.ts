@@ -10,7 +10,7 @@ import type { RunningRegistry } from '../../../test/support/registry.js';
 import { seedTag } from '../../../test/support/skopeo.js';
 import { listRepositories } from './catalog.js';
 import { RegistryClient } from './client.js';
-import { RegistryError } from './errors.js';
+import { failure } from '../../../test/support/failure.js';
 
 /** In the order distribution lists them: lexical. */
 const REPOSITORIES = ['lib', 'other/x', 'team/a', 'team/b/c', 'zeta'];
@@ -55,17 +55,6 @@ async function connect(registry: string, credentials?: typeof DEFAULT_USER): Pro
   const client = await RegistryClient.connect({ registry, ...(credentials ? { credentials } : {}) });
   opened.push(client);
   return client;
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(RegistryError);
-    return error as RegistryError;
-  }
-  throw new Error(`expected a RegistryError, got ${JSON.stringify(outcome)}`);
 }
 
 function catalogRequests(): string[] {

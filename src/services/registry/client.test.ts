@@ -8,7 +8,7 @@ import type { RunningRegistry } from '../../../test/support/registry.js';
 import type { Scope } from './auth.js';
 import { RegistryClient } from './client.js';
 import type { RegistryRequest } from './client.js';
-import { RegistryError } from './errors.js';
+import { failure } from '../../../test/support/failure.js';
 
 const BAD_PASSWORD = 'not-the-Pa55word-xyz';
 
@@ -37,18 +37,6 @@ async function connect(options: Parameters<typeof RegistryClient.connect>[0], si
   const client = await RegistryClient.connect(options, signal);
   opened.push(client);
   return client;
-}
-
-/** The RegistryError a promise rejects with; fails the test if it resolves or rejects with anything else. */
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(RegistryError);
-    return error as RegistryError;
-  }
-  throw new Error(`expected a RegistryError, got ${JSON.stringify(outcome)}`);
 }
 
 const pull = (repository: string): Scope[] => [{ repository, actions: ['pull'] }];

@@ -11,9 +11,9 @@ import type { RunningRegistry } from '../../../test/support/registry.js';
 import { seedLayout, seedTag } from '../../../test/support/skopeo.js';
 import { RegistryClient } from './client.js';
 import { digestOf } from './digest.js';
-import { RegistryError } from './errors.js';
 import { deleteManifest, getManifest, headManifest, putManifest } from './manifest.js';
 import { Repository } from './repository.js';
+import { failure } from '../../../test/support/failure.js';
 
 let layout: string;
 let built: Record<string, BuiltTag>;
@@ -63,17 +63,6 @@ function tag(name: string): BuiltTag {
 /** The manifest bytes as written to the layout; skopeo --preserve-digests pushes them unchanged. */
 function layoutBytes(digest: string): Promise<Buffer> {
   return readFile(join(layout, 'blobs', 'sha256', digest.slice('sha256:'.length)));
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(RegistryError);
-    return error as RegistryError;
-  }
-  throw new Error(`expected a RegistryError, got ${JSON.stringify(outcome)}`);
 }
 
 /** Same JSON, other bytes: a manifest with its own digest that references the same blobs. */

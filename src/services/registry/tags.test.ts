@@ -12,10 +12,10 @@ import { startRegistry } from '../../../test/support/registry.js';
 import type { RunningRegistry } from '../../../test/support/registry.js';
 import { seedTag } from '../../../test/support/skopeo.js';
 import { RegistryClient } from './client.js';
-import { RegistryError } from './errors.js';
 import { getManifest, putManifest } from './manifest.js';
 import { Repository } from './repository.js';
 import { listTags } from './tags.js';
+import { failure } from '../../../test/support/failure.js';
 
 const TAG_COUNT = 25;
 const TAGS_PATH = '/v2/team/app/tags/list';
@@ -75,17 +75,6 @@ function servePage(pathAndQuery: string, tags: string[], next?: string, times = 
 
 function tagRequests(): string[] {
   return proxy.requests.filter((request) => request.path.startsWith(TAGS_PATH)).map((request) => request.path);
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(RegistryError);
-    return error as RegistryError;
-  }
-  throw new Error(`expected a RegistryError, got ${JSON.stringify(outcome)}`);
 }
 
 describe('listTags', () => {

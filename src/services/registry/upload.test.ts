@@ -12,10 +12,10 @@ import { seedTag } from '../../../test/support/skopeo.js';
 import { getBlob, headBlob } from './blob.js';
 import { RegistryClient } from './client.js';
 import { digestOf } from './digest.js';
-import { RegistryError } from './errors.js';
 import { Repository } from './repository.js';
 import { cancelUpload, finishUpload, patchUpload, putUpload, startUpload, uploadStatus } from './upload.js';
 import type { UploadStart } from './upload.js';
+import { failure } from '../../../test/support/failure.js';
 
 const LAYER_SIZE = 64 * 1024 + 3;
 
@@ -76,17 +76,6 @@ async function contentOf(repo: Repository, digest: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of blob.body) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-async function failure(promise: Promise<unknown>): Promise<RegistryError> {
-  let outcome: unknown;
-  try {
-    outcome = await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(RegistryError);
-    return error as RegistryError;
-  }
-  throw new Error(`expected a RegistryError, got ${JSON.stringify(outcome)}`);
 }
 
 describe('monolithic upload', () => {

@@ -1,4 +1,4 @@
-import { header, responseError, type Body } from './client.js';
+import { header, type Body } from './client.js';
 import { RegistryError } from './errors.js';
 import { resolveLocation, withQuery } from './location.js';
 import type { Repository } from './repository.js';
