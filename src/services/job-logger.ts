@@ -11,20 +11,27 @@ export interface JobLogger {
 
 /**
  * A job's own logger: its lines (secrets redacted) go to the store, to be served per job,
- * and to the service's log with the job's ids bound.
+ * to `onEntry` (live views), and to the service's log with the job's ids bound.
  */
-export function jobLogger(store: JobStore, service: Logger, ids: { jobId: Id; executionId: Id }): JobLogger {
+export function jobLogger(
+  store: JobStore,
+  service: Logger,
+  ids: { jobId: Id; executionId: Id },
+  onEntry?: (entry: Omit<JobLogEntry, 'seq'>) => void,
+): JobLogger {
   let pending: Array<Omit<JobLogEntry, 'seq'>> = [];
   let writing = Promise.resolve();
   const toStore = new Writable({
     write(line: Buffer, _encoding, done) {
       const { level, time, msg, jobId: _job, executionId: _execution, ...fields } = JSON.parse(line.toString()) as Record<string, unknown>;
-      pending.push({
+      const entry = {
         at: new Date(time as number).toISOString(),
         level: pino.levels.labels[level as number] ?? String(level),
         message: String(msg ?? ''),
         fields,
-      });
+      };
+      pending.push(entry);
+      onEntry?.(entry);
       if (pending.length === 1) queueMicrotask(save);
       done();
     },

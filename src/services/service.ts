@@ -1,7 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
+import { deletionMachine } from '../machines/deletion.js';
+import { replicationMachine } from '../machines/replication.js';
 import { BlobLocator } from './blob-locator.js';
+import { InspectorHub } from './inspector/hub.js';
 import { Registries } from './registry/registries.js';
 import type { RegistryOptions } from './registry/client.js';
 import { RegistryError } from './registry/errors.js';
@@ -30,9 +33,11 @@ export class FerryService {
   readonly logger: Logger;
   /** Emits 'job' with a JobChange on every status or phase change. */
   readonly changes = new EventEmitter<{ job: [JobChange] }>();
+  readonly inspector: InspectorHub;
 
-  private constructor(store: JobStore, options: ServiceOptions) {
+  private constructor(store: JobStore, inspector: InspectorHub, options: ServiceOptions) {
     this.store = store;
+    this.inspector = inspector;
     this.logger = options.logger;
     this.registries = new Registries((url) => registryOptions(store, url));
     this.changes.setMaxListeners(0);
@@ -41,6 +46,7 @@ export class FerryService {
       environment: { registries: this.registries, locator: new BlobLocator(), logger: options.logger },
       workers: options.workers,
       onChange: (change) => this.changes.emit('job', change),
+      observe: (job) => inspector.observe(job),
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
     this.scheduler = new Scheduler({ store, registries: this.registries, logger: options.logger, queued: () => this.pool.wake() });
@@ -48,7 +54,8 @@ export class FerryService {
 
   /** Opens the store (migrating it), resumes interrupted jobs and starts the schedules. */
   static async start(options: ServiceOptions): Promise<FerryService> {
-    const service = new FerryService(openSqliteStore(options.database), options);
+    const inspector = await InspectorHub.create({ replication: replicationMachine, deletion: deletionMachine });
+    const service = new FerryService(openSqliteStore(options.database), inspector, options);
     await service.pool.start();
     await service.scheduler.reload();
     return service;

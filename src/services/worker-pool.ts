@@ -4,6 +4,7 @@ import type { DeletionInput } from '../machines/deletion.js';
 import type { ReplicationInput } from '../machines/replication.js';
 import { createDeletion, createReplication, jobPhase, jobStatus, type Environment, type JobEvent } from './interpreter.js';
 import { jobLogger, type JobLogger } from './job-logger.js';
+import type { JobObserver } from './inspector/hub.js';
 import type { ErrorInfo } from './registry/errors.js';
 import type { Id, Job, JobStatus, JobStore } from './store/types.js';
 
@@ -23,7 +24,9 @@ export interface WorkerPoolOptions {
   workers: number;
   /** Every persisted change of a job's status or phase. */
   onChange?: (change: JobChange) => void;
-  /** Inspection events of every job actor (the inspector). */
+  /** Watches each job's actor (the inspector): its inspection stream, events and log lines. */
+  observe?: (job: Job) => JobObserver;
+  /** Every job actor's inspection stream, as it is (the Stately inspector). */
   inspect?: (event: InspectionEvent) => void;
 }
 
@@ -126,11 +129,13 @@ export class WorkerPool {
 
   #run(job: Job, snapshot: unknown): void {
     const { store, environment } = this.#options;
-    const log = jobLogger(store, environment.logger, { jobId: job.id, executionId: job.executionId });
+    const observer = this.#options.observe?.(job);
+    const log = jobLogger(store, environment.logger, { jobId: job.id, executionId: job.executionId }, observer && ((entry) => observer.log(entry)));
     let last = { status: job.status as string, phase: job.phase };
     let actor: AnyActor | undefined;
     const persist = (event: InspectionEvent) => {
       this.#options.inspect?.(event);
+      observer?.inspect(event);
       if (event.type !== '@xstate.snapshot' || event.actorRef !== actor) return;
       const state = event.snapshot as Snapshot<unknown> & { value: unknown; context: JobContext };
       // A halted actor (close) must not overwrite the step it is to resume from.
@@ -165,7 +170,10 @@ export class WorkerPool {
     const options = {
       ...(snapshot ? { snapshot: snapshot as Snapshot<unknown> } : {}),
       inspect: persist,
-      onEvent: (event: JobEvent) => logEvent(log.logger.child({ phase: last.phase }), event),
+      onEvent: (event: JobEvent) => {
+        observer?.event(event);
+        logEvent(log.logger.child({ phase: last.phase }), event);
+      },
     };
     actor =
       job.operation === 'copy'
@@ -182,6 +190,7 @@ export class WorkerPool {
       });
     }).then(async () => {
       await log.flush();
+      observer?.done();
       this.#active.delete(job.id);
       this.wake();
     });

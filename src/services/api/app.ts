@@ -2,8 +2,10 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { FerryService } from '../service.js';
 import { bearerAuth } from './auth.js';
+import { serveConsole } from './console.js';
 import { errorHandler } from './errors.js';
 import { eventRoutes } from './routes/events.js';
+import { inspectorRoutes } from './routes/inspector.js';
 import { executionRoutes } from './routes/executions.js';
 import { jobRoutes } from './routes/jobs.js';
 import { policyRoutes } from './routes/policies.js';
@@ -40,6 +42,7 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
         { name: 'jobs', description: 'One repository of an execution each' },
         { name: 'events', description: 'Live job changes' },
         { name: 'webhooks', description: 'Registry notifications' },
+        { name: 'inspector', description: 'The job machines drawn, and each job live' },
         { name: 'meta', description: 'Health and this document' },
       ],
       ...(options.token
@@ -68,11 +71,12 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
     () => ({ status: 'ok', running: service.pool.running }),
   );
 
+  await serveConsole(app);
   await app.register(
     async (api) => {
       if (options.token) api.addHook('onRequest', bearerAuth(options.token));
       api.get('/openapi.json', { schema: { tags: ['meta'], summary: 'This API as an OpenAPI document' } }, () => app.swagger());
-      for (const routes of [registryRoutes, policyRoutes, executionRoutes, jobRoutes, eventRoutes, webhookRoutes]) {
+      for (const routes of [registryRoutes, policyRoutes, executionRoutes, jobRoutes, eventRoutes, webhookRoutes, inspectorRoutes]) {
         await api.register(routes, { service });
       }
     },

@@ -1,17 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { FerryService } from '../../service.js';
 import type { JobChange } from '../../worker-pool.js';
+import { eventStreams } from '../sse.js';
 
-const HEARTBEAT_MS = 15_000;
-
-/** `GET /events`: every job change as a Server-Sent Event, with comment heartbeats to keep proxies from timing out. */
+/** `GET /events`: every job change as a Server-Sent Event. */
 export const eventRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
-  const closers = new Set<() => void>();
-  // A stream never ends on its own: closing the server must end them, or it waits forever.
-  app.addHook('preClose', async () => {
-    for (const close of closers) close();
-  });
-
+  const openStream = eventStreams(app);
   app.get(
     '/events',
     {
@@ -24,21 +18,10 @@ export const eventRoutes: FastifyPluginAsync<{ service: FerryService }> = async 
       },
     },
     (_request, reply) => {
-      reply.hijack();
-      const stream = reply.raw;
-      stream.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      stream.write(': connected\n\n');
-      const send = (change: JobChange) => stream.write(`event: job\ndata: ${JSON.stringify(change)}\n\n`);
-      const heartbeat = setInterval(() => stream.write(': heartbeat\n\n'), HEARTBEAT_MS);
-      const close = () => {
-        clearInterval(heartbeat);
-        service.changes.off('job', send);
-        closers.delete(close);
-        stream.end();
-      };
+      const stream = openStream(reply);
+      const send = (change: JobChange) => stream.send('job', change);
       service.changes.on('job', send);
-      closers.add(close);
-      stream.once('close', close);
+      stream.onClose(() => service.changes.off('job', send));
     },
   );
 };
