@@ -415,6 +415,8 @@ describe('OpenAPI', () => {
         'POST /api/v1/executions/{id}/retry',
         'GET /api/v1/jobs',
         'GET /api/v1/jobs/{id}',
+        'GET /api/v1/jobs/{id}/live',
+        'GET /api/v1/machines/{name}/graph',
         'POST /api/v1/jobs/{id}/stop',
         'POST /api/v1/jobs/{id}/retry',
         'GET /api/v1/jobs/{id}/logs',

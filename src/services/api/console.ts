@@ -7,5 +7,5 @@ const CONSOLE_ROOT = fileURLToPath(new URL('../../console/', import.meta.url));
 
 /** Serves the web console at `/`: plain files, nothing fetched from elsewhere (air-gapped hosts). */
 export async function serveConsole(app: FastifyInstance): Promise<void> {
-  await app.register(fastifyStatic, { root: CONSOLE_ROOT, prefix: '/', index: 'index.html', wildcard: false });
+  await app.register(fastifyStatic, { root: CONSOLE_ROOT, prefix: '/', index: 'index.html', wildcard: false, schemaHide: true });
 }
