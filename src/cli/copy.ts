@@ -11,6 +11,7 @@ import { parseReference, type Reference } from '../services/registry/reference.j
 import { Registries } from '../services/registry/registries.js';
 import { globFilter } from '../services/tag-filter.js';
 import { createReporter } from './report.js';
+import { copyWithConsole } from './copy-console.js';
 import { registryResolver } from './registry-options.js';
 import type { CommandIO } from './io.js';
 import { positiveInteger, UsageError } from './usage.js';
@@ -36,6 +37,8 @@ Options:
   --limit-rate KIB      blob bandwidth for the job, in KiB/s
   --dry-run             print the plan (tags, blobs, bytes) and write nothing
   --log-format FORMAT   text (default) or json (pino lines on stdout)
+  --inspect             run the copy under the web console (its address is printed) and send
+                        the job's inspection stream to Stately's inspector (ferry stately-inspector)
 
 Exit codes: 0 finished, 1 the job failed, 2 bad usage, 130 stopped (Ctrl-C).`;
 
@@ -59,6 +62,7 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
       'dry-run': { type: 'boolean' },
       'limit-rate': { type: 'string' },
       'log-format': { type: 'string' },
+      inspect: { type: 'boolean' },
     },
   });
   if (positionals.length !== 2) throw new UsageError(`copy takes SRC and DST, got ${positionals.length} argument(s)`);
@@ -81,12 +85,12 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
   };
 
   const logger = createLogger(format, io.stdout);
-  const registries = new Registries(
-    registryResolver([
-      { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'] },
-      { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'] },
-    ]),
-  );
+  const resolve = registryResolver([
+    { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'] },
+    { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'] },
+  ]);
+  if (values.inspect) return copyWithConsole(input, resolve, io, logger);
+  const registries = new Registries(resolve);
   const reporter = createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun });
   const actor = createReplication(input, { registries, locator: new BlobLocator(), logger }, { onEvent: reporter.event });
   actor.subscribe((snapshot) => reporter.status(jobStatus(snapshot), jobPhase(snapshot), snapshot.context));

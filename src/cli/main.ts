@@ -6,6 +6,7 @@ import type { CommandIO } from './io.js';
 import { MACHINE_USAGE, machineCommand } from './machine.js';
 import { REMOTE_USAGE, remoteCommand } from './remote.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
+import { STATELY_USAGE, statelyInspectorCommand } from './stately-inspector.js';
 import { SYNC_USAGE, syncCommand } from './sync.js';
 import { UsageError } from './usage.js';
 
@@ -18,6 +19,7 @@ Commands:
   jobs, executions, policies
                     list, show, stop, retry, follow logs on a running service
   machine           print the job machine (JSON or Mermaid)
+  stately-inspector bridge --inspect streams to Stately's inspector
 
 Run "ferry <command> --help" for a command's options.`;
 
@@ -26,6 +28,7 @@ const HELP: Record<string, string> = {
   serve: SERVE_USAGE,
   sync: SYNC_USAGE,
   machine: MACHINE_USAGE,
+  'stately-inspector': STATELY_USAGE,
   jobs: REMOTE_USAGE,
   executions: REMOTE_USAGE,
   policies: REMOTE_USAGE,
@@ -58,6 +61,8 @@ export async function main(argv: string[]): Promise<number> {
         return await remoteCommand(command, rest, commandIO());
       case 'machine':
         return machineCommand(rest, process.stdout);
+      case 'stately-inspector':
+        return await statelyInspectorCommand(rest, commandIO());
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
