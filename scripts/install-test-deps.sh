@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the tests run against: the CNCF distribution registry and skopeo.
+# Debian packages the tests run against: the CNCF distribution registry, skopeo, and
+# Chromium for the console's browser tests.
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v skopeo >/dev/null || missing+=(skopeo)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
@@ -12,3 +14,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 docker-registry --version
 skopeo --version
+chromium --version
