@@ -22,7 +22,7 @@ export interface WorkerPoolOptions {
   environment: Environment;
   /** Jobs running (or waiting to retry) at once. */
   workers: number;
-  /** Every persisted change of a job's status or phase. */
+  /** Every persisted change of a job's status or phase, and its bytes while it transfers. */
   onChange?: (change: JobChange) => void;
   /** Watches each job's actor (the inspector): its inspection stream, events and log lines. */
   observe?: (job: Job) => JobObserver;
@@ -165,7 +165,23 @@ export class WorkerPool {
         log.logger.info({ status, phase, event: event.event.type }, phase ? `${status}: ${phase}` : status);
       }
       last = { status, phase };
+      if (phase !== 'transferBlob') inflight.clear();
       this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status, phase, progress: context.progress, error });
+    };
+    // Live bytes for list views: what the last step stored plus the blobs in flight, at most
+    // every PROGRESS_INTERVAL_MS (not persisted; the next step stores the real count).
+    const inflight = new Map<string, number>();
+    let progressed = 0;
+    const transferring = (event: JobEvent) => {
+      if (event.type === 'blob.progress') inflight.set(event.digest, event.bytes);
+      else if (event.type === 'blob.done') inflight.set(event.digest, event.how === 'copied' ? event.size : 0);
+      else return;
+      const now = Date.now();
+      if (now - progressed < PROGRESS_INTERVAL_MS || !actor) return;
+      progressed = now;
+      const { context } = actor.getSnapshot() as { context: JobContext };
+      const bytesCopied = (context.progress.bytesCopied ?? 0) + [...inflight.values()].reduce((sum, n) => sum + n, 0);
+      this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status: 'running', phase: last.phase, progress: { ...context.progress, bytesCopied }, error: null });
     };
     const options = {
       ...(snapshot ? { snapshot: snapshot as Snapshot<unknown> } : {}),
@@ -173,6 +189,7 @@ export class WorkerPool {
       onEvent: (event: JobEvent) => {
         observer?.event(event);
         logEvent(log.logger.child({ phase: last.phase }), event);
+        transferring(event);
       },
     };
     actor =
@@ -205,6 +222,8 @@ export class WorkerPool {
     this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status: job.status, phase: job.phase, progress: job.progress, error: job.error });
   }
 }
+
+const PROGRESS_INTERVAL_MS = 500;
 
 interface JobContext {
   attempt: number;
