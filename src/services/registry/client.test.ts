@@ -223,6 +223,13 @@ describe('error mapping', () => {
     expect(await statusOf(proxied, tagsRequest('some/app'))).toEqual({ status: 404, code: 'NAME_UNKNOWN' });
   });
 
+  it('maps a 401 without a usable challenge to UNAUTHORIZED with the registry\'s words', async () => {
+    proxy.addRule({ path: /\/tags\/list/, fault: { type: 'status', status: 401, body: '{"errors":[{"code":"UNAUTHORIZED","message":"go away"}]}' }, times: 1 });
+    const error = await failure(proxied.expect(tagsRequest('some/app'), [200]));
+    expect(error.code).toBe('UNAUTHORIZED');
+    expect(error.message).toBe('list tags of some/app: 401 UNAUTHORIZED: go away');
+  });
+
   it('keeps every error code of a distribution error body', async () => {
     const body = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'read only' }, { code: 'DENIED' }] });
     proxy.addRule({ path: /\/tags\/list/, fault: { type: 'status', status: 503, headers: { 'content-type': 'application/json' }, body }, times: 1 });

@@ -125,8 +125,9 @@ export class RegistryClient {
   async send(request: RegistryRequest): Promise<RegistryResponse> {
     const response = await this.#dispatch(request, await this.#auth.header(request.scopes));
     if (response.statusCode !== 401 || !isReplayable(request.body)) return response;
-    await response.body.dump();
+    // Unanswerable, the 401 goes back to the caller with its body, which names the error.
     if (!this.#auth.challenge(header(response, 'www-authenticate'), request.scopes)) return response;
+    await response.body.dump();
     return this.#dispatch(request, await this.#auth.header(request.scopes));
   }
 
