@@ -31,7 +31,11 @@ describe('ferry copy --inspect', () => {
     const result = collect(child);
     let stdout = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    while (!stdout.includes('the console stays up until Ctrl-C')) await once(child.stdout!, 'data');
+    const deadline = Date.now() + 20_000;
+    while (!stdout.includes('the console stays up until Ctrl-C')) {
+      if (Date.now() > deadline) throw new Error(`no end of the job in the output:\n${stdout}`);
+      await Promise.race([once(child.stdout!, 'data'), new Promise((r) => setTimeout(r, 500))]);
+    }
 
     const console = /^console: (http:\/\/127\.0\.0\.1:\d+)\/#\/jobs\/(\S+)$/m.exec(stdout);
     expect(console).not.toBeNull();

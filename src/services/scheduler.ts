@@ -10,8 +10,8 @@ export interface SchedulerOptions {
   store: JobStore;
   registries: Registries;
   logger: Logger;
-  /** Called when an execution has queued jobs. */
-  queued: () => void;
+  /** Called with the jobs of each new execution, all pending. */
+  queued: (jobs: Job[]) => void;
 }
 
 /** One event of distribution's notifications (`application/vnd.docker.distribution.events.v1+json`). */
@@ -51,7 +51,7 @@ export class Scheduler {
     const { store } = this.#options;
     const created = await store.createExecution({ policyId: policy.id, trigger, jobs });
     this.#options.logger.info({ policy: policy.name, execution: created.execution.id, trigger, jobs: jobs.length }, `policy ${policy.name}: ${trigger} run queued ${jobs.length} job(s)`);
-    this.#options.queued();
+    this.#options.queued(created.jobs);
     return created;
   }
 

@@ -11,7 +11,7 @@ import { RegistryError } from './registry/errors.js';
 import { Scheduler } from './scheduler.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { JobStore, Registry } from './store/types.js';
-import { WorkerPool, type JobChange } from './worker-pool.js';
+import { jobChange, WorkerPool, type JobChange } from './worker-pool.js';
 
 export interface ServiceOptions {
   /** SQLite file; created with its directory when missing. */
@@ -49,7 +49,15 @@ export class FerryService {
       observe: (job) => inspector.observe(job),
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
-    this.scheduler = new Scheduler({ store, registries: this.registries, logger: options.logger, queued: () => this.pool.wake() });
+    this.scheduler = new Scheduler({
+      store,
+      registries: this.registries,
+      logger: options.logger,
+      queued: (jobs) => {
+        for (const job of jobs) this.changes.emit('job', jobChange(job));
+        this.pool.wake();
+      },
+    });
   }
 
   /** Opens the store (migrating it), resumes interrupted jobs and starts the schedules. */

@@ -13,8 +13,14 @@ export interface JobChange {
   executionId: Id;
   status: JobStatus;
   phase: string | null;
+  attempt: number;
   progress: Record<string, number>;
   error: ErrorInfo | null;
+}
+
+/** A stored job as a change (queued, stopped while pending, requeued). */
+export function jobChange(job: Job): JobChange {
+  return { jobId: job.id, executionId: job.executionId, status: job.status, phase: job.phase, attempt: job.attempt, progress: job.progress, error: job.error };
 }
 
 export interface WorkerPoolOptions {
@@ -166,7 +172,7 @@ export class WorkerPool {
       }
       last = { status, phase };
       if (phase !== 'transferBlob') inflight.clear();
-      this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status, phase, progress: context.progress, error });
+      this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status, phase, attempt: context.attempt, progress: context.progress, error });
     };
     // Live bytes for list views: what the last step stored plus the blobs in flight, at most
     // every PROGRESS_INTERVAL_MS (not persisted; the next step stores the real count).
@@ -181,7 +187,7 @@ export class WorkerPool {
       progressed = now;
       const { context } = actor.getSnapshot() as { context: JobContext };
       const bytesCopied = (context.progress.bytesCopied ?? 0) + [...inflight.values()].reduce((sum, n) => sum + n, 0);
-      this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status: 'running', phase: last.phase, progress: { ...context.progress, bytesCopied }, error: null });
+      this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status: 'running', phase: last.phase, attempt: context.attempt, progress: { ...context.progress, bytesCopied }, error: null });
     };
     const options = {
       ...(snapshot ? { snapshot: snapshot as Snapshot<unknown> } : {}),
@@ -219,7 +225,7 @@ export class WorkerPool {
 
   #notify(job: Job | undefined): void {
     if (!job) return;
-    this.#options.onChange?.({ jobId: job.id, executionId: job.executionId, status: job.status, phase: job.phase, progress: job.progress, error: job.error });
+    this.#options.onChange?.(jobChange(job));
   }
 }
 

@@ -10,7 +10,8 @@ export type Fault =
   | { type: 'reset' }
   | { type: 'resetAfterBytes'; bytes: number }
   | { type: 'corrupt' }
-  | { type: 'hold'; release: Promise<void> }
+  /** Holds the request until `release` settles; a Fault it resolves to is then applied to the request. */
+  | { type: 'hold'; release: Promise<void | Fault> }
   | { type: 'delay'; ms: number }
   | { type: 'throttle'; bytesPerSecond: number };
 
@@ -148,7 +149,11 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
     });
     for (const listener of listeners) listener({ method: record.method, path: record.path });
 
-    const fault = takeFault(record.method, record.path);
+    let fault = takeFault(record.method, record.path);
+    while (fault?.type === 'hold') {
+      fault = (await fault.release) ?? undefined;
+      if (req.socket.destroyed) return;
+    }
     switch (fault?.type) {
       case 'status':
         req.resume();
@@ -158,9 +163,6 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
       case 'reset':
         req.socket.resetAndDestroy();
         return;
-      case 'hold':
-        await fault.release;
-        break;
       case 'delay':
         await sleep(fault.ms);
         break;

@@ -34,7 +34,7 @@ export const inspectorRoutes: FastifyPluginAsync<{ service: FerryService }> = as
         tags: ['inspector'],
         summary: "A job's life, live",
         description:
-          'Server-Sent Events: first `snapshot` ({job, stateId, blobs}), then `transition` ({from, to, edgeIds, event, at}), ' +
+          'Server-Sent Events: first `snapshot` ({job (with its history), stateId, blobs}), then `transition` ({from, to, edgeIds, event, at}), ' +
           '`job` (a JobChange), `blob` ({digest, size, bytes, state, how}) and `log` (a log entry) as they happen.',
         params: idParams,
         response: { 200: { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
@@ -54,7 +54,8 @@ export const inspectorRoutes: FastifyPluginAsync<{ service: FerryService }> = as
         service.changes.off('job', onChange);
       });
       const live = service.inspector.live(job.id);
-      stream.send('snapshot', { job, stateId: live?.stateId ?? stateId(machine, job.status, job.phase), blobs: live?.blobs ?? [] });
+      const history = await service.store.history(job.id);
+      stream.send('snapshot', { job: { ...job, history }, stateId: live?.stateId ?? stateId(machine, job.status, job.phase), blobs: live?.blobs ?? [] });
     },
   );
 };

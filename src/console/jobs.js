@@ -1,0 +1,254 @@
+// The home page (executions and jobs) and an execution's page (its jobs), kept current by
+// the service's job events.
+
+import { ApiError, get, post, subscribe } from './api.js';
+import { badge, bytes, duration, h, progressSummary, shortId, when } from './format.js';
+
+const JOB_STATUSES = ['pending', 'running', 'retrying', 'finished', 'error', 'stopped'];
+const EXECUTION_STATUSES = ['pending', 'running', 'finished', 'error', 'stopped'];
+const PAGE = 100;
+const POLL_MS = 5_000;
+
+/** @param {string} label @param {string[]} values @param {string} value @param {(value: string) => void} onChange */
+function select(label, values, value, onChange, name = label) {
+  const element = /** @type {HTMLSelectElement} */ (
+    h('select', { name, onchange: () => onChange(element.value) }, h('option', { value: '' }, `any ${label}`), ...values.map((v) => h('option', { value: v, selected: v === value }, v)))
+  );
+  return element;
+}
+
+/** A debounced call. @param {() => void} fn @param {number} ms */
+function debounce(fn, ms) {
+  let timer = 0;
+  const run = () => {
+    clearTimeout(timer);
+    timer = window.setTimeout(fn, ms);
+  };
+  run.cancel = () => clearTimeout(timer);
+  return run;
+}
+
+/** @param {any} job */
+function progressCell(job) {
+  const p = progressSummary(job.progress);
+  const pct = p.total ? Math.round((p.done / p.total) * 100) : job.status === 'finished' ? 100 : 0;
+  return h(
+    'div',
+    { class: 'progress-cell' },
+    h('div', { class: 'meter small', title: `${p.done} of ${p.total} tags` }, h('span', { style: `width:${pct}%` })),
+    h('span', { class: 'mono' }, `${p.done}/${p.total} tags`),
+    h('span', { class: 'muted' }, ` · ${p.blobsCopied}+${p.blobsMounted} blobs · ${bytes(p.bytes)}`),
+  );
+}
+
+/** @param {any} job */
+function jobRow(job) {
+  return h(
+    'tr',
+    { 'data-job': job.id, 'data-status': job.status },
+    h('td', null, h('a', { href: `#/jobs/${job.id}`, class: 'mono' }, shortId(job.id))),
+    h('td', null, job.operation),
+    h('td', { class: 'mono repo', title: `${job.source ?? ''} → ${job.destination}` }, job.source ? `${job.source} → ` : '', h('strong', null, job.destination)),
+    h('td', null, badge(job.status)),
+    h('td', { class: 'mono' }, job.phase ?? ''),
+    h('td', null, progressCell(job)),
+    h('td', { class: 'num' }, job.attempt || ''),
+    h('td', { class: 'muted' }, when(job.updatedAt)),
+  );
+}
+
+/** @param {any} execution */
+function executionRow(execution) {
+  const counts = Object.entries(execution.jobs ?? {}).filter(([, n]) => n > 0);
+  const took = execution.finishedAt ? Date.parse(execution.finishedAt) - Date.parse(execution.createdAt) : null;
+  return h(
+    'tr',
+    { 'data-execution': execution.id, 'data-status': execution.status },
+    h('td', null, h('a', { href: `#/executions/${execution.id}`, class: 'mono' }, shortId(execution.id))),
+    h('td', { class: 'mono' }, execution.policyId ? shortId(execution.policyId) : '—'),
+    h('td', null, execution.trigger),
+    h('td', null, badge(execution.status)),
+    h('td', null, ...counts.map(([status, n]) => h('span', { class: `count status-${status}` }, `${n} ${status}`))),
+    h('td', { class: 'muted' }, when(execution.createdAt)),
+    h('td', { class: 'num' }, took === null ? '…' : duration(took)),
+  );
+}
+
+const JOB_HEAD = ['job', 'op', 'source → destination', 'status', 'phase', 'progress', 'attempt', 'updated'];
+const EXECUTION_HEAD = ['execution', 'policy', 'trigger', 'status', 'jobs', 'created', 'took'];
+
+/** @param {string[]} head @param {HTMLElement} body */
+const table = (head, body) => h('div', { class: 'table-scroll' }, h('table', { class: 'list' }, h('thead', null, h('tr', null, ...head.map((t) => h('th', null, t)))), body));
+
+/**
+ * A live list of jobs, filtered by status and execution.
+ * @param {{ executionId?: string, executions?: () => any[] }} options
+ */
+function jobList({ executionId, executions }) {
+  const filter = { status: '', executionId: executionId ?? '' };
+  const body = h('tbody');
+  const count = h('span', { class: 'muted count-label' });
+  const executionFilter = executionId
+    ? null
+    : select('execution', [], '', (value) => {
+        filter.executionId = value;
+        void load();
+      }, 'executionId');
+  const element = h(
+    'section',
+    { class: 'panel jobs' },
+    h('div', { class: 'panel-head' }, h('h2', null, 'Jobs'), count, h('div', { class: 'filters' }, select('status', JOB_STATUSES, '', (value) => ((filter.status = value), void load()), 'jobStatus'), executionFilter)),
+    table(JOB_HEAD, body),
+  );
+  /** @type {Map<string, any>} */
+  const shown = new Map();
+
+  async function load() {
+    const { items, total } = await get(`/jobs?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), ...(filter.executionId ? { executionId: filter.executionId } : {}), limit: String(PAGE) })}`);
+    shown.clear();
+    for (const job of items) shown.set(job.id, job);
+    body.replaceChildren(...(items.length ? items.map(jobRow) : [h('tr', null, h('td', { colspan: JOB_HEAD.length, class: 'muted empty' }, 'No jobs.'))]));
+    count.textContent = `${items.length} of ${total}`;
+    if (executionFilter && executions) {
+      const current = executionFilter.value;
+      executionFilter.replaceChildren(h('option', { value: '' }, 'any execution'), ...executions().map((e) => h('option', { value: e.id, selected: e.id === current }, `${shortId(e.id)} · ${e.status}`)));
+    }
+  }
+
+  const reload = debounce(() => void load().catch(() => {}), 250);
+
+  /** Applies a job event in place when the job is listed and still matches; otherwise reloads. @param {any} change */
+  function apply(change) {
+    const job = shown.get(change.jobId);
+    const matches = (!filter.status || filter.status === change.status) && (!filter.executionId || filter.executionId === change.executionId);
+    if (!job || !matches) {
+      if (matches || job) reload();
+      return;
+    }
+    Object.assign(job, { status: change.status, phase: change.phase, progress: change.progress, error: change.error, updatedAt: new Date().toISOString() });
+    const row = body.querySelector(`tr[data-job="${CSS.escape(job.id)}"]`);
+    const fresh = jobRow(job);
+    fresh.classList.add('changed');
+    row?.replaceWith(fresh);
+  }
+
+  return { element, load, reload, apply, dispose: () => reload.cancel() };
+}
+
+/** `#/`: executions and jobs. @param {HTMLElement} view */
+export async function mountHome(view) {
+  const filter = { status: '' };
+  /** @type {any[]} */
+  let executions = [];
+  const body = h('tbody');
+  const count = h('span', { class: 'muted count-label' });
+  const jobs = jobList({ executions: () => executions });
+
+  async function loadExecutions() {
+    const { items, total } = await get(`/executions?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), limit: '50' })}`);
+    executions = items;
+    body.replaceChildren(...(items.length ? items.map(executionRow) : [h('tr', null, h('td', { colspan: EXECUTION_HEAD.length, class: 'muted empty' }, 'No executions yet: trigger a policy.'))]));
+    count.textContent = `${items.length} of ${total}`;
+  }
+
+  view.replaceChildren(
+    h(
+      'section',
+      { class: 'panel executions' },
+      h('div', { class: 'panel-head' }, h('h2', null, 'Executions'), count, h('div', { class: 'filters' }, select('status', EXECUTION_STATUSES, '', (value) => ((filter.status = value), void loadExecutions()), 'executionStatus'))),
+      table(EXECUTION_HEAD, body),
+    ),
+    jobs.element,
+  );
+  await loadExecutions();
+  await jobs.load();
+
+  const reloadExecutions = debounce(() => void loadExecutions().catch(() => {}), 400);
+  const events = subscribe('/events', {
+    onEvent: (type, data) => {
+      if (type !== 'job') return;
+      jobs.apply(data);
+      reloadExecutions();
+    },
+  });
+  // Nothing announces a new execution or a job still queued: look again now and then.
+  const poll = setInterval(() => {
+    reloadExecutions();
+    jobs.reload();
+  }, POLL_MS);
+  return () => {
+    clearInterval(poll);
+    events.close();
+    jobs.dispose();
+    reloadExecutions.cancel();
+  };
+}
+
+/** `#/executions/:id`: one execution and its jobs. @param {HTMLElement} view @param {{ id: string }} params */
+export async function mountExecution(view, { id }) {
+  const summary = h('div', { class: 'execution-summary' });
+  const message = h('span', { class: 'message' });
+  /** @type {any} */
+  let execution = await get(`/executions/${encodeURIComponent(id)}`);
+  const stopButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'danger', onclick: () => act('stop') }, 'STOP'));
+  const retryButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', onclick: () => act('retry') }, 'RETRY'));
+  const jobs = jobList({ executionId: id });
+
+  const render = () => {
+    summary.replaceChildren(
+      badge(execution.status),
+      h('span', null, `trigger ${execution.trigger}`),
+      h('span', null, `created ${when(execution.createdAt)}`),
+      execution.finishedAt ? h('span', null, `took ${duration(Date.parse(execution.finishedAt) - Date.parse(execution.createdAt))}`) : '',
+      ...Object.entries(execution.jobs ?? {}).filter(([, n]) => n > 0).map(([status, n]) => h('span', { class: `count status-${status}` }, `${n} ${status}`)),
+    );
+    stopButton.disabled = !['pending', 'running'].includes(execution.status);
+    retryButton.disabled = !['error', 'stopped'].includes(execution.status);
+  };
+
+  /** @param {'stop' | 'retry'} action */
+  async function act(action) {
+    stopButton.disabled = retryButton.disabled = true;
+    try {
+      await post(`/executions/${encodeURIComponent(id)}/${action}`);
+      message.textContent = '';
+    } catch (error) {
+      message.textContent = error instanceof ApiError ? error.message : String(error);
+    }
+    execution = await get(`/executions/${encodeURIComponent(id)}`);
+    render();
+  }
+
+  view.replaceChildren(
+    h(
+      'header',
+      { class: 'page-header' },
+      h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Executions'), ' / ', `execution ${shortId(id)}`), h('h1', null, 'Execution ', h('span', { class: 'mono' }, id)), summary, message),
+      h('div', { class: 'actions' }, stopButton, retryButton),
+    ),
+    jobs.element,
+  );
+  render();
+  await jobs.load();
+  const refresh = debounce(async () => {
+    execution = await get(`/executions/${encodeURIComponent(id)}`).catch(() => execution);
+    render();
+  }, 300);
+  const events = subscribe('/events', {
+    onEvent: (type, data) => {
+      if (type !== 'job' || data.executionId !== id) return;
+      jobs.apply(data);
+      refresh();
+    },
+  });
+  const poll = setInterval(() => {
+    refresh();
+    jobs.reload();
+  }, POLL_MS);
+  return () => {
+    clearInterval(poll);
+    events.close();
+    jobs.dispose();
+    refresh.cancel();
+  };
+}

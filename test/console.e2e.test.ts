@@ -1,0 +1,230 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi } from '../src/services/api/app.js';
+import { FerryService } from '../src/services/service.js';
+import type { Job } from '../src/services/store/types.js';
+import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
+import { freePort } from './support/registry.js';
+
+/**
+ * The web console in a real browser (Debian's chromium through playwright-core) against the
+ * real service: a job followed live through its phases, stopped mid-transfer, retried to the
+ * end, then replayed from its history.
+ */
+
+const BIG = 3 * 1024 * 1024;
+const THROTTLE = 400 * 1024; // bytes/s: the big blob takes ~7 s, time to look and press STOP
+const SCREENSHOTS = join(import.meta.dirname, '..', 'docs');
+
+let fixture: ReplicationFixture;
+let dir: string;
+let service: FerryService;
+let api: FastifyInstance;
+let base: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  [fixture, dir] = await Promise.all([
+    replicationFixture({ '1.0': { layers: [{ size: BIG, seed: 'console-big' }, { size: 20_000, seed: 'console-small' }] } }, 'console/app'),
+    mkdtemp(join(tmpdir(), 'ferry-console-')),
+  ]);
+  service = await FerryService.start({ database: join(dir, 'ferry.db'), workers: 2, logger: pino({ level: 'silent' }) });
+  api = await buildApi(service, {});
+  const port = await freePort();
+  await api.listen({ port, host: '127.0.0.1' });
+  base = `http://127.0.0.1:${port}`;
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await api?.close();
+  await service?.close();
+  await fixture?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const apiJob = async (id: string): Promise<Job> => (await fetch(`${base}/api/v1/jobs/${id}`)).json() as Promise<Job>;
+
+/** Every change of the chart's current state, as the page saw it (wall clock, to compare with the server's). */
+const RECORD_STATES = `
+  window.__states = [];
+  new MutationObserver((records) => {
+    for (const r of records) {
+      const state = r.target.getAttribute('data-current');
+      if (state && state !== r.oldValue) window.__states.push({ state, at: Date.now() });
+    }
+  }).observe(document, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-current'] });
+`;
+
+const current = (page: Page) => page.locator('svg.statechart').getAttribute('data-current');
+const pageStates = (page: Page) => page.evaluate('window.__states') as Promise<Array<{ state: string; at: number }>>;
+
+describe('the web console', () => {
+  it('follows a job live, stops it mid-transfer, retries it to the end and replays it', async () => {
+    const source = await service.store.createRegistry({ name: 'source', url: fixture.sourceProxy.host });
+    const destination = await service.store.createRegistry({ name: 'destination', url: fixture.destinationProxy.host });
+    const policy = await service.store.createPolicy({ name: 'console', sourceRegistryId: source.id, destinationRegistryId: destination.id });
+
+    // Park the job in initialize (its tag list is held), and make blob downloads slow.
+    let releaseTags!: () => void;
+    fixture.sourceProxy.addRule({ method: 'GET', path: /\/tags\/list/, times: 1, fault: { type: 'hold', release: new Promise<void>((r) => (releaseTags = r)) } });
+    fixture.sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, fault: { type: 'throttle', bytesPerSecond: THROTTLE } });
+
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    await context.addInitScript(RECORD_STATES);
+    const page = await context.newPage();
+    const failures: string[] = [];
+    page.on('pageerror', (error) => failures.push(String(error)));
+
+    // Home: the job shows up in the list by itself (job events), then its row follows it.
+    await page.goto(`${base}/`);
+    await page.locator('section.executions').waitFor();
+    const { jobs } = await service.scheduler.trigger(policy, 'manual');
+    const jobId = jobs[0]!.id;
+    const row = page.locator(`tr[data-job="${jobId}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    await until('the row shows running', async () => (await row.getAttribute('data-status')) === 'running');
+    await expect(row.locator('td').nth(4).textContent()).resolves.toBe('initialize');
+
+    // Server-side transitions of the job, when they happened.
+    const serverStates: Array<{ state: string; at: number }> = [];
+    const unsubscribe = service.inspector.subscribe(jobId, (event) => {
+      if (event.type === 'transition') serverStates.push({ state: event.to, at: Date.now() });
+    });
+
+    // The job page, opened mid-job: the chart shows initialize at once.
+    await row.locator('a').first().click();
+    await until('the chart in initialize', async () => (await page.locator('svg.statechart').count()) > 0 && (await current(page)) === 'replication.running.initialize');
+    // A full load of the job page in a fresh tab: navigation start to the highlight.
+    const fresh = await context.newPage();
+    await fresh.goto(`${base}/#/jobs/${jobId}`);
+    await until('the fresh page drawn', async () => (await fresh.locator('svg.statechart[data-current]').count()) > 0);
+    const freshLoad = await fresh.evaluate(() => performance.getEntriesByName('ferry:chart')[0]?.startTime ?? null);
+    await fresh.close();
+
+    // Let the job go: the highlight walks through the phases and parks in transferBlob.
+    releaseTags();
+    await until('the chart in transferBlob', async () => (await current(page)) === 'replication.running.transferBlob', 15_000);
+    await until('a blob transfer with progress', async () => {
+      const now = await page.locator('.blob [role=progressbar]').first().getAttribute('aria-valuenow').catch(() => null);
+      return now !== null && Number(now) > 5;
+    });
+    const seen = (await pageStates(page)).map((s) => s.state);
+    expect(seen).toEqual(expect.arrayContaining(['replication.running.initialize', 'replication.running.check', 'replication.running.pullManifest', 'replication.running.transferBlob']));
+    expect(seen.indexOf('replication.running.check')).toBeLessThan(seen.indexOf('replication.running.transferBlob'));
+    const timelineRows = await page.locator('.timeline-table tbody tr').count();
+    expect(timelineRows).toBeGreaterThanOrEqual(4);
+    await expect(page.locator('.transition.taken').count()).resolves.toBeGreaterThanOrEqual(3);
+    await expect(page.locator('button[data-action=stop]').isEnabled()).resolves.toBe(true);
+    await expect(page.locator('button[data-action=retry]').isDisabled()).resolves.toBe(true);
+    await mkdir(SCREENSHOTS, { recursive: true });
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-transfer.png'), fullPage: true });
+
+    // STOP during the transfer: stopped in the chart and in the API.
+    await page.locator('button[data-action=stop]').click();
+    await until('the chart in stopped', async () => (await current(page)) === 'replication.stopped');
+    expect((await apiJob(jobId)).status).toBe('stopped');
+    await until('RETRY enabled', () => page.locator('button[data-action=retry]').isEnabled());
+    await expect(page.locator('button[data-action=stop]').isDisabled()).resolves.toBe(true);
+
+    // RETRY, at full speed: finished in the chart and in the API.
+    fixture.clearFaults();
+    await page.locator('button[data-action=retry]').click();
+    await until('the chart in finished', async () => (await current(page)) === 'replication.finished', 20_000);
+    expect((await apiJob(jobId)).status).toBe('finished');
+    unsubscribe();
+
+    // Update latency: each server-side transition to the page showing that state.
+    const shown = await pageStates(page);
+    const latencies = serverStates
+      .map((server) => {
+        const match = shown.find((s) => s.state === server.state && s.at >= server.at - 5);
+        return match ? match.at - server.at : undefined;
+      })
+      .filter((ms): ms is number => ms !== undefined);
+    expect(latencies.length).toBeGreaterThan(4);
+
+    // Replay: the scrubber walks the stored history.
+    const scrubber = page.locator('.scrubber');
+    await scrubber.waitFor();
+    await until('the timeline complete', async () => (await page.locator('.timeline-table tbody tr[data-to=finished]').count()) === 1);
+    await page.screenshot({ path: join(SCREENSHOTS, 'console-finished.png'), fullPage: true });
+    await scrubber.getByRole('button', { name: 'first transition' }).click();
+    await expect(current(page)).resolves.toBe('replication.pending');
+    await scrubber.getByRole('button', { name: 'next transition' }).click();
+    await expect(current(page)).resolves.toBe('replication.running'); // claimed by a worker
+    await scrubber.getByRole('button', { name: 'next transition' }).click();
+    await expect(current(page)).resolves.toBe('replication.running.initialize');
+    await expect(page.locator('.timeline-table tr.selected').getAttribute('data-index')).resolves.toBe('2');
+    await expect(page.locator('.transition.step').count()).resolves.toBe(1); // START, drawn from pending
+    const stoppedAt = await page.locator('.timeline-table tbody tr[data-to=stopped]').getAttribute('data-index');
+    await page.evaluate(`(() => {
+      const input = document.querySelector('.scrubber input[type=range]');
+      input.value = '${Number(stoppedAt)}';
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    })()`);
+    await expect(current(page)).resolves.toBe('replication.stopped');
+    await scrubber.getByRole('button', { name: 'last transition' }).click();
+    await expect(current(page)).resolves.toBe('replication.finished');
+
+    expect(failures).toEqual([]);
+    const median = [...latencies].sort((a, b) => a - b)[Math.floor(latencies.length / 2)];
+    console.log(
+      `console: job page load ${freshLoad?.toFixed(0)} ms (navigation start to the current state highlighted); ` +
+        `update latency median ${median} ms, max ${Math.max(...latencies)} ms over ${latencies.length} transitions`,
+    );
+    await context.close();
+  });
+
+  it('asks for the token when the API wants one, keeps it and sends it on every call, streams included', async () => {
+    const secured = await buildApi(service, { token: 'console-secret' });
+    const port = await freePort();
+    await secured.listen({ port, host: '127.0.0.1' });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    try {
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${port}/`);
+      const dialog = page.locator('#token-dialog');
+      await dialog.waitFor({ state: 'visible' });
+      await page.locator('#token-input').fill('console-secret');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.locator('tr[data-execution]').first().waitFor();
+      await expect(page.evaluate("localStorage.getItem('ferry.token')")).resolves.toBe('console-secret');
+
+      // A finished job opened directly: replayed from its history, its live stream open (with the token).
+      const { items } = await service.store.listJobs({ status: 'finished' });
+      await page.goto(`http://127.0.0.1:${port}/#/jobs/${items[0]!.id}`);
+      await until('the chart in finished', async () => (await current(page)) === 'replication.finished');
+      await page.locator('.scrubber').waitFor();
+      await until('the stream open', async () => (await page.locator('.connection-open').count()) === 1);
+      await expect(dialog.isVisible()).resolves.toBe(false);
+
+      // Its execution's page lists it.
+      await page.locator('.crumbs a', { hasText: 'execution' }).click();
+      await page.locator(`tr[data-job="${items[0]!.id}"][data-status=finished]`).waitFor();
+    } finally {
+      await context.close();
+      await secured.close();
+    }
+  });
+});

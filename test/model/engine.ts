@@ -1,0 +1,135 @@
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
+import { expect } from 'vitest';
+import { FerryService } from '../../src/services/service.js';
+import type { Id, Job, JobOperation, JobStatus } from '../../src/services/store/types.js';
+import type { Fault, FaultProxy } from '../support/fault-proxy.js';
+import type { Coverage } from './coverage.js';
+import type { ModelStep } from './paths.js';
+
+/**
+ * The real engine under a path: a FerryService (worker pool, SQLite store, registry client)
+ * on its own database, one job, and the fault proxies steered one step at a time.
+ */
+
+export interface Marker {
+  proxy: FaultProxy;
+  method: string;
+  path: RegExp;
+}
+
+/** A request held at the proxy: the job is known to be in the phase that sent it until it is released. */
+export interface Held {
+  arrived: Promise<void>;
+  release(fault?: Fault): void;
+}
+
+export class Steering {
+  readonly #releases: Array<() => void> = [];
+
+  hold({ proxy, method, path }: Marker): Held {
+    let release!: (fault: Fault | void) => void;
+    const released = new Promise<Fault | void>((resolve) => (release = resolve));
+    this.#releases.push(() => release());
+    proxy.addRule({ method, path, times: 1, fault: { type: 'hold', release: released } });
+    const arrived = new Promise<void>((resolve) => {
+      const off = proxy.onRequest((r) => {
+        if (r.method === method && path.test(r.path)) {
+          off();
+          resolve();
+        }
+      });
+    });
+    return { arrived: within(arrived, 15_000, `${method} ${path} to arrive`), release: (fault) => release(fault) };
+  }
+
+  /** Lets every request still held go (they belong to stopped jobs, or nobody). */
+  releaseAll(): void {
+    for (const release of this.#releases.splice(0)) release();
+  }
+}
+
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+export interface Engine {
+  service: FerryService;
+  job: Job;
+  /** Every persisted change of the job (status, phase), in order, from the service's feed. */
+  changes: Array<{ status: JobStatus; phase: string | null }>;
+  close(): Promise<void>;
+}
+
+export async function startEngine(options: {
+  database: string;
+  coverage: Coverage;
+  registries: string[];
+  job: { operation: JobOperation; source: string | null; destination: string; input: unknown };
+}): Promise<Engine> {
+  const service = await FerryService.start({ database: options.database, workers: 1, logger: pino({ level: 'silent' }), inspect: options.coverage.inspect });
+  for (const [i, url] of options.registries.entries()) await service.store.createRegistry({ name: `registry-${i}`, url });
+  const { jobs } = await service.store.createExecution({ policyId: null, trigger: 'manual', jobs: [options.job] });
+  const job = jobs[0]!;
+  const changes: Engine['changes'] = [];
+  service.changes.on('job', (change) => {
+    if (change.jobId === job.id) changes.push({ status: change.status, phase: change.phase });
+  });
+  return { service, job, changes, close: () => service.close() };
+}
+
+export const databaseIn = (dir: string, name: string) => join(dir, `${name}.db`);
+
+/** The persisted job once it is in `state` (an atomic state path of the machine). */
+export async function persistedIn(engine: Engine, state: string, failedPhase?: string): Promise<Job> {
+  const [status, phase] = state.split('.') as [JobStatus, string | undefined];
+  const job = await until(`job in ${state}`, async () => {
+    const j = await engine.service.store.getJob(engine.job.id);
+    return j && j.status === status && (phase === undefined || j.phase === phase) ? j : undefined;
+  });
+  if (status === 'running') expect(job.error).toBeNull();
+  if (status === 'retrying') {
+    expect(job.phase, 'a retrying job keeps the phase it resumes').toBe(failedPhase);
+    expect(job.error?.transient).toBe(true);
+  }
+  return job;
+}
+
+/** The history rows a path must leave: one per change of status or phase (a phase entered again leaves none). */
+export function expectedHistory(steps: ModelStep[]): string[] {
+  const rows = ['pending'];
+  let phase = '';
+  for (const step of steps) {
+    if (step.from === 'pending' && step.event.outcome === 'start') rows.push('running');
+    if (step.from.startsWith('running.')) phase = step.from.slice('running.'.length);
+    const to = step.to === 'retrying' ? `retrying.${phase}` : step.to;
+    if (to !== rows.at(-1)) rows.push(to);
+  }
+  return rows;
+}
+
+/** What a step's outcome looks like from the outside: the kind of error it should have left. */
+export function errorKind(step: ModelStep): 'transient' | 'permanent' | 'exhausted' | undefined {
+  if (step.event.outcome === 'permanent') return 'permanent';
+  if (step.event.outcome === 'transient') return step.to === 'retrying' ? 'transient' : 'exhausted';
+  return undefined;
+}
+
+export type { Id };

@@ -1,0 +1,147 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ReplicationInput } from '../../src/machines/replication.js';
+import { FerryService } from '../../src/services/service.js';
+import { globFilter } from '../../src/services/tag-filter.js';
+import { replicationFixture, type ReplicationFixture } from '../support/fixture.js';
+import { intactTags, tagsOf } from './destination.js';
+import { Steering, until } from './engine.js';
+import { replicationRealization } from './realize.js';
+import { MODEL_RETRY, replicationModel } from './specs.js';
+
+/**
+ * The service-level lifecycle of a job around the machine: a crash (the service closed, which
+ * halts actors without STOP) and a new service on the same database, in every phase the
+ * model has, and in the middle of a retry's wait; a failed job retried.
+ */
+
+const PHASES = replicationModel.states.filter((s) => s.startsWith('running.')).map((s) => s.slice('running.'.length));
+
+let fixture: ReplicationFixture;
+let dir: string;
+let listed: string[];
+const services: FerryService[] = [];
+const steering = new Steering();
+
+beforeAll(async () => {
+  fixture = await replicationFixture({ a: { layers: [{ size: 3_000, seed: 'model-life-a' }] }, b: { layers: [{ size: 3_000, seed: 'model-life-b' }] } }, 'model/app');
+  dir = await mkdtemp(join(tmpdir(), 'ferry-model-life-'));
+  listed = await tagsOf(fixture.source.host, 'model/app');
+});
+
+afterEach(async () => {
+  steering.releaseAll();
+  await Promise.all(services.splice(0).map((s) => s.close()));
+  fixture.clearFaults();
+});
+
+afterAll(async () => {
+  await fixture?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function start(database: string): Promise<FerryService> {
+  const service = await FerryService.start({ database, workers: 1, logger: pino({ level: 'silent' }) });
+  services.push(service);
+  return service;
+}
+
+async function queue(service: FerryService, repository: string): Promise<string> {
+  const { sourceProxy, destinationProxy } = fixture;
+  for (const url of [sourceProxy.host, destinationProxy.host]) await service.store.createRegistry({ name: url, url });
+  const input: ReplicationInput = {
+    source: { registry: sourceProxy.host, repository: 'model/app' },
+    destination: { registry: destinationProxy.host, repository },
+    tagFilter: globFilter(listed),
+    platforms: [],
+    override: true,
+    bandwidthKiBps: null,
+    batchSize: 1,
+    blobConcurrency: 1,
+    retry: MODEL_RETRY,
+    dryRun: false,
+  };
+  const { jobs } = await service.store.createExecution({ policyId: null, trigger: 'manual', jobs: [{ operation: 'copy', source: null, destination: `${destinationProxy.host}/${repository}`, input }] });
+  service.pool.wake();
+  return jobs[0]!.id;
+}
+
+const settled = (service: FerryService, id: string) =>
+  until(`job ${id} ended`, async () => {
+    const job = await service.store.getJob(id);
+    return job && ['finished', 'error', 'stopped'].includes(job.status) ? job : undefined;
+  });
+
+describe('a job whose service crashes', () => {
+  for (const phase of PHASES) {
+    it(`in ${phase} resumes ${phase} from the persisted snapshot and finishes with whole images`, async () => {
+      const database = join(dir, `crash-${phase}.db`);
+      const repository = `model/crash-${phase.toLowerCase()}`;
+      const real = replicationRealization(fixture, false, listed);
+      const first = await start(database);
+      const held = steering.hold(real.marker(phase, 0));
+      const id = await queue(first, repository);
+      await held.arrived;
+      expect(await first.store.getJob(id)).toMatchObject({ status: 'running', phase });
+      await first.close();
+      expect(await tagsOf(fixture.destination.host, repository), 'nothing pushed before the crash').toEqual([]);
+
+      const again = steering.hold(real.marker(phase, 0));
+      const second = await start(database);
+      await again.arrived;
+      expect(await second.store.getJob(id), `the resumed job is back in ${phase}`).toMatchObject({ status: 'running', phase });
+      again.release();
+      const job = await settled(second, id);
+      expect(job.status).toBe('finished');
+      const history = (await second.store.history(id)).map((row) => row.to);
+      expect(history.slice(history.indexOf(`running.${phase}`) + 1)).not.toContain('running.initialize');
+      expect(await intactTags(fixture.destination.host, repository, fixture.built)).toEqual([...listed].sort());
+    });
+  }
+
+  it('in retrying waits only what is left of the backoff, then resumes the phase that failed', async () => {
+    const database = join(dir, 'crash-retrying.db');
+    const first = await start(database);
+    fixture.sourceProxy.addRule({ method: 'HEAD', path: /\/model\/app\/manifests\//, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
+    const id = await queue(first, 'model/crash-retrying');
+    const retrying = await until('job retrying', async () => {
+      const job = await first.store.getJob(id);
+      return job?.status === 'retrying' ? job : undefined;
+    });
+    expect(retrying.phase).toBe('pullManifest');
+    const deadline = ((await first.store.jobSnapshot(id)) as { context: { retryAt: number } }).context.retryAt;
+    await sleep(1_000);
+    await first.close();
+
+    const second = await start(database);
+    expect((await second.store.getJob(id))?.status).toBe('retrying');
+    const resumed = await until('job resumed', async () => {
+      const job = await second.store.getJob(id);
+      return job?.status === 'running' ? { job, at: Date.now() } : undefined;
+    });
+    expect(resumed.job.phase).toBe('pullManifest');
+    expect(resumed.at).toBeGreaterThanOrEqual(deadline);
+    expect(resumed.at - deadline, 'a restarted wait would end a second late').toBeLessThan(600);
+    expect((await settled(second, id)).status).toBe('finished');
+  });
+});
+
+describe('a failed job', () => {
+  it('is retried from the start and finishes; a finished one is not retried', async () => {
+    const service = await start(join(dir, 'retry.db'));
+    fixture.destinationProxy.addRule({ method: 'PUT', path: /\/manifests\//, times: 1, fault: { type: 'status', status: 403 } });
+    const id = await queue(service, 'model/retried');
+    const failed = await settled(service, id);
+    expect(failed.status).toBe('error');
+    expect(failed.error).toMatchObject({ code: 'DENIED', transient: false });
+    expect(await service.pool.retry(id)).toBe(true);
+    await until('job requeued and run', async () => (await service.store.getJob(id))?.status !== 'error');
+    expect((await settled(service, id)).status).toBe('finished');
+    expect(await intactTags(fixture.destination.host, 'model/retried', fixture.built)).toEqual([...listed].sort());
+    expect(await service.pool.retry(id)).toBe(false);
+  });
+});

@@ -1,0 +1,60 @@
+import { deletionMachine, type DeletionInput } from '../../src/machines/deletion.js';
+import { replicationMachine, type ReplicationInput } from '../../src/machines/replication.js';
+import { EVERY_TAG } from '../../src/services/tag-filter.js';
+import { machineModel } from './machine-model.js';
+import type { PathSpec } from './paths.js';
+
+/** One retry: a second transient error in a row uses the attempts up. */
+export const MODEL_RETRY = { maxAttempts: 1, baseDelayMs: 200, maxDelayMs: 200 };
+
+const location = { registry: 'model.invalid', repository: 'model/app' };
+
+export const replicationModel = machineModel(replicationMachine);
+export const deletionModel = machineModel(deletionMachine);
+
+const replicationInput: ReplicationInput = {
+  source: location,
+  destination: location,
+  tagFilter: EVERY_TAG,
+  platforms: [],
+  override: true,
+  bandwidthKiBps: null,
+  batchSize: 1,
+  blobConcurrency: 1,
+  retry: MODEL_RETRY,
+  dryRun: false,
+};
+
+const plan = { item: { source: 't', target: 't' }, sourceDigest: 'sha256:0', targetDigest: 'sha256:0', manifests: [], blobs: [], missing: [], missingBytes: 0 };
+const blob = { mediaType: 'application/octet-stream', digest: 'sha256:1', size: 1 };
+const outcome = { item: plan.item, digest: 'sha256:0', sourceDigest: 'sha256:0' };
+
+/** pullManifest's answer for each of its guarded branches: none left, all present, blobs missing, only the push left. */
+const batches: Record<string, unknown> = {
+  noTagLeft: { taken: 0, plans: [], unchanged: [], kept: [], missing: [] },
+  isDryRun: { taken: 1, plans: [plan], unchanged: [], kept: [], missing: [blob] },
+  alreadyOnDestination: { taken: 1, plans: [], unchanged: [outcome], kept: [], missing: [] },
+  blobsMissing: { taken: 1, plans: [plan], unchanged: [], kept: [], missing: [blob] },
+  default: { taken: 1, plans: [plan], unchanged: [], kept: [], missing: [] },
+};
+
+const outputs: Record<string, unknown> = {
+  initialize: { tags: ['t'] },
+  transferBlob: { copied: 1, mounted: 0, bytes: 1 },
+  pushManifest: { pushed: [outcome] },
+  delete: { deleted: ['t'], absent: [] },
+};
+
+export const replicationSpec: PathSpec = {
+  model: replicationModel,
+  inputs: { normal: replicationInput, 'dry run': { ...replicationInput, dryRun: true } },
+  output: (actor, guard) => (actor === 'pullManifest' ? batches[guard ?? 'default'] : outputs[actor]),
+};
+
+const deletionInput: DeletionInput = { destination: location, tagFilter: EVERY_TAG, concurrency: 1, retry: MODEL_RETRY };
+
+export const deletionSpec: PathSpec = {
+  model: deletionModel,
+  inputs: { normal: deletionInput },
+  output: (actor) => outputs[actor],
+};
