@@ -11,7 +11,6 @@ import { parseReference, type Reference } from '../services/registry/reference.j
 import { Registries } from '../services/registry/registries.js';
 import { globFilter } from '../services/tag-filter.js';
 import { createReporter } from './report.js';
-import { copyWithConsole } from './copy-console.js';
 import { registryResolver } from './registry-options.js';
 import type { CommandIO } from './io.js';
 import { positiveInteger, UsageError } from './usage.js';
@@ -89,7 +88,10 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'] },
     { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'] },
   ]);
-  if (values.inspect) return copyWithConsole(input, resolve, io, logger);
+  if (values.inspect) {
+    const { copyWithConsole } = await import('./copy-console.js');
+    return copyWithConsole(input, resolve, io, logger);
+  }
   const registries = new Registries(resolve);
   const reporter = createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun });
   const actor = createReplication(input, { registries, locator: new BlobLocator(), logger }, { onEvent: reporter.event });

@@ -1,13 +1,7 @@
 #!/usr/bin/env node
 import { once } from 'node:events';
 import { RegistryError } from '../services/registry/errors.js';
-import { COPY_USAGE, copyCommand } from './copy.js';
 import type { CommandIO } from './io.js';
-import { MACHINE_USAGE, machineCommand } from './machine.js';
-import { REMOTE_USAGE, remoteCommand } from './remote.js';
-import { SERVE_USAGE, serveCommand } from './serve.js';
-import { STATELY_USAGE, statelyInspectorCommand } from './stately-inspector.js';
-import { SYNC_USAGE, syncCommand } from './sync.js';
 import { UsageError } from './usage.js';
 
 const USAGE = `Usage: ferry <command> [options]
@@ -23,51 +17,64 @@ Commands:
 
 Run "ferry <command> --help" for a command's options.`;
 
-const HELP: Record<string, string> = {
-  copy: COPY_USAGE,
-  serve: SERVE_USAGE,
-  sync: SYNC_USAGE,
-  machine: MACHINE_USAGE,
-  'stately-inspector': STATELY_USAGE,
-  jobs: REMOTE_USAGE,
-  executions: REMOTE_USAGE,
-  policies: REMOTE_USAGE,
+interface Command {
+  usage: string;
+  run(args: string[], io: CommandIO): Promise<number> | number;
+}
+
+/**
+ * Each command's module is loaded only when it runs: `ferry copy` does not pay for the
+ * service's web server and database.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  copy: async () => {
+    const { COPY_USAGE, copyCommand } = await import('./copy.js');
+    return { usage: COPY_USAGE, run: copyCommand };
+  },
+  serve: async () => {
+    const { SERVE_USAGE, serveCommand } = await import('./serve.js');
+    return { usage: SERVE_USAGE, run: serveCommand };
+  },
+  sync: async () => {
+    const { SYNC_USAGE, syncCommand } = await import('./sync.js');
+    return { usage: SYNC_USAGE, run: syncCommand };
+  },
+  machine: async () => {
+    const { MACHINE_USAGE, machineCommand } = await import('./machine.js');
+    return { usage: MACHINE_USAGE, run: (args, io) => machineCommand(args, io.stdout) };
+  },
+  'stately-inspector': async () => {
+    const { STATELY_USAGE, statelyInspectorCommand } = await import('./stately-inspector.js');
+    return { usage: STATELY_USAGE, run: statelyInspectorCommand };
+  },
+  ...Object.fromEntries(
+    ['jobs', 'executions', 'policies'].map((resource) => [
+      resource,
+      async (): Promise<Command> => {
+        const { REMOTE_USAGE, remoteCommand } = await import('./remote.js');
+        return { usage: REMOTE_USAGE, run: (args, io) => remoteCommand(resource, args, io) };
+      },
+    ]),
+  ),
 };
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${USAGE}\n`);
-    return command ? 0 : 2;
+    return name ? 0 : 2;
   }
+  const load = COMMANDS[name];
+  if (!load) return reportFailure(new UsageError(`unknown command "${name}"`), USAGE);
+  const command = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
-    const help = HELP[command];
-    if (help) {
-      process.stdout.write(`${help}\n`);
-      return 0;
-    }
+    process.stdout.write(`${command.usage}\n`);
+    return 0;
   }
   try {
-    switch (command) {
-      case 'copy':
-        return await copyCommand(rest, commandIO());
-      case 'serve':
-        return await serveCommand(rest, commandIO());
-      case 'sync':
-        return await syncCommand(rest, commandIO());
-      case 'jobs':
-      case 'executions':
-      case 'policies':
-        return await remoteCommand(command, rest, commandIO());
-      case 'machine':
-        return machineCommand(rest, process.stdout);
-      case 'stately-inspector':
-        return await statelyInspectorCommand(rest, commandIO());
-      default:
-        throw new UsageError(`unknown command "${command}"`);
-    }
+    return await command.run(rest, commandIO());
   } catch (error) {
-    return reportFailure(error, HELP[command] ?? USAGE);
+    return reportFailure(error, command.usage);
   }
 }
 
