@@ -5,6 +5,8 @@ import { headBlob } from '../services/registry/blob.js';
 import { cancelUpload, startUpload } from '../services/registry/upload.js';
 import { mapLimit } from '../services/map-limit.js';
 import { RateLimiter } from '../services/rate-limit.js';
+import { RegistryError } from '../services/registry/errors.js';
+import type { Repository } from '../services/registry/repository.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { Location } from './types.js';
 
@@ -51,14 +53,17 @@ export const copyBlobs = (runtime: JobRuntime) =>
       const from = sameRegistry
         ? input.source.repository
         : runtime.locator.find(input.destination.registry, blob.digest, input.destination.repository);
-      const upload = await startUpload(destination, { ...(from ? { mount: { digest: blob.digest, from } } : {}), signal });
-      if (upload.mounted) {
+      // A mount the registry declines (202) opens the session the upload then uses.
+      const start = from === undefined ? undefined : await startUpload(destination, { mount: { digest: blob.digest, from }, signal });
+      const mounted = start?.mounted === true;
+      if (mounted) {
         result.mounted += 1;
       } else {
         let sent = 0;
         let reported = 0;
+        const session = start && !start.mounted ? Promise.resolve(start.location) : openSession(destination, blob, signal);
         try {
-          await copyBlob(source, destination, blob, upload.location, {
+          await copyBlob(source, destination, blob, session, {
             ...runtime.transfer,
             signal,
             ...(limiter ? { limiter } : {}),
@@ -72,14 +77,22 @@ export const copyBlobs = (runtime: JobRuntime) =>
             },
           });
         } catch (error) {
-          await cancelUpload(destination, upload.location);
+          const location = await session.catch(() => undefined);
+          if (location) await cancelUpload(destination, location);
           throw error;
         }
         result.copied += 1;
         result.bytes += blob.size;
       }
       markPresent(runtime, destination, blob.digest);
-      emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: upload.mounted ? 'mounted' : 'copied' });
+      emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: mounted ? 'mounted' : 'copied' });
     });
     return result;
   });
+
+/** A plain upload session, opened while the source GET starts. */
+async function openSession(destination: Repository, blob: Descriptor, signal: AbortSignal): Promise<URL> {
+  const upload = await startUpload(destination, { signal });
+  if (upload.mounted) throw new RegistryError('PROTOCOL', `start upload to ${destination.ref()} for ${blob.digest}: 201 without a mount request`);
+  return upload.location;
+}

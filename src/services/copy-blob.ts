@@ -30,22 +30,28 @@ export const DEFAULT_BLOB_COPY: TransferTuning = {
 };
 
 /**
- * Streams a blob from the source into an open upload session on the destination, hashing as
- * it goes: a digest or size that does not match fails the upload before it is committed.
+ * Streams a blob from the source into an upload session on the destination, hashing as it
+ * goes: a digest or size that does not match fails the upload before it is committed. The
+ * session may still be opening: the source GET does not wait for it.
  */
 export async function copyBlob(
   source: Repository,
   destination: Repository,
   blob: Descriptor,
-  location: URL,
+  session: Promise<URL>,
   options: BlobCopyOptions,
 ): Promise<void> {
-  if (blob.size > options.chunkThreshold) return copyChunked(source, destination, blob, location, options);
-  const { body } = await getBlob(source, blob.digest, options.signal ? { signal: options.signal } : {});
+  if (blob.size > options.chunkThreshold) return copyChunked(source, destination, blob, await session, options);
+  const [opened, location] = await Promise.allSettled([getBlob(source, blob.digest, options.signal ? { signal: options.signal } : {}), session]);
+  if (opened.status === 'rejected' || location.status === 'rejected') {
+    if (opened.status === 'fulfilled') opened.value.body.destroy();
+    throw opened.status === 'rejected' ? opened.reason : (location as PromiseRejectedResult).reason;
+  }
+  const { body } = opened.value;
   const what = `GET blob ${source.ref()}@${blob.digest}`;
   await putUpload(
     destination,
-    location,
+    location.value,
     { digest: blob.digest, size: blob.size, body: Readable.from(verified(throttled(body, options.limiter, options.signal), blob, what, options.onBytes), { objectMode: false }) },
     options.signal,
   );
