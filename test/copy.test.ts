@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toPromise } from 'xstate';
 import { BlobLocator } from '../src/services/blob-locator.js';
+import { createReplication } from '../src/services/interpreter.js';
 import type { FaultProxy } from './support/fault-proxy.js';
 import { environment, ferry, replicate, replicationInput } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
@@ -153,6 +155,30 @@ describe('ferry copy', () => {
     expect(result.code, result.stderr).toBe(0);
     // 256 KiB + 60 000 + 1 000 bytes of layers at 256 KiB/s: over a second, less one 0.1 s burst.
     expect(performance.now() - started).toBeGreaterThanOrEqual(1_100);
+  });
+
+  it('compares items ahead of their batch by HEAD, each once, so a sync with nothing to copy takes few turns', async () => {
+    const input = replicationInput(`${fixture.sourceProxy.host}/team/app`, `${proxy.host}/ahead/app`, { batchSize: 1 });
+    expect((await replicate(input)).status).toBe('finished');
+    const before = { source: fixture.sourceProxy.requests.length, destination: proxy.requests.length };
+    const again = await replicate(input);
+    expect(again.actor.getSnapshot().context.progress).toMatchObject({ tagsUnchanged: 5, tagsCopied: 0 });
+    const heads = (requests: typeof proxy.requests) => requests.filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/')).map((r) => r.path);
+    for (const side of [heads(fixture.sourceProxy.requests.slice(before.source)), heads(proxy.requests.slice(before.destination))]) {
+      expect(side).toHaveLength(5);
+      expect(new Set(side).size).toBe(5);
+    }
+    // 5 items, 4 batches of 1 compared per turn: two turns take them, a third finds none left.
+    let turns = 0;
+    const counted = createReplication(input, environment(), {
+      inspect: (event) => {
+        if (event.type === '@xstate.event' && event.event.type === 'xstate.done.actor.pullManifest') turns += 1;
+      },
+    });
+    counted.start();
+    counted.send({ type: 'START' });
+    await toPromise(counted);
+    expect(turns).toBe(3);
   });
 });
 

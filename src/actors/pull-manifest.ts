@@ -2,7 +2,7 @@ import { fromPromise } from 'xstate';
 import { loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
-import { headManifest, type Manifest } from '../services/registry/manifest.js';
+import { headManifest, type Manifest, type ManifestHead } from '../services/registry/manifest.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { Repository } from '../services/registry/repository.js';
 import { deriveIndex, selectPlatforms } from '../services/platforms.js';
@@ -11,8 +11,12 @@ import type { DerivedIndex, Location, ManifestRef, TagOutcome, TagPlan, WorkItem
 export interface PullManifestInput {
   source: Location;
   destination: Location;
-  /** The next batch of the job's remaining items; empty when none is left. */
+  /**
+   * The job's next items, all compared by HEAD at once; of them, the batch taken ends with the
+   * `batchSize`-th that needs a push. Empty when none is left.
+   */
   items: WorkItem[];
+  batchSize: number;
   /** `os/arch[/variant]` to keep from indexes; empty keeps them all. */
   platforms: string[];
   /** Replace a target tag that points at another digest. */
@@ -20,7 +24,7 @@ export interface PullManifestInput {
 }
 
 export interface PullManifestOutput {
-  /** How many items of the batch this answer covers (all of them). */
+  /** How many of the items this answer covers, from the first. */
   taken: number;
   /** Items whose target does not hold the wanted digest yet. */
   plans: TagPlan[];
@@ -40,7 +44,9 @@ export const planBatch = (runtime: JobRuntime) =>
     if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], missing: [] };
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
-    const outcomes = await Promise.all(input.items.map((item) => planItem(runtime, source, destination, item, input, signal)));
+    const compared = await Promise.all(input.items.map((item) => compare(runtime, source, destination, item, signal)));
+    const taken = batchEnd(compared, input);
+    const outcomes = await Promise.all(compared.slice(0, taken).map((c) => planItem(runtime, source, c, input, signal)));
 
     const plans = outcomes.filter((o): o is TagPlan => 'manifests' in o);
     const unchanged = outcomes.filter((o): o is Settled => 'settled' in o && o.settled === 'unchanged').map(outcome);
@@ -60,7 +66,7 @@ export const planBatch = (runtime: JobRuntime) =>
       plan.missing = absent.map((b) => b.digest);
       plan.missingBytes = absent.reduce((sum, b) => sum + b.size, 0);
     }
-    return { taken: input.items.length, plans, unchanged, kept, missing };
+    return { taken, plans, unchanged, kept, missing };
   });
 
 /** An item that needs no push: its target already holds the digest, or is kept as it is. */
@@ -68,19 +74,47 @@ type Settled = TagOutcome & { settled: 'unchanged' | 'kept' };
 
 const outcome = ({ item, digest, sourceDigest }: Settled): TagOutcome => ({ item, digest, sourceDigest });
 
+/** An item with what the source and the destination hold for it. */
+interface Compared {
+  item: WorkItem;
+  head: ManifestHead;
+  existing: ManifestHead | undefined;
+}
+
+/**
+ * HEADs both sides (HEADs cost no pull quota), remembering the answers for items left for
+ * the next batch, so no item is asked twice in a job.
+ */
+async function compare(runtime: JobRuntime, source: Repository, destination: Repository, item: WorkItem, signal: AbortSignal): Promise<Compared> {
+  const key = `${item.source} ${item.target}`;
+  const known = runtime.heads.get(key);
+  if (known) return { item, ...known };
+  const [head, existing] = await Promise.all([headManifest(source, item.source, signal), headManifest(destination, item.target, signal)]);
+  if (!head) throw new RegistryError('NOT_FOUND', `${source.ref(item.source)}: manifest not found on the source`);
+  runtime.heads.set(key, { head, existing });
+  return { item, head, existing };
+}
+
+/** Items up to the `batchSize`-th that may need a push; the others are taken with them. */
+function batchEnd(compared: Compared[], { batchSize, platforms, override }: PullManifestInput): number {
+  let work = 0;
+  for (const [index, { head, existing }] of compared.entries()) {
+    // A platform filter changes the digest: only the manifest tells whether it is there.
+    const settled = platforms.length === 0 && existing !== undefined && (existing.digest === head.digest || !override);
+    if (!settled) work += 1;
+    if (work === batchSize) return index + 1;
+  }
+  return compared.length;
+}
+
 async function planItem(
   runtime: JobRuntime,
   source: Repository,
-  destination: Repository,
-  item: WorkItem,
+  { item, head, existing }: Compared,
   { platforms, override }: { platforms: string[]; override: boolean },
   signal: AbortSignal,
 ): Promise<TagPlan | Settled> {
-  const [head, existing] = await Promise.all([
-    headManifest(source, item.source, signal),
-    headManifest(destination, item.target, signal),
-  ]);
-  if (!head) throw new RegistryError('NOT_FOUND', `${source.ref(item.source)}: manifest not found on the source`);
+  runtime.heads.delete(`${item.source} ${item.target}`);
   const settle = (settled: Settled['settled'], digest: string): Settled => ({ item, digest, sourceDigest: head.digest, settled });
   if (platforms.length === 0 && existing?.digest === head.digest) return settle('unchanged', head.digest);
   // Without a platform filter the target digest is the source's: no GET needed to keep a tag.

@@ -41,6 +41,7 @@ function runtimeFor(environment: Environment): JobRuntime {
     transfer: environment.transfer ?? DEFAULT_BLOB_COPY,
     blobs: new Map(),
     manifests: new Map(),
+    heads: new Map(),
   };
 }
 

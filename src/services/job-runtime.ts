@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { Repository } from './registry/repository.js';
 import type { Registries } from './registry/registries.js';
-import { getManifest, type Manifest } from './registry/manifest.js';
+import { getManifest, type Manifest, type ManifestHead } from './registry/manifest.js';
 import type { BlobLocator } from './blob-locator.js';
 import type { TransferTuning } from './copy-blob.js';
 import type { Location } from '../actors/types.js';
@@ -20,6 +20,8 @@ export interface JobRuntime {
   blobs: Map<string, BlobState>;
   /** Per job: source manifests fetched by digest, and derived indexes built from them. */
   manifests: Map<string, Manifest>;
+  /** Per job: what both sides answered to HEAD for items compared ahead of their batch. */
+  heads: Map<string, { head: ManifestHead; existing: ManifestHead | undefined }>;
   locator: BlobLocator;
   transfer: TransferTuning;
   logger: Logger;

@@ -61,6 +61,7 @@ async function queue(service: FerryService, repository: string): Promise<string>
     override: true,
     bandwidthKiBps: null,
     batchSize: 1,
+    compareAhead: 1,
     blobConcurrency: 1,
     retry: MODEL_RETRY,
     dryRun: false,

@@ -84,6 +84,8 @@ describe('the replication machine, path by path on the real engine', () => {
         override: true,
         bandwidthKiBps: null,
         batchSize: 1,
+        // One item per turn of the loop, as the generated paths take them.
+        compareAhead: 1,
         blobConcurrency: 1,
         retry: MODEL_RETRY,
         dryRun,

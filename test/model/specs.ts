@@ -20,6 +20,7 @@ const replicationInput: ReplicationInput = {
   override: true,
   bandwidthKiBps: null,
   batchSize: 1,
+  compareAhead: 1,
   blobConcurrency: 1,
   retry: MODEL_RETRY,
   dryRun: false,
