@@ -77,9 +77,11 @@ async function copyChunked(
   let location = firstLocation;
   let committed = 0;
   let resumes = 0;
+  // One buffer for every chunk of the blob: memory stays at one chunk, however large the blob.
+  const buffer = Buffer.allocUnsafe(Math.min(options.chunkSize, blob.size));
   try {
     while (committed < blob.size) {
-      const chunk = await reader.read(Math.min(options.chunkSize, blob.size - committed));
+      const chunk = await reader.read(buffer.subarray(0, Math.min(options.chunkSize, blob.size - committed)));
       hash.update(chunk);
       let sent = 0;
       while (sent < chunk.length) {
@@ -134,8 +136,9 @@ class ResumingReader {
     this.#what = `GET blob ${source.ref()}@${blob.digest}`;
   }
 
-  async read(length: number): Promise<Buffer> {
-    const chunk = Buffer.allocUnsafe(length);
+  /** Fills `chunk` completely from the source. */
+  async read(chunk: Buffer): Promise<Buffer> {
+    const length = chunk.length;
     let filled = 0;
     while (filled < length) {
       let piece: Buffer | undefined;
