@@ -20,7 +20,8 @@ import { freePort } from './support/registry.js';
 
 const BIG = 3 * 1024 * 1024;
 const THROTTLE = 400 * 1024; // bytes/s: the big blob takes ~7 s, time to look and press STOP
-const SCREENSHOTS = join(import.meta.dirname, '..', 'docs');
+// Test artifacts by default; FERRY_UPDATE_SCREENSHOTS=1 refreshes the README's copies in docs/.
+const SCREENSHOTS = join(import.meta.dirname, '..', process.env.FERRY_UPDATE_SCREENSHOTS ? 'docs' : 'test-artifacts');
 
 let fixture: ReplicationFixture;
 let dir: string;
