@@ -1,0 +1,103 @@
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export interface Round {
+  round: number;
+  /** The order the arms ran in this round. */
+  order: string[];
+  seconds: Record<string, number>;
+  /** When both ran. */
+  ferryOverSkopeo?: number;
+}
+
+export interface Row {
+  scenario: string;
+  ferry: number;
+  unit: string;
+  reference?: { name: string; value: number };
+  /** ferry / reference, when the goal is about the ratio. */
+  ratio?: number;
+  goal?: { max: number; of: 'ratio' | 'value' };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+export function medianOf(rounds: Round[], arm: string): number {
+  return median(rounds.map((round) => round.seconds[arm]!));
+}
+
+/** A row comparing two arms' median times. */
+export function timeRow(scenario: string, rounds: Round[], arm: string, reference: string, maxRatio?: number): Row {
+  const ferry = medianOf(rounds, arm);
+  const value = medianOf(rounds, reference);
+  return { scenario, ferry, unit: 's', reference: { name: reference, value }, ratio: ferry / value, ...(maxRatio !== undefined && { goal: { max: maxRatio, of: 'ratio' } }) };
+}
+
+export function met(row: Row): boolean | undefined {
+  if (!row.goal) return undefined;
+  return (row.goal.of === 'ratio' ? row.ratio! : row.ferry) <= row.goal.max;
+}
+
+export function formatTable(rows: Row[]): string {
+  const number = (value: number): string => (value >= 100 ? value.toFixed(0) : value.toFixed(2));
+  const cells = [
+    ['scenario', 'ferry (median)', 'compared with', 'ratio', 'goal', 'met?'],
+    ...rows.map((row) => {
+      const goal = row.goal ? (row.goal.of === 'ratio' ? `ratio <= ${row.goal.max}` : `<= ${row.goal.max} ${row.unit}`) : '(info)';
+      const ok = met(row);
+      return [
+        row.scenario,
+        `${number(row.ferry)} ${row.unit}`,
+        row.reference ? `${row.reference.name} ${number(row.reference.value)} ${row.unit}` : '-',
+        row.ratio === undefined ? '-' : row.ratio.toFixed(2),
+        goal,
+        ok === undefined ? '-' : ok ? 'yes' : 'NO',
+      ];
+    }),
+  ];
+  const widths = cells[0]!.map((_, column) => Math.max(...cells.map((line) => line[column]!.length)));
+  return cells.map((line) => line.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
+}
+
+async function version(command: string, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(command, args);
+  return stdout.trim();
+}
+
+export async function machineFacts(): Promise<object> {
+  const [skopeo, dockerRegistry, commit, dirty] = await Promise.all([
+    version('skopeo', ['--version']),
+    version('docker-registry', ['--version']),
+    version('git', ['rev-parse', 'HEAD']),
+    version('git', ['status', '--porcelain', '--', 'src']),
+  ]);
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    totalMemoryBytes: totalmem(),
+    kernel: release(),
+    node: process.version,
+    skopeo,
+    dockerRegistry,
+    ferryCommit: commit,
+    ferrySrcModified: dirty !== '',
+  };
+}
+
+/** Writes `results` to bench/results/<date>.json; returns the path. */
+export async function writeResults(date: Date, results: object): Promise<string> {
+  const dir = join(import.meta.dirname, 'results');
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, `${date.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`);
+  await writeFile(path, `${JSON.stringify(results, null, 2)}\n`);
+  return path;
+}

@@ -1,0 +1,31 @@
+import { seconds } from './process.js';
+import type { Round } from './report.js';
+
+export interface Arm {
+  name: string;
+  copy(round: number): Promise<unknown>;
+  /** After the timed copy: throws if it left something out, so a broken copy cannot look fast. */
+  verify(round: number): Promise<void>;
+}
+
+/**
+ * Round 0 is an untimed warm-up, then `rounds` timed rounds, each running every arm once in
+ * an order rotated by one per round (A B, B A, ...): no arm always meets the registries cold.
+ */
+export async function runScenario(scenario: string, arms: Arm[], rounds: number): Promise<Round[]> {
+  const results: Round[] = [];
+  for (let round = 0; round <= rounds; round++) {
+    const order = arms.map((_, i) => arms[(i + round) % arms.length]!);
+    const times: Record<string, number> = {};
+    for (const arm of order) {
+      times[arm.name] = await seconds(() => arm.copy(round));
+      await arm.verify(round);
+    }
+    const { ferry, skopeo } = times;
+    const ratio = ferry !== undefined && skopeo !== undefined ? ferry / skopeo : undefined;
+    const line = order.map((arm) => `${arm.name} ${times[arm.name]!.toFixed(2)} s`).join(', ');
+    console.log(`${scenario} ${round === 0 ? 'warm-up' : `round ${round}`}: ${line}${ratio === undefined ? '' : `; ferry/skopeo ${ratio.toFixed(2)}`}`);
+    if (round > 0) results.push({ round, order: order.map((arm) => arm.name), seconds: times, ...(ratio !== undefined && { ferryOverSkopeo: ratio }) });
+  }
+  return results;
+}
