@@ -164,24 +164,7 @@ export async function mountHome(view) {
   await jobs.load();
 
   const reloadExecutions = debounce(() => void loadExecutions().catch(() => {}), 400);
-  const events = subscribe('/events', {
-    onEvent: (type, data) => {
-      if (type !== 'job') return;
-      jobs.apply(data);
-      reloadExecutions();
-    },
-  });
-  // Nothing announces a new execution or a job still queued: look again now and then.
-  const poll = setInterval(() => {
-    reloadExecutions();
-    jobs.reload();
-  }, POLL_MS);
-  return () => {
-    clearInterval(poll);
-    events.close();
-    jobs.dispose();
-    reloadExecutions.cancel();
-  };
+  return followJobs(jobs, reloadExecutions, () => true);
 }
 
 /** `#/executions/:id`: one execution and its jobs. @param {HTMLElement} view @param {{ id: string }} params */
@@ -234,9 +217,21 @@ export async function mountExecution(view, { id }) {
     execution = await get(`/executions/${encodeURIComponent(id)}`).catch(() => execution);
     render();
   }, 300);
+  return followJobs(jobs, refresh, (change) => change.executionId === id);
+}
+
+/**
+ * Keeps a job list and its page live: every job change (of interest) updates the list and
+ * refreshes the page. Jobs queued without the scheduler (a one-off copy) are not announced,
+ * so the list is also reloaded now and then. Returns the page's disposer.
+ * @param {{ apply: (change: any) => void, reload: () => void, dispose: () => void }} jobs
+ * @param {(() => void) & { cancel: () => void }} refresh
+ * @param {(change: any) => boolean} relevant
+ */
+function followJobs(jobs, refresh, relevant) {
   const events = subscribe('/events', {
     onEvent: (type, data) => {
-      if (type !== 'job' || data.executionId !== id) return;
+      if (type !== 'job' || !relevant(data)) return;
       jobs.apply(data);
       refresh();
     },
