@@ -168,6 +168,8 @@ describe('ferry copy', () => {
       expect(side).toHaveLength(5);
       expect(new Set(side).size).toBe(5);
     }
+    // The tags were listed once: that listing is what proves the source readable.
+    expect(fixture.sourceProxy.requests.slice(before.source).filter((r) => r.path.includes('/tags/list'))).toHaveLength(1);
     // 5 items, 4 batches of 1 compared per turn: two turns take them, a third finds none left.
     let turns = 0;
     const counted = createReplication(input, environment(), {

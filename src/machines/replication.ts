@@ -173,7 +173,7 @@ export const replicationMachine = setup({
             id: 'check',
             src: 'checkAccess',
             onError: phaseFailed,
-            input: ({ context: { job } }) => ({ source: job.source, destination: job.destination, write: !job.dryRun }),
+            input: ({ context: { job } }) => ({ source: job.source, destination: job.destination, read: job.items !== undefined || job.dryRun, write: !job.dryRun }),
             onDone: { target: 'pullManifest', actions: 'resetAttempts' },
           },
         },
