@@ -5,10 +5,9 @@ import { buildApi } from '../services/api/app.js';
 import { STATELY_INSPECTOR_URL, statelyInspector } from '../services/inspector/stately.js';
 import type { RegistryResolver } from '../services/registry/registries.js';
 import { FerryService } from '../services/service.js';
-import type { Job } from '../services/store/types.js';
+import { ENDED_STATUSES, type Job } from '../services/store/types.js';
 import type { CommandIO } from './io.js';
 
-const ENDED = new Set(['finished', 'error', 'stopped']);
 
 /**
  * `ferry copy --inspect`: the copy runs as a job of an in-memory service, so the web console
@@ -37,7 +36,7 @@ export async function copyWithConsole(input: ReplicationInput, resolve: Registry
 
     const ended = new Promise<Job>((resolveEnd) => {
       service.changes.on('job', async (change) => {
-        if (change.jobId === job.id && ENDED.has(change.status)) resolveEnd((await service.store.getJob(job.id))!);
+        if (change.jobId === job.id && ENDED_STATUSES.has(change.status)) resolveEnd((await service.store.getJob(job.id))!);
       });
     });
     service.inspector.subscribe(job.id, (event) => event.type === 'log' && io.stdout.write(`${event.entry.message}\n`));

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import type { Execution, Job, JobLogEntry, Policy, Transition } from '../services/store/types.js';
+import { ENDED_STATUSES, type Execution, type Job, type JobLogEntry, type Policy, type Transition } from '../services/store/types.js';
 import { formatBytes } from './format.js';
 import type { CommandIO } from './io.js';
 import { table } from './table.js';
@@ -81,7 +81,7 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
         after = entries.at(-1)?.seq ?? after;
         if (!values.follow) return 0;
         const job = await api.get<Job>(`/jobs/${needId()}`);
-        if (['finished', 'error', 'stopped'].includes(job.status) && entries.length === 0) return 0;
+        if (ENDED_STATUSES.has(job.status) && entries.length === 0) return 0;
         await sleep(1000);
       }
     }

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { applyConfig, readConfigFile } from '../services/config-file.js';
 import { createLogger } from '../services/logger.js';
 import { FerryService } from '../services/service.js';
-import type { Execution, Policy } from '../services/store/types.js';
+import { ENDED_STATUSES, type Execution, type Policy } from '../services/store/types.js';
 import type { CommandIO } from './io.js';
 import { formatBytes, formatDuration } from './format.js';
 import { logFormat } from './options.js';
@@ -23,7 +23,6 @@ Options:
 
 Exit codes: 0 every job finished, 1 a job failed or was stopped, 2 bad usage, 130 Ctrl-C.`;
 
-const ENDED = new Set(['finished', 'error', 'stopped']);
 
 export async function syncCommand(argv: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -53,9 +52,9 @@ export async function syncCommand(argv: string[], io: CommandIO): Promise<number
     void io.interrupted.then(async () => {
       interrupted = true;
       const { items } = await service.store.listJobs({ limit: 100_000 });
-      await Promise.all(items.filter((job) => !ENDED.has(job.status)).map((job) => service.pool.stop(job.id)));
+      await Promise.all(items.filter((job) => !ENDED_STATUSES.has(job.status)).map((job) => service.pool.stop(job.id)));
     });
-    const ended = async () => (await Promise.all(runs.map((run) => service.store.getExecution(run.execution.id)))).every((e) => e && ENDED.has(e.status));
+    const ended = async () => (await Promise.all(runs.map((run) => service.store.getExecution(run.execution.id)))).every((e) => e && ENDED_STATUSES.has(e.status));
     while (!(await ended())) await once(service.changes, 'job');
 
     const rows: string[][] = [];

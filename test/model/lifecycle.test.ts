@@ -4,14 +4,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { ReplicationInput } from '../../src/machines/replication.js';
 import { FerryService } from '../../src/services/service.js';
 import { globFilter } from '../../src/services/tag-filter.js';
 import { replicationFixture, type ReplicationFixture } from '../support/fixture.js';
 import { intactTags, tagsOf } from './destination.js';
 import { Steering, until } from './engine.js';
 import { replicationRealization } from './realize.js';
-import { MODEL_RETRY, replicationModel } from './specs.js';
+import { modelInput, replicationModel } from './specs.js';
 
 /**
  * The service-level lifecycle of a job around the machine: a crash (the service closed, which
@@ -53,19 +52,7 @@ async function start(database: string): Promise<FerryService> {
 async function queue(service: FerryService, repository: string): Promise<string> {
   const { sourceProxy, destinationProxy } = fixture;
   for (const url of [sourceProxy.host, destinationProxy.host]) await service.store.createRegistry({ name: url, url });
-  const input: ReplicationInput = {
-    source: { registry: sourceProxy.host, repository: 'model/app' },
-    destination: { registry: destinationProxy.host, repository },
-    tagFilter: globFilter(listed),
-    platforms: [],
-    override: true,
-    bandwidthKiBps: null,
-    batchSize: 1,
-    compareAhead: 1,
-    blobConcurrency: 1,
-    retry: MODEL_RETRY,
-    dryRun: false,
-  };
+  const input = modelInput(`${sourceProxy.host}/model/app`, `${destinationProxy.host}/${repository}`, { tagFilter: globFilter(listed) });
   const { jobs } = await service.store.createExecution({ policyId: null, trigger: 'manual', jobs: [{ operation: 'copy', source: null, destination: `${destinationProxy.host}/${repository}`, input }] });
   service.pool.wake();
   return jobs[0]!.id;

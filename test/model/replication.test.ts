@@ -2,7 +2,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReplicationInput } from '../../src/machines/replication.js';
 import { globFilter } from '../../src/services/tag-filter.js';
 import { replicationFixture, type ReplicationFixture } from '../support/fixture.js';
 import { Coverage } from './coverage.js';
@@ -11,7 +10,7 @@ import { drive } from './drive.js';
 import { replicationRealization } from './realize.js';
 import { databaseIn, expectedHistory, startEngine, Steering } from './engine.js';
 import { generatePaths, type ModelPath } from './paths.js';
-import { MODEL_RETRY, replicationModel, replicationSpec } from './specs.js';
+import { modelInput, replicationModel, replicationSpec } from './specs.js';
 
 const ITEMS = ['i0', 'i1', 'i2', 'i3'];
 const paths = generatePaths(replicationSpec);
@@ -76,20 +75,10 @@ describe('the replication machine, path by path on the real engine', () => {
         await seedImage({ host: fixture.source.host, repository: 'model/app' }, { host: destination.host, repository }, built[items[i]!]!, { tag: kind === 'already' });
         if (kind === 'already') before.push(items[i]!);
       }
-      const input: ReplicationInput = {
-        source: { registry: sourceProxy.host, repository: 'model/app' },
-        destination: { registry: destinationProxy.host, repository },
+      const input = modelInput(`${sourceProxy.host}/model/app`, `${destinationProxy.host}/${repository}`, {
         tagFilter: globFilter(items.length > 0 ? items : ['none']),
-        platforms: [],
-        override: true,
-        bandwidthKiBps: null,
-        batchSize: 1,
-        // One item per turn of the loop, as the generated paths take them.
-        compareAhead: 1,
-        blobConcurrency: 1,
-        retry: MODEL_RETRY,
         dryRun,
-      };
+      });
       const engine = await startEngine({
         database: databaseIn(dir, `replication-${index}`),
         coverage,

@@ -1,5 +1,6 @@
 import { deletionMachine, type DeletionInput } from '../../src/machines/deletion.js';
 import { replicationMachine, type ReplicationInput } from '../../src/machines/replication.js';
+import { replicationInput } from '../support/ferry.js';
 import { EVERY_TAG } from '../../src/services/tag-filter.js';
 import { machineModel } from './machine-model.js';
 import type { PathSpec } from './paths.js';
@@ -12,19 +13,15 @@ const location = { registry: 'model.invalid', repository: 'model/app' };
 export const replicationModel = machineModel(replicationMachine);
 export const deletionModel = machineModel(deletionMachine);
 
-const replicationInput: ReplicationInput = {
-  source: location,
-  destination: location,
-  tagFilter: EVERY_TAG,
-  platforms: [],
-  override: true,
-  bandwidthKiBps: null,
-  batchSize: 1,
-  compareAhead: 1,
-  blobConcurrency: 1,
-  retry: MODEL_RETRY,
-  dryRun: false,
-};
+/**
+ * The input every model path runs with: one item per turn of the loop and one blob at a time,
+ * as the generated paths take them, and retries that end quickly.
+ */
+export function modelInput(source: string, destination: string, overrides: Partial<ReplicationInput> = {}): ReplicationInput {
+  return replicationInput(source, destination, { batchSize: 1, compareAhead: 1, blobConcurrency: 1, retry: MODEL_RETRY, ...overrides });
+}
+
+const replicationSpecInput = modelInput(`${location.registry}/${location.repository}`, `${location.registry}/${location.repository}`, { tagFilter: EVERY_TAG });
 
 const plan = { item: { source: 't', target: 't' }, sourceDigest: 'sha256:0', targetDigest: 'sha256:0', manifests: [], blobs: [], missing: [], missingBytes: 0 };
 const blob = { mediaType: 'application/octet-stream', digest: 'sha256:1', size: 1 };
@@ -48,7 +45,7 @@ const outputs: Record<string, unknown> = {
 
 export const replicationSpec: PathSpec = {
   model: replicationModel,
-  inputs: { normal: replicationInput, 'dry run': { ...replicationInput, dryRun: true } },
+  inputs: { normal: replicationSpecInput, 'dry run': { ...replicationSpecInput, dryRun: true } },
   output: (actor, guard) => (actor === 'pullManifest' ? batches[guard ?? 'default'] : outputs[actor]),
 };
 

@@ -26,10 +26,10 @@ import type {
   Timestamp,
   Transition,
 } from './types.js';
+import { ENDED_STATUSES } from './types.js';
 
 const BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_LOG_LIMIT = 1_000;
-const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['finished', 'error', 'stopped']);
 
 /**
  * A JobStore on one SQLite file (or `:memory:`), safe to share between processes: every write
@@ -637,7 +637,7 @@ class SqliteJobStore implements JobStore {
         progress: JSON.stringify(step.progress),
         error: toJson(step.error),
         snapshot: toJson(step.snapshot),
-        final: flag(FINAL_STATUSES.has(step.status)),
+        final: flag(ENDED_STATUSES.has(step.status)),
         at,
       });
       if (saved.changes === 0) throw missingJob(id);

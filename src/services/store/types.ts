@@ -83,6 +83,9 @@ export type ExecutionTrigger = 'manual' | 'cron' | 'event';
 
 export type JobStatus = 'pending' | 'running' | 'retrying' | 'finished' | 'error' | 'stopped';
 
+/** The statuses a job does not leave on its own (a retry requeues from error or stopped). */
+export const ENDED_STATUSES: ReadonlySet<JobStatus> = new Set(['finished', 'error', 'stopped']);
+
 /**
  * Derived from the execution's jobs, never stored on its own: pending while every job is
  * pending; running while any job is running or retrying (a retrying job is not a failure
