@@ -7,7 +7,7 @@ import { seedLayout } from '../test/support/skopeo.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-export type Fixture = 'bulk' | 'small' | 'multiarch' | 'big';
+export type Fixture = 'bulk' | 'small' | 'remote' | 'multiarch' | 'big';
 
 export interface SeededRepository {
   repository: string;
@@ -32,6 +32,8 @@ const SPECS: Record<Fixture, () => Record<string, TagSpec>> = {
       layers: [{ size: 2 * MiB, seed: 'bulk-shared' }, ...[1, 2, 3].map((k) => ({ size: 2 * MiB, seed: `bulk-${i}-${k}` }))],
     })),
   small: () => tags(200, (i) => ({ layers: [1, 2].map((k) => ({ size: 4 * KiB, seed: `small-${i}-${k}` })) })),
+  // Many small behind registries 10 ms away: fewer tags, or skopeo would take minutes.
+  remote: () => tags(40, (i) => ({ layers: [1, 2].map((k) => ({ size: 4 * KiB, seed: `remote-${i}-${k}` })) })),
   // An index of 4 platforms per tag: a 1 MiB base per platform shared by the tags, plus 256 KiB of its own.
   multiarch: () =>
     tags(10, (i) => ({

@@ -3,7 +3,9 @@
  * tags, a no-op re-sync and multi-arch images, each timed alternately over several rounds; plus
  * HTTP requests per tag of a no-op, ferry's peak RSS copying a 1 GiB layer and the machine's
  * ceiling for the bulk blobs. Prints a table and writes it with every round to bench/results/.
- *   npx tsx bench/run.ts [--rounds 3] [--only bulk,small,noop,multiarch,rss,ceiling]
+ * Also, without a goal: many small tags with every request 10 ms late, as a registry across a
+ * network is (on loopback the registries' CPU bounds both tools).
+ *   npx tsx bench/run.ts [--rounds 3] [--only bulk,small,noop,multiarch,remote,rss,ceiling]
  */
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -29,7 +31,9 @@ const NOTES = [
   'skopeo runs with an empty blob-info cache each time, or it would mount the previous rounds\' blobs instead of copying them.',
   'ferry serve is one process for the whole run: from many-small round 1 on it mounts blobs copied by earlier rounds; its warm-up round is a real copy.',
 ];
-const PARTS = ['bulk', 'small', 'noop', 'multiarch', 'rss', 'ceiling'] as const;
+const PARTS = ['bulk', 'small', 'noop', 'multiarch', 'remote', 'rss', 'ceiling'] as const;
+/** Added to every request of the remote scenario, on each registry. */
+const REMOTE_DELAY_MS = 10;
 type Part = (typeof PARTS)[number];
 /** ferry copy's default --concurrency, which the ceiling loop uses too. */
 const FERRY_CONCURRENCY = 4;
@@ -170,6 +174,28 @@ try {
     ], rounds);
     results.multiarch = multiarchRounds;
     rows.push(timeRow('multi-arch: 10 tags, indexes of 4 platforms', multiarchRounds, 'ferry', 'skopeo', 0.5));
+  }
+
+  if (selected('remote')) {
+    const remote = await seed('remote');
+    const proxies = await Promise.all([startFaultProxy(src), startFaultProxy(dst)]);
+    cleanups.push(async () => void (await Promise.all(proxies.map((proxy) => proxy.stop()))));
+    for (const proxy of proxies) proxy.addRule({ path: /./, fault: { type: 'delay', ms: REMOTE_DELAY_MS } });
+    const [srcProxy, dstProxy] = proxies;
+    const remoteRounds = await runScenario('remote', [
+      {
+        name: 'ferry',
+        copy: (round) => ferryCopy(srcProxy!.host, remote.repository, dstProxy!.host, `remote-ferry-${round}/${remote.repository}`),
+        verify: (round) => verifyCopy(dst, `remote-ferry-${round}/${remote.repository}`, remote),
+      },
+      {
+        name: 'skopeo',
+        copy: (round) => skopeoSync(srcProxy!.host, remote.repository, dstProxy!.host, `remote-skopeo-${round}`),
+        verify: (round) => verifyCopy(dst, skopeoDestination(remote.repository, `remote-skopeo-${round}`), remote),
+      },
+    ], rounds);
+    results.remote = remoteRounds;
+    rows.push(timeRow(`many small, ${REMOTE_DELAY_MS} ms per request: 40 tags x 2 layers of 4 KiB`, remoteRounds, 'ferry', 'skopeo'));
   }
 
   if (selected('rss')) {

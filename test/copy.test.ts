@@ -157,6 +157,17 @@ describe('ferry copy', () => {
     expect(performance.now() - started).toBeGreaterThanOrEqual(1_100);
   });
 
+  it('lists the destination\'s tags once, and fetches what it lacks without a HEAD on either side', async () => {
+    const before = { source: fixture.sourceProxy.requests.length, destination: proxy.requests.length };
+    const input = replicationInput(`${fixture.sourceProxy.host}/team/app`, `${proxy.host}/listed/app`, { tagFilter: { include: ['1.*'], exclude: [], syntax: 'glob' } });
+    expect((await replicate(input)).status).toBe('finished');
+    const manifests = (requests: typeof proxy.requests) => requests.filter((r) => r.path.includes('/manifests/')).map((r) => `${r.method} ${r.path.split('/manifests/')[1]}`);
+    expect(manifests(fixture.sourceProxy.requests.slice(before.source)).sort()).toEqual(['GET 1.0', 'GET 1.1']);
+    expect(manifests(proxy.requests.slice(before.destination)).sort()).toEqual(['PUT 1.0', 'PUT 1.1']);
+    expect(proxy.requests.slice(before.destination).filter((r) => r.path.includes('/tags/list'))).toHaveLength(1);
+    await expectSameDigests(['1.0', '1.1'], 'listed/app');
+  });
+
   it('compares items ahead of their batch by HEAD, each once, so a sync with nothing to copy takes few turns', async () => {
     const input = replicationInput(`${fixture.sourceProxy.host}/team/app`, `${proxy.host}/ahead/app`, { batchSize: 1 });
     expect((await replicate(input)).status).toBe('finished');

@@ -113,12 +113,12 @@ describe('transient failures', () => {
   });
 
   it('gives up after the attempt limit with the last error', async () => {
-    sourceProxy.addRule({ method: 'HEAD', path: /\/manifests\//, fault: { type: 'status', status: 502 } });
+    sourceProxy.addRule({ path: /\/manifests\//, fault: { type: 'status', status: 502 } });
     const result = await replicate(
       replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/exhausted/app`, { tagFilter: globFilter(['a']), retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 } }),
     );
     expect(result.status).toBe('error');
-    expect(result.actor.getSnapshot().context.error?.message).toMatch(/^gave up after 3 attempts: HEAD manifest 127\.0\.0\.1:\d+\/fail\/app:a: 502/);
+    expect(result.actor.getSnapshot().context.error?.message).toMatch(/^gave up after 3 attempts: GET manifest 127\.0\.0\.1:\d+\/fail\/app:a: 502/);
   });
 });
 

@@ -180,7 +180,7 @@ describe('the worker pool', () => {
   it('stops a retrying job at once, then a retry finishes it from where the destination is', async () => {
     const s = await service();
     const p = await policy(s, { repositories: { include: ['team/a'], exclude: [] }, rewrite: { namespace: 'retried', flatten: 0 } });
-    fixture.sourceProxy.addRule({ method: 'HEAD', path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
+    fixture.sourceProxy.addRule({ path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
     const { jobs } = await s.scheduler.trigger(p, 'manual');
     const retrying = await jobIn(s, jobs[0]!.id, ['retrying']);
     expect(retrying.phase).toBe('pullManifest');

@@ -54,7 +54,7 @@ async function eventually(check: () => boolean, what: string): Promise<void> {
 const cases: Array<{ phase: string; side: 'source' | 'destination'; rule: Omit<FaultRule, 'fault'> }> = [
   { phase: 'initialize', side: 'source', rule: { method: 'GET', path: /\/tags\/list/ } },
   { phase: 'check', side: 'destination', rule: { method: 'POST', path: /\/blobs\/uploads\/$/ } },
-  { phase: 'pullManifest', side: 'source', rule: { method: 'HEAD', path: /\/manifests\// } },
+  { phase: 'pullManifest', side: 'source', rule: { path: /\/manifests\// } },
   { phase: 'transferBlob', side: 'source', rule: { method: 'GET', path: /\/blobs\/sha256:/ } },
   { phase: 'pushManifest', side: 'destination', rule: { method: 'PUT', path: /\/manifests\// } },
 ];
@@ -92,7 +92,7 @@ describe('STOP', () => {
   });
 
   it('in retrying ends the backoff wait at once', async () => {
-    sourceProxy.addRule({ method: 'HEAD', path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
+    sourceProxy.addRule({ path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
     const actor = createReplication(
       replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/retrying`, { tagFilter: globFilter(['small']) }),
       environment(),

@@ -12,6 +12,8 @@ export interface InitializeInput {
   list: Location;
   /** Given tags skip the listing. */
   tags?: string[];
+  /** Listed as well (a repository not there yet has no tags), so that tags it lacks need no HEAD. */
+  destination?: Location;
   filter: TagFilter;
   /** Deletion treats a repository that does not exist as one with no tags. */
   absentRepository: 'error' | 'empty';
@@ -25,11 +27,21 @@ export const resolveTags = (runtime: JobRuntime) =>
   fromPromise<InitializeOutput, InitializeInput>(async ({ input, signal }) => {
     await Promise.all(input.registries.map((registry) => runtime.registries.get(registry, signal)));
     if (input.tags) return { tags: input.tags };
-    const repository = await openRepository(runtime, input.list, 'pull', signal);
-    try {
-      return { tags: filterTags(await listTags(repository, signal), input.filter) };
-    } catch (error) {
-      if (input.absentRepository === 'empty' && isRegistryError(error, 'NOT_FOUND')) return { tags: [] };
-      throw error;
-    }
+    const [tags, destinationTags] = await Promise.all([
+      tagsOf(runtime, input.list, 'pull', input.absentRepository, signal),
+      // With the access the job's later requests ask for: one token serves them all.
+      input.destination && tagsOf(runtime, input.destination, 'push', 'empty', signal),
+    ]);
+    if (destinationTags) runtime.destinationTags = new Set(destinationTags);
+    return { tags: filterTags(tags, input.filter) };
   });
+
+async function tagsOf(runtime: JobRuntime, location: Location, access: 'pull' | 'push', absent: 'error' | 'empty', signal: AbortSignal): Promise<string[]> {
+  const repository = await openRepository(runtime, location, access, signal);
+  try {
+    return await listTags(repository, signal);
+  } catch (error) {
+    if (absent === 'empty' && isRegistryError(error, 'NOT_FOUND')) return [];
+    throw error;
+  }
+}

@@ -1,8 +1,8 @@
 import { fromPromise } from 'xstate';
-import { loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { absentOnDestination, loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
-import { headManifest, type Manifest, type ManifestHead } from '../services/registry/manifest.js';
+import { getManifest, headManifest, type Manifest, type ManifestHead } from '../services/registry/manifest.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { Repository } from '../services/registry/repository.js';
 import { deriveIndex, selectPlatforms } from '../services/platforms.js';
@@ -83,12 +83,20 @@ interface Compared {
 
 /**
  * HEADs both sides (HEADs cost no pull quota), remembering the answers for items left for
- * the next batch, so no item is asked twice in a job.
+ * the next batch, so no item is asked twice in a job. A target tag the destination lacks
+ * needs no HEAD, and its source manifest, which will be copied, is fetched at once.
  */
 async function compare(runtime: JobRuntime, source: Repository, destination: Repository, item: WorkItem, signal: AbortSignal): Promise<Compared> {
   const key = `${item.source} ${item.target}`;
   const known = runtime.heads.get(key);
   if (known) return { item, ...known };
+  if (absentOnDestination(runtime, item.target)) {
+    const manifest = await getManifest(source, item.source, signal);
+    runtime.manifests.set(manifest.digest, manifest);
+    const compared = { head: { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length }, existing: undefined };
+    runtime.heads.set(key, compared);
+    return { item, ...compared };
+  }
   const [head, existing] = await Promise.all([headManifest(source, item.source, signal), headManifest(destination, item.target, signal)]);
   if (!head) throw new RegistryError('NOT_FOUND', `${source.ref(item.source)}: manifest not found on the source`);
   runtime.heads.set(key, { head, existing });

@@ -161,7 +161,7 @@ export const replicationMachine = setup({
             input: ({ context: { job } }) => ({
               registries: [job.source.registry, job.destination.registry],
               list: job.source,
-              ...(job.items ? { tags: job.items.map((item) => item.source) } : {}),
+              ...(job.items ? { tags: job.items.map((item) => item.source) } : { destination: job.destination }),
               filter: job.tagFilter,
               absentRepository: 'error' as const,
             }),

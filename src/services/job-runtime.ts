@@ -22,6 +22,11 @@ export interface JobRuntime {
   manifests: Map<string, Manifest>;
   /** Per job: what both sides answered to HEAD for items compared ahead of their batch. */
   heads: Map<string, { head: ManifestHead; existing: ManifestHead | undefined }>;
+  /**
+   * Per job: the destination's tags when the job started, listed with the source's. Unknown
+   * after a restore or for explicit items, which are then compared by HEAD.
+   */
+  destinationTags?: Set<string>;
   locator: BlobLocator;
   transfer: TransferTuning;
   logger: Logger;
@@ -44,6 +49,11 @@ export async function loadManifest(runtime: JobRuntime, source: Repository, dige
   const manifest = await getManifest(source, digest, signal);
   runtime.manifests.set(digest, manifest);
   return manifest;
+}
+
+/** A target tag the destination did not have when the job started: nothing there to HEAD. */
+export function absentOnDestination(runtime: JobRuntime, target: string): boolean {
+  return runtime.destinationTags !== undefined && !target.includes(':') && !runtime.destinationTags.has(target);
 }
 
 /** A blob verified on the destination: for this job's checks, and as a mount source for others. */

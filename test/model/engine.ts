@@ -15,7 +15,8 @@ import type { ModelStep } from './paths.js';
 
 export interface Marker {
   proxy: FaultProxy;
-  method: string;
+  /** Any method when left out. */
+  method?: string;
   path: RegExp;
 }
 
@@ -32,16 +33,16 @@ export class Steering {
     let release!: (fault: Fault | void) => void;
     const released = new Promise<Fault | void>((resolve) => (release = resolve));
     this.#releases.push(() => release());
-    proxy.addRule({ method, path, times: 1, fault: { type: 'hold', release: released } });
+    proxy.addRule({ ...(method ? { method } : {}), path, times: 1, fault: { type: 'hold', release: released } });
     const arrived = new Promise<void>((resolve) => {
       const off = proxy.onRequest((r) => {
-        if (r.method === method && path.test(r.path)) {
+        if ((method === undefined || r.method === method) && path.test(r.path)) {
           off();
           resolve();
         }
       });
     });
-    return { arrived: within(arrived, 15_000, `${method} ${path} to arrive`), release: (fault) => release(fault) };
+    return { arrived: within(arrived, 15_000, `${method ?? 'a request'} ${path} to arrive`), release: (fault) => release(fault) };
   }
 
   /** Lets every request still held go (they belong to stopped jobs, or nobody). */

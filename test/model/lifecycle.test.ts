@@ -94,7 +94,7 @@ describe('a job whose service crashes', () => {
   it('in retrying waits only what is left of the backoff, then resumes the phase that failed', async () => {
     const database = join(dir, 'crash-retrying.db');
     const first = await start(database);
-    fixture.sourceProxy.addRule({ method: 'HEAD', path: /\/model\/app\/manifests\//, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
+    fixture.sourceProxy.addRule({ path: /\/model\/app\/manifests\//, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
     const id = await queue(first, 'model/crash-retrying');
     const retrying = await until('job retrying', async () => {
       const job = await first.store.getJob(id);

@@ -11,7 +11,8 @@ export function replicationRealization(fixture: ReplicationFixture, dryRun: bool
   const markers: Record<string, (item: number) => ReturnType<Realization['marker']>> = {
     initialize: () => ({ proxy: source, method: 'GET', path: /\/model\/app\/tags\/list\?n=\d{2,}$/ }),
     check: () => (dryRun ? { proxy: source, method: 'GET', path: /\/model\/app\/tags\/list\?n=1$/ } : { proxy: destination, method: 'POST', path: /\/blobs\/uploads\/$/ }),
-    pullManifest: (item) => ({ proxy: source, method: 'HEAD', path: new RegExp(`/model/app/manifests/${items[item]}$`) }),
+    // A target the destination lacks is fetched by GET at once, one it has HEADed first.
+    pullManifest: (item) => ({ proxy: source, path: new RegExp(`/model/app/manifests/${items[item]}$`) }),
     transferBlob: () => ({ proxy: source, method: 'GET', path: /\/model\/app\/blobs\/sha256:/ }),
     pushManifest: () => ({ proxy: destination, method: 'PUT', path: /\/manifests\/[\w.-]+$/ }),
   };

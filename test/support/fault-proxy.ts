@@ -38,6 +38,8 @@ export interface FaultProxy {
   addRule(rule: FaultRule): () => void;
   clearRules(): void;
   requests: ProxiedRequest[];
+  /** TCP connections clients have opened to the proxy. */
+  readonly connections: number;
   onRequest(listener: (req: { method: string; path: string }) => void): () => void;
   stop(): Promise<void>;
 }
@@ -173,6 +175,8 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
   const server = createServer((req, res) => {
     handle(req, res).catch(() => req.socket.destroy());
   });
+  let connections = 0;
+  server.on('connection', () => (connections += 1));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);
@@ -183,6 +187,9 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
     host,
     url: `http://${host}`,
     requests,
+    get connections() {
+      return connections;
+    },
     addRule(rule) {
       const active = { rule, remaining: rule.times ?? Infinity };
       rules.push(active);

@@ -125,6 +125,28 @@ describe('RegistryClient.connect', () => {
   });
 });
 
+describe('connections', () => {
+  it('keeps them alive across HEADs and after one was dropped', async () => {
+    const client = await connect({ registry: proxy.host });
+    const head = async (tag: string): Promise<number> => {
+      const response = await client.send({ method: 'HEAD', url: `/v2/keep/alive/manifests/${tag}`, scopes: pull('keep/alive'), what: 'HEAD manifest' });
+      await response.body.dump();
+      return response.statusCode;
+    };
+    expect(await head('warm')).toBe(404);
+    proxy.addRule({ path: /\/tags\/list$/, times: 1, fault: { type: 'reset' } });
+    expect((await failure(client.send(tagsRequest('keep/alive')))).code).toBe('NETWORK');
+    const round = async (i: number): Promise<void> => {
+      const answers = await Promise.all([head(`a${i}`), head(`b${i}`), statusOf(client, tagsRequest('keep/alive')).then((r) => r.status)]);
+      expect(answers).toEqual([404, 404, 404]);
+    };
+    const before = proxy.connections;
+    for (let i = 0; i < 20; i++) await round(i);
+    // 60 requests, three at a time: a pool of a few connections, not one per HEAD (then 40).
+    expect(proxy.connections - before).toBeLessThanOrEqual(8);
+  });
+});
+
 describe('Basic auth (htpasswd registry)', () => {
   it('connects with good credentials and sends them on every request', async () => {
     const client = await connect({ registry: basic.host, credentials: DEFAULT_USER });

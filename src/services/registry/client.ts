@@ -1,5 +1,6 @@
-import { Agent, interceptors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { Authenticator, type Scope } from './auth.js';
+import { RegistryConnections } from './connections.js';
 import { RegistryError, type ErrorCode } from './errors.js';
 import { isLoopbackRegistry, registryEndpointHost } from './reference.js';
 import type { Credentials } from './credentials.js';
@@ -43,8 +44,7 @@ const TLS_FALLBACK_CODES = new Set(['EPROTO', 'ERR_SSL_WRONG_VERSION_NUMBER', 'E
  */
 export class RegistryClient {
   readonly registry: string;
-  readonly #dispatcher: Dispatcher;
-  readonly #agent: Agent;
+  readonly #connections: RegistryConnections;
   readonly #auth: Authenticator;
   readonly #userAgent: string;
   #base: URL;
@@ -53,7 +53,7 @@ export class RegistryClient {
     this.registry = options.registry;
     this.#base = base;
     this.#userAgent = options.userAgent ?? 'ferry';
-    this.#agent = new Agent({
+    this.#connections = new RegistryConnections(base.host, {
       connections: options.connections ?? 32,
       headersTimeout: 60_000,
       bodyTimeout: 60_000,
@@ -62,9 +62,6 @@ export class RegistryClient {
         rejectUnauthorized: !options.insecure,
       },
     });
-    // Registries backed by object storage redirect blob GETs; undici drops Authorization
-    // when a redirect leaves the origin.
-    this.#dispatcher = this.#agent.compose(interceptors.redirect({ maxRedirections: 5 }));
     this.#auth = new Authenticator(options.registry, options.credentials, async ({ url, basic }) => {
       const response = await this.#dispatch(
         { method: 'GET', url, scopes: [], what: `token request to ${url.origin}`, signal: AbortSignal.timeout(30_000) },
@@ -143,7 +140,7 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
-    await this.#agent.close();
+    await this.#connections.close();
   }
 
   async #dispatch(request: RegistryRequest, authorization?: string): Promise<RegistryResponse> {
@@ -151,10 +148,13 @@ export class RegistryClient {
     const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...request.headers };
     if (authorization) headers.authorization = authorization;
     try {
-      return await this.#dispatcher.request({
+      return await this.#connections.dispatcher.request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: request.method,
+        // undici closes the connection after a HEAD in case the server sends a body anyway;
+        // registries answer HEAD as HTTP says, and existence checks are most of a sync.
+        ...(request.method === 'HEAD' ? { reset: false } : {}),
         headers,
         body: request.body ?? null,
         signal: request.signal ?? null,
