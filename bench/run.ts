@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startFaultProxy } from '../test/support/fault-proxy.js';
 import { startRegistry } from '../test/support/registry.js';
+import { REPLICATION_DEFAULTS } from '../src/machines/replication.js';
 import { copyBlobsDirect, verifyBlobs } from './ceiling.js';
 import { ferryCopy, skopeoDestination, skopeoSync, verifyCopy } from './copiers.js';
 import { seedFixture } from './fixtures.js';
@@ -36,7 +37,7 @@ const PARTS = ['bulk', 'small', 'noop', 'multiarch', 'remote', 'rss', 'ceiling']
 const REMOTE_DELAY_MS = 10;
 type Part = (typeof PARTS)[number];
 /** ferry copy's default --concurrency, which the ceiling loop uses too. */
-const FERRY_CONCURRENCY = 4;
+const FERRY_CONCURRENCY = REPLICATION_DEFAULTS.blobConcurrency;
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, only: { type: 'string', default: PARTS.join(',') } } });
 const rounds = Number(values.rounds);

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { toPromise } from 'xstate';
 import { DEFAULT_RETRY } from '../machines/retry.js';
-import type { ReplicationInput } from '../machines/replication.js';
+import { REPLICATION_DEFAULTS, type ReplicationInput } from '../machines/replication.js';
 import type { WorkItem } from '../actors/types.js';
 import { BlobLocator } from '../services/blob-locator.js';
 import { createReplication, jobPhase, jobStatus } from '../services/interpreter.js';
@@ -24,8 +24,8 @@ Copies a repository, or one tag or digest, between registries.
 Options:
   --tags GLOB           copy only matching tags; repeat it; !GLOB excludes
   --platform LIST       os/arch[/variant][,...]: copy only these platforms of multi-arch images
-  --concurrency N       blobs copied in parallel (default 4)
-  --batch N             tags planned, copied and pushed together (default 8)
+  --concurrency N       blobs copied in parallel (default ${REPLICATION_DEFAULTS.blobConcurrency})
+  --batch N             tags planned, copied and pushed together (default ${REPLICATION_DEFAULTS.batchSize})
   --retries N           attempts after transient failures before giving up (default ${DEFAULT_RETRY.maxAttempts})
   --src-creds U:P       source credentials (or FERRY_SRC_CREDS; default: ~/.docker/config.json)
   --dest-creds U:P      destination credentials (or FERRY_DEST_CREDS)
@@ -75,8 +75,8 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     ...workItems(source, destination, values.tags),
     tagFilter: globFilter(values.tags ?? []),
     platforms: (values.platform ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean).map(checkPlatform),
-    batchSize: positiveInteger(values.batch, '--batch', 8),
-    blobConcurrency: positiveInteger(values.concurrency, '--concurrency', 4),
+    batchSize: positiveInteger(values.batch, '--batch', REPLICATION_DEFAULTS.batchSize),
+    blobConcurrency: positiveInteger(values.concurrency, '--concurrency', REPLICATION_DEFAULTS.blobConcurrency),
     retry: { ...DEFAULT_RETRY, maxAttempts: positiveInteger(values.retries, '--retries', DEFAULT_RETRY.maxAttempts) },
     dryRun: values['dry-run'] ?? false,
     override: true,

@@ -1,6 +1,6 @@
 import type { WorkItem } from '../../actors/types.js';
 import type { DeletionInput } from '../../machines/deletion.js';
-import type { ReplicationInput } from '../../machines/replication.js';
+import { REPLICATION_DEFAULTS, type ReplicationInput } from '../../machines/replication.js';
 import { DEFAULT_RETRY } from '../../machines/retry.js';
 import { listRepositories } from '../registry/catalog.js';
 import { RegistryError } from '../registry/errors.js';
@@ -18,8 +18,6 @@ export type PolicyScope =
   /** An event: a tag or a manifest deleted on the source. */
   | { kind: 'delete'; repository: string; tag?: string; digest?: string };
 
-const BATCH_SIZE = 8;
-const BLOB_CONCURRENCY = 4;
 const DELETE_CONCURRENCY = 4;
 
 /** The jobs of one policy run: a copy job per selected repository, or one job for an event. */
@@ -60,8 +58,8 @@ function copyJob(policy: Policy, source: Registry, destination: Registry, reposi
     platforms: policy.platforms,
     override: policy.override,
     bandwidthKiBps: policy.bandwidthKiBps,
-    batchSize: BATCH_SIZE,
-    blobConcurrency: BLOB_CONCURRENCY,
+    batchSize: REPLICATION_DEFAULTS.batchSize,
+    blobConcurrency: REPLICATION_DEFAULTS.blobConcurrency,
     retry: DEFAULT_RETRY,
     dryRun: false,
   };
