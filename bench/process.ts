@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 
 const OUTPUT_TAIL_BYTES = 16 * 1024;
@@ -33,4 +34,18 @@ export async function seconds(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await work();
   return (performance.now() - started) / 1000;
+}
+
+/** Linux's USER_HZ: /proc counts CPU time in these. */
+const TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds (user + system) a process has used, from /proc; for `self`, with the children
+ * it has waited for (the ferry and skopeo commands the bench runs).
+ */
+export function cpuSeconds(pid: number | 'self'): number {
+  // The command name, in parentheses, may hold spaces: fields are counted after it.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').map(Number);
+  const [utime, stime, cutime, cstime] = fields.slice(11, 15) as [number, number, number, number];
+  return (utime + stime + (pid === 'self' ? cutime + cstime : 0)) / TICKS_PER_SECOND;
 }

@@ -11,6 +11,8 @@ export interface Round {
   /** The order the arms ran in this round. */
   order: string[];
   seconds: Record<string, number>;
+  /** CPU seconds each arm cost the registries and the client while it ran. */
+  cpu: Record<string, { registries: number; client: number }>;
   /** When both ran. */
   ferryOverSkopeo?: number;
 }
@@ -64,6 +66,23 @@ export function formatTable(rows: Row[]): string {
       ];
     }),
   ];
+  const widths = cells[0]!.map((_, column) => Math.max(...cells.map((line) => line[column]!.length)));
+  return cells.map((line) => line.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
+}
+
+/**
+ * Where each arm's time goes, medians over the rounds: wall time, CPU seconds of the two
+ * registries and of the client, and the floor those CPU seconds set on the machine's cores.
+ */
+export function formatCpuTable(scenarios: Record<string, Round[]>, cores: number): string {
+  const cells = [['scenario', 'arm', 'wall', 'registries CPU', 'client CPU', `floor (CPU / ${cores} cores)`]];
+  for (const [scenario, rounds] of Object.entries(scenarios)) {
+    for (const arm of Object.keys(rounds[0]?.cpu ?? {})) {
+      const registries = median(rounds.map((round) => round.cpu[arm]!.registries));
+      const client = median(rounds.map((round) => round.cpu[arm]!.client));
+      cells.push([scenario, arm, `${medianOf(rounds, arm).toFixed(2)} s`, `${registries.toFixed(2)} s`, `${client.toFixed(2)} s`, `${((registries + client) / cores).toFixed(2)} s`]);
+    }
+  }
   const widths = cells[0]!.map((_, column) => Math.max(...cells.map((line) => line[column]!.length)));
   return cells.map((line) => line.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n');
 }

@@ -9,7 +9,7 @@
  */
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startFaultProxy } from '../test/support/fault-proxy.js';
@@ -19,12 +19,12 @@ import { copyBlobsDirect, verifyBlobs } from './ceiling.js';
 import { ferryCopy, skopeoDestination, skopeoSync, verifyCopy } from './copiers.js';
 import { seedFixture } from './fixtures.js';
 import type { Fixture, SeededRepository } from './fixtures.js';
-import { formatTable, machineFacts, met, timeRow, writeResults } from './report.js';
-import type { Row } from './report.js';
+import { formatCpuTable, formatTable, machineFacts, met, timeRow, writeResults } from './report.js';
+import type { Round, Row } from './report.js';
 import { countRequests } from './requests.js';
 import { ferryCopyPeakRss } from './rss.js';
 import { runScenario } from './scenario.js';
-import type { Arm } from './scenario.js';
+import type { Arm, CpuAccounts } from './scenario.js';
 import { startFerryServer } from './service.js';
 import type { FerryServer } from './service.js';
 
@@ -70,6 +70,9 @@ try {
   cleanups.push(source.stop, destination.stop);
   const src = source.host;
   const dst = destination.host;
+  const accounts: CpuAccounts = { registries: [source.pid, destination.pid], clients: () => (server ? ['self', server.pid] : ['self']) };
+  /** The loopback scenarios, for the table of where the time goes. */
+  const profiled: Record<string, Round[]> = {};
 
   const seed = async (fixture: Fixture): Promise<SeededRepository> => {
     process.stdout.write(`generating and seeding ${fixture}... `);
@@ -106,7 +109,8 @@ try {
         verify: (round) => verifyBlobs(dst, ceilingTarget(round), digests),
       });
     }
-    const bulkRounds = await runScenario('bulk', arms, rounds);
+    const bulkRounds = await runScenario('bulk', arms, rounds, accounts);
+    profiled.bulk = bulkRounds;
     results.bulk = bulkRounds;
     if (selected('bulk')) rows.push(timeRow('bulk: 16 tags x 4 layers of 2 MiB', bulkRounds, 'ferry', 'skopeo', 0.6));
     if (selected('ceiling')) rows.push(timeRow(`bulk: ${digests.length} blobs, ferry vs ceiling`, bulkRounds, 'ferry', 'ceiling', 1.25));
@@ -135,9 +139,10 @@ try {
       serviceArm(round),
     ];
     // Without timed rounds of its own, many-small still runs its warm-up: the no-op needs a full destination.
-    const smallRounds = await runScenario('many small', smallArms((round) => round), selected('small') ? rounds : 0);
+    const smallRounds = await runScenario('many small', smallArms((round) => round), selected('small') ? rounds : 0, accounts);
     if (selected('small')) {
       results.small = smallRounds;
+      profiled['many small'] = smallRounds;
       rows.push(timeRow('many small: 200 tags x 2 layers of 4 KiB', smallRounds, 'ferry', 'skopeo', 0.2));
       // After the warm-up the service mounts what earlier rounds copied (its BlobLocator lives as long as the process).
       rows.push(timeRow('many small, ferry serve (mounts)', smallRounds, 'service', 'skopeo'));
@@ -145,7 +150,8 @@ try {
     if (selected('noop')) {
       // Each no-op round re-syncs into the destination of the same many-small round.
       const previous = (round: number): number => (selected('small') ? round : 0);
-      const noopRounds = await runScenario('no-op', smallArms(previous), rounds);
+      const noopRounds = await runScenario('no-op', smallArms(previous), rounds, accounts);
+      profiled['no-op'] = noopRounds;
       results.noop = noopRounds;
       rows.push(timeRow('no-op: re-sync of many small', noopRounds, 'ferry', 'skopeo', 0.2));
       rows.push(timeRow('no-op, ferry serve policy', noopRounds, 'service', 'skopeo'));
@@ -172,8 +178,9 @@ try {
     const multiarchRounds = await runScenario('multi-arch', [
       ferryArm(multiarch, (round) => `multiarch-ferry-${round}`),
       skopeoArm(multiarch, (round) => `multiarch-skopeo-${round}`),
-    ], rounds);
+    ], rounds, accounts);
     results.multiarch = multiarchRounds;
+    profiled['multi-arch'] = multiarchRounds;
     rows.push(timeRow('multi-arch: 10 tags, indexes of 4 platforms', multiarchRounds, 'ferry', 'skopeo', 0.5));
   }
 
@@ -194,7 +201,7 @@ try {
         copy: (round) => skopeoSync(srcProxy!.host, remote.repository, dstProxy!.host, `remote-skopeo-${round}`),
         verify: (round) => verifyCopy(dst, skopeoDestination(remote.repository, `remote-skopeo-${round}`), remote),
       },
-    ], rounds);
+    ], rounds, accounts);
     results.remote = remoteRounds;
     rows.push(timeRow(`many small, ${REMOTE_DELAY_MS} ms per request: 40 tags x 2 layers of 4 KiB`, remoteRounds, 'ferry', 'skopeo'));
   }
@@ -210,6 +217,7 @@ try {
 
   const durationSeconds = (performance.now() - started) / 1000;
   console.log(`\n${formatTable(rows)}\n`);
+  if (Object.keys(profiled).length > 0) console.log(`Where the time goes (medians; client = the bench process, its commands and ferry serve):\n${formatCpuTable(profiled, cpus().length)}\n`);
   const path = await writeResults(date, {
     date: date.toISOString(),
     durationSeconds,

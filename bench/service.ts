@@ -18,6 +18,7 @@ export interface PolicyRequest {
 
 /** A `ferry serve` process with the source and destination registries registered. */
 export interface FerryServer {
+  pid: number;
   createPolicy(policy: PolicyRequest): Promise<string>;
   /** Triggers the policy and resolves once its execution finished. */
   runPolicy(id: string): Promise<void>;
@@ -83,6 +84,7 @@ export async function startFerryServer(dir: string, sourceHost: string, destinat
           await sleep(POLL_MS);
         }
       },
+      pid: child.pid!,
       kill,
       stop,
     };

@@ -23,6 +23,8 @@ export interface RunningRegistry {
   host: string;
   url: string;
   dataDir: string;
+  /** The registry's process, for benchmarks that read its CPU time. */
+  pid: number;
   user?: RegistryUser;
   /** Requests the token server has answered so far; only with `auth: 'token'`. */
   tokenRequests?: number;
@@ -240,6 +242,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       host,
       url,
       dataDir,
+      pid: spawned.pid!,
       user,
       ...(tls && { caFile: tls.certificate }),
       stop,
