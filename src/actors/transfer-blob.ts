@@ -1,4 +1,6 @@
 import { fromPromise } from 'xstate';
+import { abortable } from '../services/abortable.js';
+import type { BlobLocator } from '../services/blob-locator.js';
 import { copyBlob } from '../services/copy-blob.js';
 import { markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
@@ -50,9 +52,18 @@ export const copyBlobs = (runtime: JobRuntime) =>
         return;
       }
       emit({ type: 'blob.started', digest: blob.digest, size: blob.size });
-      const from = sameRegistry
-        ? input.source.repository
-        : runtime.locator.find(input.destination.registry, blob.digest, input.destination.repository);
+      const { registry, repository } = input.destination;
+      let from = sameRegistry ? input.source.repository : runtime.locator.find(registry, blob.digest, repository);
+      let upload: ReturnType<BlobLocator['uploading']> | undefined;
+      if (from === undefined && !sameRegistry) {
+        // Another job uploading the same blob to this registry: wait, then mount it from there.
+        const underway = runtime.locator.underway(registry, blob.digest);
+        if (underway) {
+          await abortable(underway, signal, `wait for another job's upload of ${blob.digest} to ${registry}`);
+          from = runtime.locator.find(registry, blob.digest, repository);
+        }
+        if (from === undefined) upload = runtime.locator.uploading(registry, blob.digest, repository);
+      }
       // A mount the registry declines (202) opens the session the upload then uses.
       const start = from === undefined ? undefined : await startUpload(destination, { mount: { digest: blob.digest, from }, signal });
       const mounted = start?.mounted === true;
@@ -77,10 +88,12 @@ export const copyBlobs = (runtime: JobRuntime) =>
             },
           });
         } catch (error) {
+          upload?.settle(false);
           const location = await session.catch(() => undefined);
           if (location) await cancelUpload(destination, location);
           throw error;
         }
+        upload?.settle(true);
         result.copied += 1;
         result.bytes += blob.size;
       }
