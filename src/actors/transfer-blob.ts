@@ -1,6 +1,6 @@
 import { fromPromise } from 'xstate';
 import { abortable } from '../services/abortable.js';
-import type { BlobLocator } from '../services/blob-locator.js';
+import type { AnnouncedUpload } from '../services/blob-locator.js';
 import { copyBlob } from '../services/copy-blob.js';
 import { markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
@@ -54,7 +54,7 @@ export const copyBlobs = (runtime: JobRuntime) =>
       emit({ type: 'blob.started', digest: blob.digest, size: blob.size });
       const { registry, repository } = input.destination;
       let from = sameRegistry ? input.source.repository : runtime.locator.find(registry, blob.digest, repository);
-      let upload: ReturnType<BlobLocator['uploading']> | undefined;
+      let upload: AnnouncedUpload | undefined;
       if (from === undefined && !sameRegistry) {
         // Another job uploading the same blob to this registry: wait, then mount it from there.
         const underway = runtime.locator.underway(registry, blob.digest);

@@ -1,3 +1,8 @@
+/** An upload announced to other copies; `settle` ends it, with whether the blob is there now. */
+export interface AnnouncedUpload {
+  settle(uploaded: boolean): void;
+}
+
 /**
  * Which repositories of a registry hold a blob, or soon will: a copy mounts a blob it knows
  * there instead of uploading it again, and waits for one that another job is uploading.
@@ -29,11 +34,8 @@ export class BlobLocator {
     return this.#underway.get(`${registry} ${digest}`);
   }
 
-  /**
-   * Announces an upload of the blob to `repository`, so that copies to other repositories
-   * wait for it and mount; `settle` ends it, with whether the blob is there now.
-   */
-  uploading(registry: string, digest: string, repository: string): { settle(uploaded: boolean): void } {
+  /** Announces an upload of the blob to `repository`: copies to other repositories wait for it and mount. */
+  uploading(registry: string, digest: string, repository: string): AnnouncedUpload {
     const key = `${registry} ${digest}`;
     let resolve!: (repository: string | undefined) => void;
     const upload = new Promise<string | undefined>((r) => (resolve = r));

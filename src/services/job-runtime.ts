@@ -20,7 +20,7 @@ export interface JobRuntime {
   blobs: Map<string, BlobState>;
   /** Per job: source manifests fetched by digest, and derived indexes built from them. */
   manifests: Map<string, Manifest>;
-  /** Per job: what both sides answered to HEAD for items compared ahead of their batch. */
+  /** Per job: what source and destination hold for items compared ahead of their batch. */
   heads: Map<string, { head: ManifestHead; existing: ManifestHead | undefined }>;
   /**
    * Per job: the destination's tags when the job started, listed with the source's. Unknown

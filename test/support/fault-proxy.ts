@@ -92,7 +92,7 @@ async function sendTruncated(body: IncomingMessage, res: ServerResponse, limit: 
 
 export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
   const target = new URL(`http://${targetHost}`);
-  const agent = new Agent({ keepAlive: true });
+  const agent = new Agent({ keepAlive: true, noDelay: true });
   let rules: ActiveRule[] = [];
   const listeners = new Set<(req: { method: string; path: string }) => void>();
   const requests: ProxiedRequest[] = [];
