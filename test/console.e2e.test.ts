@@ -87,8 +87,7 @@ describe('the web console', () => {
     const policy = await service.store.createPolicy({ name: 'console', sourceRegistryId: source.id, destinationRegistryId: destination.id });
 
     // Park the job in initialize (its tag list is held), and make blob downloads slow.
-    let releaseTags!: () => void;
-    fixture.sourceProxy.addRule({ method: 'GET', path: /\/tags\/list/, times: 1, fault: { type: 'hold', release: new Promise<void>((r) => (releaseTags = r)) } });
+    const tagsHeld = fixture.sourceProxy.hold({ method: 'GET', path: /\/tags\/list/ });
     fixture.sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, fault: { type: 'throttle', bytesPerSecond: THROTTLE } });
 
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -124,7 +123,7 @@ describe('the web console', () => {
     await fresh.close();
 
     // Let the job go: the highlight walks through the phases and parks in transferBlob.
-    releaseTags();
+    tagsHeld.release();
     await until('the chart in transferBlob', async () => (await current(page)) === 'replication.running.transferBlob', 15_000);
     await until('a blob transfer with progress', async () => {
       const now = await page.locator('.blob [role=progressbar]').first().getAttribute('aria-valuenow').catch(() => null);

@@ -104,33 +104,23 @@ describe('ferry copy', () => {
   it('uploads a blob two jobs need at the same time once: the second waits for it and mounts it', async () => {
     const env = environment({ locator: new BlobLocator() });
     const input = (repository: string) => replicationInput(`${fixture.sourceProxy.host}/team/app`, `${proxy.host}/${repository}`, { items: [{ source: '1.0', target: '1.0' }] });
-    let heldDigest: string | undefined;
-    let release!: () => void;
-    fixture.sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, fault: { type: 'hold', release: new Promise<void>((resolve) => (release = resolve)) } });
-    const held = new Promise<void>((resolve) => {
-      const off = fixture.sourceProxy.onRequest((r) => {
-        if (r.method !== 'GET' || !r.path.includes('/blobs/')) return;
-        heldDigest = r.path.split('/blobs/')[1];
-        off();
-        resolve();
-      });
-    });
+    const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
     const before = proxy.requests.length;
     const first = createReplication(input('together/one'), env);
     first.start();
     first.send({ type: 'START' });
-    await held;
+    const heldDigest = fixture.sourceProxy.requests[await held.arrived]!.path.split('/blobs/')[1]!;
     const second = createReplication(input('together/two'), env);
     second.start();
     second.send({ type: 'START' });
     for (let i = 0; i < 200 && jobPhase(second.getSnapshot()) !== 'transferBlob'; i++) await sleep(10);
     expect(jobPhase(second.getSnapshot())).toBe('transferBlob');
     await sleep(100);
-    release();
+    held.release();
     await Promise.all([toPromise(first), toPromise(second)]);
 
     expect(second.getSnapshot().context.progress).toMatchObject({ blobsMounted: built['1.0']!.blobs.length, blobsCopied: 0 });
-    const uploads = writes(before).filter((r) => r.method === 'PUT' && r.path.includes(`digest=${encodeURIComponent(heldDigest!)}`));
+    const uploads = writes(before).filter((r) => r.method === 'PUT' && r.path.includes(`digest=${encodeURIComponent(heldDigest)}`));
     expect(uploads).toHaveLength(1);
     await expectSameDigests(['1.0'], 'together/one');
     await expectSameDigests(['1.0'], 'together/two');

@@ -93,19 +93,17 @@ describe('deletion job', () => {
 
   it('stops during delete, aborting the request under way', async () => {
     const input = await seeded('delete/stopped');
-    let release!: () => void;
-    proxy.addRule({ method: 'DELETE', path: /\/manifests\//, times: 1, fault: { type: 'hold', release: new Promise((r) => (release = r)) } });
+    const held = proxy.hold({ method: 'DELETE', path: /\/manifests\// });
     const actor = createDeletion({ ...input, tags: ['a'] }, environment());
-    const arrived = new Promise<number>((resolve) => proxy.onRequest((r) => r.method === 'DELETE' && resolve(proxy.requests.length - 1)));
     actor.start();
     actor.send({ type: 'START' });
-    const index = await arrived;
+    const index = await held.arrived;
     expect(jobPhase(actor.getSnapshot())).toBe('delete');
     actor.send({ type: 'STOP' });
     expect(jobStatus(actor.getSnapshot())).toBe('stopped');
     for (let i = 0; i < 50 && !proxy.requests[index]!.aborted; i++) await new Promise((r) => setTimeout(r, 20));
     expect(proxy.requests[index]!.aborted).toBe(true);
-    release();
+    held.release();
     expect((await listTags({ host: registry.host, repository: 'delete/stopped' })).sort()).toEqual(TAGS);
   });
 });

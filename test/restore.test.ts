@@ -53,20 +53,12 @@ describe('a job restored from its persisted snapshot', () => {
   for (const { phase, proxy, rule } of phases) {
     it(`resumes ${phase} and finishes with the source digests`, async () => {
       const input = replicationInput(`${sourceProxy.host}/restore/app`, `${destinationProxy.host}/restored/${phase.toLowerCase()}`);
-      const released = new Promise<void>((resolve) => (release = resolve));
-      proxy().addRule({ ...rule, times: 1, fault: { type: 'hold', release: released } });
-      const arrived = new Promise<void>((resolve) => {
-        const off = proxy().onRequest((r) => {
-          if ((rule.method === undefined || r.method === rule.method) && rule.path.test(r.path)) {
-            off();
-            resolve();
-          }
-        });
-      });
+      const held = proxy().hold(rule);
+      release = () => held.release();
       const actor = createReplication(input, environment());
       actor.start();
       actor.send({ type: 'START' });
-      await arrived;
+      await held.arrived;
       expect(jobPhase(actor.getSnapshot())).toBe(phase);
 
       const restored = crashAndRestore(actor, input);

@@ -10,7 +10,6 @@ import { FerryService } from '../src/services/service.js';
 import { openSqliteStore } from '../src/services/store/sqlite.js';
 import type { Job, JobStatus, PolicyInput } from '../src/services/store/types.js';
 import { EVERY_TAG } from '../src/services/tag-filter.js';
-import type { FaultProxy } from './support/fault-proxy.js';
 import { collect, spawnFerry } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { listTags, rawManifest, seedLayout } from './support/skopeo.js';
@@ -80,20 +79,6 @@ const jobIn = (s: FerryService, id: string, statuses: JobStatus[]) => until(`job
   return job && statuses.includes(job.status) ? job : undefined;
 });
 
-function holdFirst(proxy: FaultProxy, method: string, path: RegExp): { arrived: Promise<number>; release: () => void } {
-  let release!: () => void;
-  proxy.addRule({ method, path, times: 1, fault: { type: 'hold', release: new Promise<void>((r) => (release = r)) } });
-  const arrived = new Promise<number>((resolve) => {
-    const off = proxy.onRequest((r) => {
-      if (r.method === method && path.test(r.path)) {
-        off();
-        resolve(proxy.requests.length - 1);
-      }
-    });
-  });
-  return { arrived, release };
-}
-
 describe('a policy run', () => {
   it('replicates exactly the repositories and tags its filters select, under the rewritten namespace', async () => {
     const s = await service();
@@ -151,7 +136,7 @@ describe('the worker pool', () => {
   it('stops a pending job at once, without running it', async () => {
     const s = await service(1);
     const p = await policy(s, { repositories: { include: ['team/a', 'other/c'], exclude: [] } });
-    const held = holdFirst(fixture.sourceProxy, 'GET', /\/tags\/list/);
+    const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/tags\/list/ });
     const { jobs } = await s.scheduler.trigger(p, 'manual');
     await held.arrived;
     const pending = (await Promise.all(jobs.map((j) => s.store.getJob(j.id)))).find((j) => j?.status === 'pending')!;
@@ -165,7 +150,7 @@ describe('the worker pool', () => {
   it('stops a running job mid-blob: the transfer is aborted and no tag is pushed', async () => {
     const s = await service();
     const p = await policy(s, { repositories: { include: ['team/a'], exclude: [] }, tags: { include: ['2.0'], exclude: [], syntax: 'glob' }, rewrite: { namespace: 'stopped', flatten: 0 } });
-    const held = holdFirst(fixture.sourceProxy, 'GET', /\/blobs\/sha256:/);
+    const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
     const { jobs } = await s.scheduler.trigger(p, 'manual');
     const index = await held.arrived;
     const running = await jobIn(s, jobs[0]!.id, ['running']);
@@ -286,7 +271,7 @@ describe('crash recovery', () => {
     const p = await store.createPolicy({ name: 'crash', sourceRegistryId: source.id, destinationRegistryId: destination.id, repositories: { include: ['team/a'], exclude: [] }, rewrite: { namespace: 'crashed', flatten: 0 } });
     await store.close();
 
-    const held = holdFirst(fixture.sourceProxy, 'GET', /\/blobs\/sha256:/);
+    const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
     const port = await freePort();
     const first = spawnFerry(['serve', '--db', database, '--port', String(port)]);
     const firstExit = collect(first);

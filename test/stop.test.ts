@@ -34,16 +34,9 @@ afterAll(() => fixture?.stop());
 
 /** Holds the first request matching `rule` until the test ends; resolves when it arrives. */
 function hold(proxy: FaultProxy, rule: Omit<FaultRule, 'fault'>): Promise<number> {
-  const released = new Promise<void>((resolve) => (release = resolve));
-  proxy.addRule({ ...rule, times: 1, fault: { type: 'hold', release: released } });
-  return new Promise((resolve) => {
-    const stop = proxy.onRequest((req) => {
-      if ((!rule.method || rule.method === req.method) && rule.path.test(req.path)) {
-        stop();
-        resolve(proxy.requests.length - 1);
-      }
-    });
-  });
+  const held = proxy.hold(rule);
+  release = () => held.release();
+  return held.arrived;
 }
 
 async function eventually(check: () => boolean, what: string): Promise<void> {

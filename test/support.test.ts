@@ -263,20 +263,13 @@ describe('fault proxy', () => {
   });
 
   it('holds a request until released and reports it on arrival', async () => {
-    let release!: () => void;
-    proxy.addRule({ path: /^\/v2\/$/, fault: { type: 'hold', release: new Promise<void>((resolve) => (release = resolve)) }, times: 1 });
-    const arrived = new Promise<string>((resolve) => {
-      const unsubscribe = proxy.onRequest((req) => {
-        unsubscribe();
-        resolve(req.path);
-      });
-    });
+    const held = proxy.hold({ path: /^\/v2\/$/ });
     let settled = false;
     const pending = fetch(`${proxy.url}/v2/`).finally(() => (settled = true));
-    expect(await arrived).toBe('/v2/');
+    expect(proxy.requests[await held.arrived]!.path).toBe('/v2/');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(settled).toBe(false);
-    release();
+    held.release();
     expect((await pending).status).toBe(200);
   });
 

@@ -30,19 +30,9 @@ export class Steering {
   readonly #releases: Array<() => void> = [];
 
   hold({ proxy, method, path }: Marker): Held {
-    let release!: (fault: Fault | void) => void;
-    const released = new Promise<Fault | void>((resolve) => (release = resolve));
-    this.#releases.push(() => release());
-    proxy.addRule({ ...(method ? { method } : {}), path, times: 1, fault: { type: 'hold', release: released } });
-    const arrived = new Promise<void>((resolve) => {
-      const off = proxy.onRequest((r) => {
-        if ((method === undefined || r.method === method) && path.test(r.path)) {
-          off();
-          resolve();
-        }
-      });
-    });
-    return { arrived: within(arrived, 15_000, `${method ?? 'a request'} ${path} to arrive`), release: (fault) => release(fault) };
+    const held = proxy.hold({ ...(method ? { method } : {}), path });
+    this.#releases.push(() => held.release());
+    return { arrived: within(held.arrived, 15_000, `${method ?? 'a request'} ${path} to arrive`).then(() => undefined), release: (fault) => held.release(fault) };
   }
 
   /** Lets every request still held go (they belong to stopped jobs, or nobody). */

@@ -11,7 +11,7 @@ export type Fault =
   | { type: 'resetAfterBytes'; bytes: number }
   | { type: 'corrupt' }
   /** Holds the request until `release` settles; a Fault it resolves to is then applied to the request. */
-  | { type: 'hold'; release: Promise<void | Fault> }
+  | { type: 'hold'; release: Promise<void | Fault>; onHeld?: (index: number) => void }
   | { type: 'delay'; ms: number }
   | { type: 'throttle'; bytesPerSecond: number };
 
@@ -32,15 +32,24 @@ export interface ProxiedRequest {
   aborted: boolean;
 }
 
+/** A request held at the proxy: the client's job is in the phase that sent it until it is released. */
+export interface HeldRequest {
+  /** Resolves, with the request's index in `requests`, once it is held. */
+  arrived: Promise<number>;
+  /** Lets it go on to the registry, or applies `fault` to it. */
+  release(fault?: Fault): void;
+}
+
 export interface FaultProxy {
   host: string;
   url: string;
   addRule(rule: FaultRule): () => void;
+  /** Holds the first request matching `rule`. */
+  hold(rule: Omit<FaultRule, 'fault' | 'times'>): HeldRequest;
   clearRules(): void;
   requests: ProxiedRequest[];
   /** TCP connections clients have opened to the proxy. */
   readonly connections: number;
-  onRequest(listener: (req: { method: string; path: string }) => void): () => void;
   stop(): Promise<void>;
 }
 
@@ -94,8 +103,15 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
   const target = new URL(`http://${targetHost}`);
   const agent = new Agent({ keepAlive: true, noDelay: true });
   let rules: ActiveRule[] = [];
-  const listeners = new Set<(req: { method: string; path: string }) => void>();
   const requests: ProxiedRequest[] = [];
+
+  const addRule = (rule: FaultRule): (() => void) => {
+    const active = { rule, remaining: rule.times ?? Infinity };
+    rules.push(active);
+    return () => {
+      rules = rules.filter((candidate) => candidate !== active);
+    };
+  };
 
   const takeFault = (method: string, path: string): Fault | undefined => {
     const active = rules.find(
@@ -149,10 +165,10 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
     res.on('close', () => {
       if (!res.writableFinished) record.aborted = true;
     });
-    for (const listener of listeners) listener({ method: record.method, path: record.path });
 
     let fault = takeFault(record.method, record.path);
     while (fault?.type === 'hold') {
+      fault.onHeld?.(requests.indexOf(record));
       fault = (await fault.release) ?? undefined;
       if (req.socket.destroyed) return;
     }
@@ -190,19 +206,16 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
     get connections() {
       return connections;
     },
-    addRule(rule) {
-      const active = { rule, remaining: rule.times ?? Infinity };
-      rules.push(active);
-      return () => {
-        rules = rules.filter((candidate) => candidate !== active);
-      };
+    addRule,
+    hold(rule) {
+      let release!: (fault?: Fault) => void;
+      let onHeld!: (index: number) => void;
+      const arrived = new Promise<number>((resolve) => (onHeld = resolve));
+      addRule({ ...rule, times: 1, fault: { type: 'hold', release: new Promise<void | Fault>((resolve) => (release = resolve)), onHeld } });
+      return { arrived, release: (fault) => release(fault) };
     },
     clearRules() {
       rules = [];
-    },
-    onRequest(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
     },
     stop: () =>
       new Promise<void>((resolve) => {

@@ -66,14 +66,12 @@ describe('GET /api/v1/machines/:name/graph', () => {
 
 describe('GET /api/v1/jobs/:id/live', () => {
   it('starts with the job\'s current state, then streams its transitions as edges of the graph', async () => {
-    let release!: () => void;
-    fixture.sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, fault: { type: 'hold', release: new Promise<void>((r) => (release = r)) } });
-    const arrived = new Promise<void>((resolve) => fixture.sourceProxy.onRequest((r) => r.method === 'GET' && r.path.includes('/blobs/') && resolve()));
+    const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
     const source = await service.store.createRegistry({ name: 'source', url: fixture.sourceProxy.host });
     const destination = await service.store.createRegistry({ name: 'destination', url: fixture.destination.host });
     const policy = await service.store.createPolicy({ name: 'live', sourceRegistryId: source.id, destinationRegistryId: destination.id });
     const { jobs } = await service.scheduler.trigger(policy, 'manual');
-    await arrived;
+    await held.arrived;
 
     const response = await request(`${base}/api/v1/jobs/${jobs[0]!.id}/live`);
     expect(response.headers['content-type']).toBe('text/event-stream');
@@ -96,7 +94,7 @@ describe('GET /api/v1/jobs/:id/live', () => {
     })();
     for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(events[0]).toMatchObject({ event: 'snapshot', data: { stateId: 'replication.running.transferBlob' } });
-    release();
+    held.release();
     await done;
     response.body.destroy();
 

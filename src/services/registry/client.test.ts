@@ -299,18 +299,7 @@ describe('error mapping', () => {
 });
 
 describe('cancellation', () => {
-  function hold(): { release: () => void; arrived: Promise<void> } {
-    let release!: () => void;
-    proxy.addRule({ path: /\/held\//, fault: { type: 'hold', release: new Promise<void>((resolve) => (release = resolve)) }, times: 1 });
-    const arrived = new Promise<void>((resolve) => {
-      const unsubscribe = proxy.onRequest((request) => {
-        if (!request.path.includes('/held/')) return;
-        unsubscribe();
-        resolve();
-      });
-    });
-    return { release, arrived };
-  }
+  const hold = () => proxy.hold({ path: /\/held\// });
 
   it('fails with ABORTED, not transient, when the signal is already aborted', async () => {
     const controller = new AbortController();
