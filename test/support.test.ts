@@ -4,12 +4,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy } from './support/fault-proxy.js';
 import type { FaultProxy } from './support/fault-proxy.js';
 import { OCI_MEDIA_TYPES, writeOciLayout } from './support/images.js';
 import type { BuiltTag, TagSpec } from './support/images.js';
-import { startRegistry } from './support/registry.js';
+import { POSTGRES_ADMIN_URL, createTestDatabase } from './support/postgres.js';
+import { freePort, startRegistry } from './support/registry.js';
 import type { RunningRegistry } from './support/registry.js';
 import { listTags, rawManifest, seedLayout, seedTag } from './support/skopeo.js';
 
@@ -290,5 +292,43 @@ describe('fault proxy', () => {
     expect(put.status).toBe(201);
     const head = await fetch(`${proxy.url}/v2/smoke/proxy/blobs/${sha256(blob)}`, { method: 'HEAD' });
     expect(head.headers.get('content-length')).toBe(String(blob.length));
+  });
+});
+
+describe('postgres', () => {
+  it('creates a database usable through its URL, and drop() removes it despite an open connection', async () => {
+    const db = await createTestDatabase('Support Test!');
+    expect(db.name).toMatch(/^ferry_test_support_test_[0-9a-f]{8}$/);
+    const client = new pg.Client({ connectionString: db.url });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      expect((await client.query('SELECT current_database() AS name')).rows).toEqual([{ name: db.name }]);
+      await client.query('CREATE TABLE notes (id int PRIMARY KEY, body text NOT NULL)');
+      await client.query('INSERT INTO notes VALUES ($1, $2), ($3, $4)', [1, 'one', 2, 'two']);
+      expect((await client.query('SELECT id, body FROM notes ORDER BY id')).rows).toEqual([
+        { id: 1, body: 'one' },
+        { id: 2, body: 'two' },
+      ]);
+      await db.drop();
+    } finally {
+      await client.end().catch(() => {});
+    }
+
+    const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+    await admin.connect();
+    try {
+      const left = await admin.query('SELECT datname FROM pg_database WHERE datname = $1', [db.name]);
+      expect(left.rows).toEqual([]);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('fails, saying what to do, when PostgreSQL cannot be reached', async () => {
+    const nowhere = `postgres://ferry:ferry@127.0.0.1:${await freePort()}/postgres`;
+    await expect(createTestDatabase('unreachable', nowhere)).rejects.toThrow(
+      /not reachable at postgres:\/\/ferry:\*\*\*@127\.0\.0\.1:\d+\/postgres .*install-test-deps\.sh.*FERRY_TEST_POSTGRES_URL/,
+    );
   });
 });
