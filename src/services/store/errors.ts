@@ -7,3 +7,11 @@ export class ConflictError extends Error {
 export class NotFoundError extends Error {
   override readonly name = 'NotFoundError';
 }
+
+/**
+ * A write of a job's step by a node that no longer holds the job: its lease ran out and
+ * another node claimed it (or it was handed back). The writer must stop running the job.
+ */
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+}

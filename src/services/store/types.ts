@@ -4,9 +4,9 @@ import type { Filter, TagFilter } from '../tag-filter.js';
 
 /**
  * What ferry keeps: registries, policies, executions (one per policy run), jobs (one per
- * repository) with their persisted machine snapshot, transition history and logs. The
- * interface is asynchronous and free of SQLite types: a PostgreSQL store will implement it
- * for running several ferry instances.
+ * repository) with their persisted machine snapshot, transition history and logs, and the
+ * nodes that run them. One interface per aggregate, asynchronous and free of any engine's
+ * types: `sqlite/` and `postgres/` implement them.
  */
 
 export type Id = string;
@@ -134,6 +134,8 @@ export interface Job {
   progress: Record<string, number>;
   error: ErrorInfo | null;
   priority: number;
+  /** The node that holds it (running or retrying), or held it last. */
+  node: NodeId | null;
   createdAt: Timestamp;
   startedAt: Timestamp | null;
   finishedAt: Timestamp | null;
@@ -146,6 +148,8 @@ export interface Transition {
   from: string | null;
   to: string;
   event: string;
+  /** The node that took the step; null for steps no node took (created, stopped while pending, retried). */
+  node: NodeId | null;
   at: Timestamp;
 }
 
@@ -158,6 +162,34 @@ export interface JobLogEntry {
   fields: Record<string, unknown>;
 }
 
+/** A node: one `ferry serve` process. */
+export type NodeId = string;
+
+/** A job as its holder owns it: every write of its steps carries the fence it was claimed with. */
+export interface Lease {
+  jobId: Id;
+  node: NodeId;
+  fence: number;
+}
+
+/** A persisted machine snapshot and the version of the machine definition that wrote it. */
+export interface StoredSnapshot {
+  version: number;
+  snapshot: unknown;
+}
+
+/** A job claimed by a node: start it afresh, or resume it from `snapshot`. */
+export interface ClaimedJob {
+  job: Job;
+  lease: Lease;
+  /** Null for a job that has not taken a step yet. */
+  snapshot: StoredSnapshot | null;
+  /** It was running on another node whose lease ran out (or that handed it back). */
+  takenOver: boolean;
+  /** STOP was asked while no node held it. */
+  stopRequested: boolean;
+}
+
 /** What a worker writes after every step of a job's machine, in one transaction. */
 export interface JobStep {
   status: JobStatus;
@@ -165,9 +197,48 @@ export interface JobStep {
   attempt: number;
   progress: Record<string, number>;
   error: ErrorInfo | null;
-  /** `actor.getPersistedSnapshot()`, or null to start over (a retry). */
-  snapshot: unknown;
+  /** The machine's persisted snapshot, or null to start over (a retry). */
+  snapshot: StoredSnapshot | null;
   transition?: { from: string | null; to: string; event: string };
+}
+
+/** A change of a job as the live feed carries it, numbered (`seq`) when it is stored. */
+export interface JobChange {
+  jobId: Id;
+  executionId: Id;
+  status: JobStatus;
+  phase: string | null;
+  attempt: number;
+  progress: Record<string, number>;
+  error: ErrorInfo | null;
+  /** The node that holds the job, if any. */
+  node: NodeId | null;
+}
+
+export interface StoredJobChange extends JobChange {
+  seq: number;
+}
+
+/** A job its node still holds after renewing its leases. */
+export interface HeldJob {
+  jobId: Id;
+  fence: number;
+  /** STOP was asked through another node. */
+  stopRequested: boolean;
+}
+
+export interface NodeInput {
+  id: NodeId;
+  host: string;
+  pid: number;
+}
+
+export interface Node extends NodeInput {
+  startedAt: Timestamp;
+  heartbeatAt: Timestamp;
+  draining: boolean;
+  /** Jobs it holds now (running or retrying). */
+  jobsHeld: number;
 }
 
 export interface Page {
@@ -176,54 +247,122 @@ export interface Page {
   offset?: number;
 }
 
-export interface JobStore {
-  createRegistry(input: RegistryInput): Promise<Registry>;
-  getRegistry(id: Id): Promise<Registry | undefined>;
-  findRegistryByName(name: string): Promise<Registry | undefined>;
-  listRegistries(): Promise<Registry[]>;
+export interface RegistryStore {
+  create(input: RegistryInput): Promise<Registry>;
+  get(id: Id): Promise<Registry | undefined>;
+  findByName(name: string): Promise<Registry | undefined>;
+  findByUrl(url: string): Promise<Registry | undefined>;
+  list(): Promise<Registry[]>;
   /** Fields left out keep their value; `credentials: null` removes them. */
-  updateRegistry(id: Id, patch: Partial<RegistryInput>): Promise<Registry | undefined>;
+  update(id: Id, patch: Partial<RegistryInput>): Promise<Registry | undefined>;
   /** False when policies still use it. */
-  deleteRegistry(id: Id): Promise<boolean>;
+  delete(id: Id): Promise<boolean>;
   /** For connecting only: never for the API or logs. */
-  registryCredentials(id: Id): Promise<Credentials | undefined>;
+  credentials(id: Id): Promise<Credentials | undefined>;
+}
 
-  createPolicy(input: PolicyInput): Promise<Policy>;
-  getPolicy(id: Id): Promise<Policy | undefined>;
-  findPolicyByName(name: string): Promise<Policy | undefined>;
-  listPolicies(): Promise<Policy[]>;
-  updatePolicy(id: Id, patch: Partial<PolicyInput>): Promise<Policy | undefined>;
-  deletePolicy(id: Id): Promise<boolean>;
+export interface PolicyStore {
+  create(input: PolicyInput): Promise<Policy>;
+  get(id: Id): Promise<Policy | undefined>;
+  findByName(name: string): Promise<Policy | undefined>;
+  list(): Promise<Policy[]>;
+  update(id: Id, patch: Partial<PolicyInput>): Promise<Policy | undefined>;
+  delete(id: Id): Promise<boolean>;
   /**
-   * Claims a cron slot: true once per (policy, slot), however many times or instances ask,
-   * so a schedule never fires twice for the same time.
+   * Claims a cron slot: true once per (policy, slot), however many times or nodes ask, so a
+   * schedule never fires twice for the same time.
    */
   claimCronSlot(policyId: Id, slot: Timestamp): Promise<boolean>;
+}
 
+export interface ExecutionStore {
   /** The execution and its jobs, created together (all pending). */
-  createExecution(execution: { policyId: Id | null; trigger: ExecutionTrigger; jobs: NewJob[] }): Promise<{ execution: Execution; jobs: Job[] }>;
-  getExecution(id: Id): Promise<Execution | undefined>;
-  listExecutions(filter?: Page & { policyId?: Id; status?: ExecutionStatus }): Promise<{ items: Execution[]; total: number }>;
+  create(execution: { policyId: Id | null; trigger: ExecutionTrigger; jobs: NewJob[] }): Promise<{ execution: Execution; jobs: Job[] }>;
+  get(id: Id): Promise<Execution | undefined>;
+  list(filter?: Page & { policyId?: Id; status?: ExecutionStatus }): Promise<{ items: Execution[]; total: number }>;
+}
 
-  getJob(id: Id): Promise<Job | undefined>;
-  listJobs(filter?: Page & { executionId?: Id; status?: JobStatus }): Promise<{ items: Job[]; total: number }>;
-  /** The persisted machine snapshot, to resume the job. */
-  jobSnapshot(id: Id): Promise<unknown>;
-  /**
-   * The next pending job to run: fewest running-or-retrying jobs in its policy first (so one
-   * slow policy cannot hold every worker), then priority, then age. Marks it running.
-   */
-  claimNextJob(): Promise<Job | undefined>;
-  /** Jobs that were running or retrying when the process died, to resume from their snapshots. */
-  interruptedJobs(): Promise<Job[]>;
-  saveStep(id: Id, step: JobStep): Promise<void>;
-  /** Back to pending with no snapshot (a retry), from error or stopped only; false otherwise. */
-  requeueJob(id: Id): Promise<boolean>;
-  /** Ends a pending job without running it; false when it is not pending. */
-  stopPendingJob(id: Id): Promise<boolean>;
+/**
+ * Jobs, their history and logs, and the queue: the jobs table is the queue. A node claims a
+ * job with a lease it renews; every write of the job's steps checks the lease; a job whose
+ * lease ran out is claimed again by any node and resumed from its last step.
+ */
+export interface JobStore {
+  get(id: Id): Promise<Job | undefined>;
+  list(filter?: Page & { executionId?: Id; status?: JobStatus }): Promise<{ items: Job[]; total: number }>;
   history(id: Id): Promise<Transition[]>;
   appendLogs(id: Id, entries: Array<Omit<JobLogEntry, 'seq'>>): Promise<void>;
   logs(id: Id, options?: { after?: number; limit?: number }): Promise<JobLogEntry[]>;
 
+  /**
+   * The next job for `node` to run, held for `leaseMs`: a pending one, or one whose holder's
+   * lease ran out. Fewest running-or-retrying jobs in its policy first (so one slow policy
+   * cannot hold every node), then priority, then age.
+   */
+  claim(node: NodeId, leaseMs: number): Promise<ClaimedJob | undefined>;
+  /** Writes a step of a held job; throws LeaseLostError when the lease is no longer this one. */
+  saveStep(lease: Lease, step: JobStep): Promise<void>;
+  /** Extends the leases of every job `node` holds; returns them (a job missing here is lost). */
+  renewLeases(node: NodeId, leaseMs: number): Promise<HeldJob[]>;
+  /** Hands a held job back at once (draining): any node may claim it and resume it. */
+  release(lease: Lease): Promise<void>;
+  /** Back to pending with no snapshot (a retry), from error or stopped only. */
+  requeue(id: Id): Promise<Job | undefined>;
+  /** Ends a pending job without running it; undefined when it is not pending. */
+  stopPending(id: Id): Promise<Job | undefined>;
+  /**
+   * STOP for a running or retrying job that this node does not hold: asks its holder, or
+   * ends it at once when no live node holds it. Undefined when it is not running or retrying.
+   */
+  requestStop(id: Id): Promise<Job | undefined>;
+
+  /** Stored changes after `seq`, oldest first. */
+  changesSince(seq: number, limit?: number): Promise<StoredJobChange[]>;
+  /** The number of the newest stored change (0 when none). */
+  lastChange(): Promise<number>;
+}
+
+export interface NodeStore {
+  /** Adds the node, or brings it back to life. */
+  register(node: NodeInput): Promise<void>;
+  heartbeat(id: NodeId): Promise<void>;
+  drain(id: NodeId): Promise<void>;
+  /** Forgets a node that has stopped. */
+  remove(id: NodeId): Promise<void>;
+  /** Nodes whose heartbeat is newer than `staleAfterMs`, with the jobs each holds. */
+  list(staleAfterMs: number): Promise<Node[]>;
+}
+
+/** A message to every node: wake up to claim, stop a job, reload schedules, read new changes, live bytes. */
+export type Signal =
+  | { type: 'queued' }
+  | { type: 'stop'; jobId: Id }
+  | { type: 'policies' }
+  | { type: 'changed' }
+  | { type: 'progress'; change: JobChange };
+
+/**
+ * Signals between nodes: PostgreSQL's LISTEN/NOTIFY, or within the process for SQLite. They
+ * wake and hint; what they announce is always read back from the store.
+ */
+export interface Signals {
+  publish(signal: Signal): Promise<void>;
+  subscribe(listener: (signal: Signal) => void): () => void;
+  /** Runs after the connection that carries signals came back: some may have been missed. */
+  onReconnect(listener: () => void): () => void;
+}
+
+export type Engine = 'sqlite' | 'postgres';
+
+export interface Store {
+  engine: Engine;
+  /** Where it is, without a password: for logs. */
+  location: string;
+  registries: RegistryStore;
+  policies: PolicyStore;
+  executions: ExecutionStore;
+  jobs: JobStore;
+  nodes: NodeStore;
+  signals: Signals;
   close(): Promise<void>;
 }

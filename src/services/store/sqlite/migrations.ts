@@ -137,6 +137,70 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     up: `CREATE UNIQUE INDEX registries_url ON registries (url);`,
   },
+  {
+    version: 3,
+    // Leases, fencing and nodes (see store/types.ts, JobStore); the feed of job changes; the
+    // machine version of each snapshot (those stored so far are version 1). Executions are
+    // ordered by their time-ordered ids now, not by rowid, as on PostgreSQL.
+    up: `
+      ALTER TABLE jobs ADD COLUMN snapshot_version INTEGER;
+      UPDATE jobs SET snapshot_version = 1 WHERE snapshot IS NOT NULL;
+      ALTER TABLE jobs ADD COLUMN owner TEXT;
+      ALTER TABLE jobs ADD COLUMN lease_until TEXT;
+      ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0 CHECK (stop_requested IN (0, 1));
+      CREATE INDEX jobs_owner ON jobs (owner, status);
+      ALTER TABLE job_transitions ADD COLUMN node TEXT;
+
+      CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        draining INTEGER NOT NULL DEFAULT 0 CHECK (draining IN (0, 1))
+      );
+
+      CREATE TABLE job_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        change TEXT NOT NULL,
+        at TEXT NOT NULL
+      );
+      CREATE INDEX job_changes_at ON job_changes (at);
+
+      DROP VIEW execution_summaries;
+      CREATE VIEW execution_summaries AS
+      SELECT
+        id, policy_id, trigger, created_at,
+        pending, running, retrying, finished, error, stopped,
+        CASE
+          WHEN running + retrying > 0 THEN 'running'
+          WHEN pending > 0 AND pending = total THEN 'pending'
+          WHEN pending > 0 THEN 'running'
+          WHEN error > 0 THEN 'error'
+          WHEN stopped > 0 THEN 'stopped'
+          ELSE 'finished'
+        END AS status,
+        CASE
+          WHEN pending + running + retrying = 0 THEN coalesce(last_finished_at, created_at)
+        END AS finished_at
+      FROM (
+        SELECT
+          e.id, e.policy_id, e.trigger, e.created_at,
+          count(j.id) AS total,
+          count(j.id) FILTER (WHERE j.status = 'pending') AS pending,
+          count(j.id) FILTER (WHERE j.status = 'running') AS running,
+          count(j.id) FILTER (WHERE j.status = 'retrying') AS retrying,
+          count(j.id) FILTER (WHERE j.status = 'finished') AS finished,
+          count(j.id) FILTER (WHERE j.status = 'error') AS error,
+          count(j.id) FILTER (WHERE j.status = 'stopped') AS stopped,
+          max(j.finished_at) AS last_finished_at
+        FROM executions e LEFT JOIN jobs j ON j.execution_id = e.id
+        GROUP BY e.id, e.policy_id
+      );
+    `,
+  },
 ];
 
 /**

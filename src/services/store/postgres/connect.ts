@@ -1,0 +1,68 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { postgresDialect } from '../sql/dialect.js';
+import type { Tables } from '../sql/schema.js';
+import { sqlStore } from '../sql/store.js';
+import type { Store } from '../types.js';
+import { migrate } from './migrations.js';
+import { postgresSignals } from './signals.js';
+
+const POOL_SIZE = 10;
+
+/**
+ * Values come back as the shared queries expect them on either engine (sql/schema.ts):
+ * timestamps as ISO strings, JSON as its text, counts as numbers.
+ */
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    switch (oid) {
+      case pg.types.builtins.TIMESTAMPTZ:
+        return (text: string) => new Date(text).toISOString();
+      case pg.types.builtins.JSON:
+      case pg.types.builtins.JSONB:
+        return (text: string) => text;
+      case pg.types.builtins.INT8:
+        return (text: string) => Number(text);
+      default:
+        return pg.types.getTypeParser(oid, format);
+    }
+  },
+} as pg.CustomTypesConfig;
+
+/** `postgres://user:pass@host/db` without its password, for logs. */
+export function redactedUrl(url: string): string {
+  const shown = new URL(url);
+  if (shown.password) shown.password = '***';
+  return shown.href;
+}
+
+/**
+ * The store on PostgreSQL, for several nodes on one database. Migrates at start-up (once, under
+ * an advisory lock, however many nodes start together).
+ */
+export async function openPostgresStore(url: string, log: (message: string, error: unknown) => void): Promise<Store> {
+  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, types, connectionTimeoutMillis: 10_000 });
+  // An idle client whose server went away emits 'error'; unhandled, it would end the process.
+  // The next query on the pool connects afresh, or fails and is retried by its caller.
+  pool.on('error', (error) => log('an idle PostgreSQL connection failed', error));
+  const client = await pool.connect();
+  try {
+    await migrate(client);
+  } finally {
+    client.release();
+  }
+  const signals = postgresSignals(url, pool, log);
+  await signals.ready;
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  return sqlStore(
+    { db, dialect: postgresDialect, changed: () => signals.publish({ type: 'changed' }) },
+    {
+      location: redactedUrl(url),
+      signals,
+      close: async () => {
+        await signals.close();
+        await db.destroy();
+      },
+    },
+  );
+}

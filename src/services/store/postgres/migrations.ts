@@ -1,0 +1,186 @@
+import type pg from 'pg';
+
+/** Versioned like SQLite's (sqlite/migrations.ts), applied in order, each once. */
+export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
+  {
+    version: 1,
+    up: `
+      CREATE TABLE registries (
+        id text PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        url text NOT NULL UNIQUE,
+        insecure boolean NOT NULL,
+        ca text,
+        username text,
+        password text,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        CHECK ((username IS NULL) = (password IS NULL))
+      );
+
+      CREATE TABLE policies (
+        id text PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        enabled boolean NOT NULL,
+        source_registry_id text NOT NULL REFERENCES registries (id),
+        destination_registry_id text NOT NULL REFERENCES registries (id),
+        repositories jsonb NOT NULL,
+        tags jsonb NOT NULL,
+        rewrite jsonb NOT NULL,
+        override boolean NOT NULL,
+        platforms jsonb NOT NULL,
+        replicate_deletions boolean NOT NULL,
+        bandwidth_kibps double precision,
+        trigger jsonb NOT NULL,
+        priority integer NOT NULL,
+        last_cron_slot timestamptz,
+        created_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL
+      );
+      CREATE INDEX policies_source_registry ON policies (source_registry_id);
+      CREATE INDEX policies_destination_registry ON policies (destination_registry_id);
+
+      CREATE TABLE executions (
+        id text PRIMARY KEY,
+        policy_id text REFERENCES policies (id) ON DELETE SET NULL,
+        trigger text NOT NULL CHECK (trigger IN ('manual', 'cron', 'event')),
+        created_at timestamptz NOT NULL
+      );
+      CREATE INDEX executions_policy ON executions (policy_id);
+      CREATE INDEX executions_created ON executions (created_at);
+
+      CREATE TABLE jobs (
+        id text PRIMARY KEY,
+        execution_id text NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+        policy_id text REFERENCES policies (id) ON DELETE SET NULL,
+        operation text NOT NULL CHECK (operation IN ('copy', 'delete')),
+        source text,
+        destination text NOT NULL,
+        input jsonb NOT NULL,
+        status text NOT NULL CHECK (status IN ('pending', 'running', 'retrying', 'finished', 'error', 'stopped')),
+        phase text,
+        attempt integer NOT NULL,
+        progress jsonb NOT NULL,
+        error jsonb,
+        -- text, not jsonb: written at every step and read back whole, never queried into.
+        snapshot text,
+        snapshot_version integer,
+        priority integer NOT NULL,
+        owner text,
+        lease_until timestamptz,
+        fence bigint NOT NULL DEFAULT 0,
+        stop_requested boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL,
+        started_at timestamptz,
+        finished_at timestamptz,
+        updated_at timestamptz NOT NULL
+      );
+      CREATE INDEX jobs_queue ON jobs (status, priority, created_at);
+      CREATE INDEX jobs_execution ON jobs (execution_id);
+      CREATE INDEX jobs_policy ON jobs (policy_id, status);
+      CREATE INDEX jobs_created ON jobs (created_at);
+      CREATE INDEX jobs_owner ON jobs (owner, status);
+
+      CREATE TABLE job_transitions (
+        job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        "from" text,
+        "to" text NOT NULL,
+        event text NOT NULL,
+        node text,
+        at timestamptz NOT NULL,
+        PRIMARY KEY (job_id, seq)
+      );
+
+      CREATE TABLE job_logs (
+        job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        at timestamptz NOT NULL,
+        level text NOT NULL,
+        message text NOT NULL,
+        fields jsonb NOT NULL,
+        PRIMARY KEY (job_id, seq)
+      );
+
+      CREATE TABLE nodes (
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL,
+        draining boolean NOT NULL DEFAULT false
+      );
+
+      CREATE TABLE job_changes (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        job_id text NOT NULL,
+        change jsonb NOT NULL,
+        at timestamptz NOT NULL
+      );
+      CREATE INDEX job_changes_at ON job_changes (at);
+
+      -- As on SQLite: an execution's status is derived from its jobs, never stored.
+      CREATE VIEW execution_summaries AS
+      SELECT
+        id, policy_id, trigger, created_at,
+        pending, running, retrying, finished, error, stopped,
+        CASE
+          WHEN running + retrying > 0 THEN 'running'
+          WHEN pending > 0 AND pending = total THEN 'pending'
+          WHEN pending > 0 THEN 'running'
+          WHEN error > 0 THEN 'error'
+          WHEN stopped > 0 THEN 'stopped'
+          ELSE 'finished'
+        END AS status,
+        CASE
+          WHEN pending + running + retrying = 0 THEN coalesce(last_finished_at, created_at)
+        END AS finished_at
+      FROM (
+        SELECT
+          e.id, e.policy_id, e.trigger, e.created_at,
+          count(j.id) AS total,
+          count(j.id) FILTER (WHERE j.status = 'pending') AS pending,
+          count(j.id) FILTER (WHERE j.status = 'running') AS running,
+          count(j.id) FILTER (WHERE j.status = 'retrying') AS retrying,
+          count(j.id) FILTER (WHERE j.status = 'finished') AS finished,
+          count(j.id) FILTER (WHERE j.status = 'error') AS error,
+          count(j.id) FILTER (WHERE j.status = 'stopped') AS stopped,
+          max(j.finished_at) AS last_finished_at
+        FROM executions e LEFT JOIN jobs j ON j.execution_id = e.id
+        GROUP BY e.id, e.policy_id, e.trigger, e.created_at
+      ) counted;
+    `,
+  },
+];
+
+/** Any constant both sides agree on: the key of the advisory lock that migrations run under. */
+const MIGRATION_LOCK = 0x6665_7272; // "ferr"
+
+/**
+ * Brings the schema up to date under an advisory lock, so that nodes starting together
+ * migrate once: the others wait for the lock, then find nothing left to do.
+ */
+export async function migrate(client: pg.ClientBase): Promise<void> {
+  const latest = MIGRATIONS.at(-1)?.version ?? 0;
+  await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+  try {
+    await client.query('CREATE TABLE IF NOT EXISTS ferry_schema (version integer NOT NULL)');
+    const { rows } = await client.query<{ version: number }>('SELECT max(version) AS version FROM ferry_schema');
+    const current = rows[0]?.version ?? 0;
+    if (current > latest) throw new Error(`the database schema is at version ${current}, newer than this ferry knows (${latest})`);
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= current) continue;
+      await client.query('BEGIN');
+      try {
+        await client.query(migration.up);
+        await client.query('INSERT INTO ferry_schema (version) VALUES ($1)', [migration.version]);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK');
+        throw error;
+      }
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+  }
+}

@@ -1,0 +1,42 @@
+import type { Kysely, Transaction } from 'kysely';
+import { ConflictError } from '../errors.js';
+import type { SqlDialect } from './dialect.js';
+import type { Tables } from './schema.js';
+
+/** A connection to either engine, with what its queries need to know of it. */
+export interface Database {
+  db: Kysely<Tables>;
+  dialect: SqlDialect;
+  /** After a committed write that added to the feed of job changes: tells every node to read it. */
+  changed(): Promise<void>;
+}
+
+export type Executor = Kysely<Tables> | Transaction<Tables>;
+
+/**
+ * Runs `work` in one write transaction. On SQLite the driver's transactions begin IMMEDIATE
+ * (see sqlite/connect.ts); on PostgreSQL they run at READ COMMITTED, with row locks where
+ * two nodes could race.
+ */
+export function write<T>(database: Database, work: (trx: Transaction<Tables>) => Promise<T>): Promise<T> {
+  return database.db.transaction().execute(work);
+}
+
+/** SQLite's and PostgreSQL's ways of saying a unique index refused a row. */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/**
+ * A unique index refused what a racing writer (another node) stored first: the same conflict
+ * the checks before it report, said without knowing which field.
+ */
+export async function unique<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new ConflictError(`${what} is already taken`);
+    throw error;
+  }
+}

@@ -1,0 +1,77 @@
+import { NotFoundError } from '../errors.js';
+import type { ExecutionStore, Id, NewJob } from '../types.js';
+import { write, type Database, type Executor } from './database.js';
+import { recordChange, recordTransition } from './history.js';
+import { json, newId, now, toExecution, toJob, type JobRow } from './rows.js';
+
+/** The priority a policy's jobs get unless they set their own. */
+async function policyPriority(trx: Executor, policyId: Id | null): Promise<number> {
+  if (policyId === null) return 0;
+  const policy = await trx.selectFrom('policies').select('priority').where('id', '=', policyId).executeTakeFirst();
+  if (policy === undefined) throw new NotFoundError(`policy ${policyId} does not exist`);
+  return policy.priority;
+}
+
+function newJobRow(job: NewJob, executionId: Id, policyId: Id | null, defaultPriority: number, at: string): JobRow {
+  return {
+    id: newId(),
+    execution_id: executionId,
+    policy_id: policyId,
+    operation: job.operation,
+    source: job.source,
+    destination: job.destination,
+    input: json(job.input ?? null),
+    status: 'pending',
+    phase: null,
+    attempt: 0,
+    progress: '{}',
+    error: null,
+    priority: job.priority ?? defaultPriority,
+    owner: null,
+    created_at: at,
+    started_at: null,
+    finished_at: null,
+    updated_at: at,
+  };
+}
+
+export function executionStore(database: Database): ExecutionStore {
+  const { db } = database;
+  const read = async (trx: Executor, id: Id) => {
+    const found = await trx.selectFrom('execution_summaries').selectAll().where('id', '=', id).executeTakeFirst();
+    return found && toExecution(found);
+  };
+
+  return {
+    create: (execution) =>
+      write(database, async (trx) => {
+        const priority = await policyPriority(trx, execution.policyId);
+        const id = newId();
+        const at = now();
+        await trx.insertInto('executions').values({ id, policy_id: execution.policyId, trigger: execution.trigger, created_at: at }).execute();
+        const rows = execution.jobs.map((job) => newJobRow(job, id, execution.policyId, priority, at));
+        if (rows.length > 0) await trx.insertInto('jobs').values(rows).execute();
+        const jobs = rows.map(toJob);
+        for (const job of jobs) {
+          await recordTransition(trx, job.id, { from: null, to: 'pending', event: 'created', node: null }, at);
+          await recordChange(trx, job, at);
+        }
+        return { execution: (await read(trx, id))!, jobs };
+      }),
+    get: (id) => read(db, id),
+    list: async (filter = {}) => {
+      let query = db.selectFrom('execution_summaries');
+      if (filter.policyId !== undefined) query = query.where('policy_id', '=', filter.policyId);
+      if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+      const { total } = await query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
+      const rows = await query
+        .selectAll()
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .$if(filter.limit !== undefined, (q) => q.limit(filter.limit!))
+        .$if(filter.offset !== undefined, (q) => q.offset(filter.offset!))
+        .execute();
+      return { items: rows.map(toExecution), total: Number(total) };
+    },
+  };
+}

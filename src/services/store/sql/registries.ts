@@ -1,0 +1,96 @@
+import type { Credentials } from '../../registry/credentials.js';
+import { ConflictError } from '../errors.js';
+import type { Id, Registry, RegistryInput, RegistryStore } from '../types.js';
+import { unique, write, type Database, type Executor } from './database.js';
+import { defined, flag, newId, now, toRegistry, type NewRegistryRow, type RegistryRow } from './rows.js';
+
+type RegistrySettings = Required<RegistryInput>;
+
+const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'created_at', 'updated_at'] as const;
+
+function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: string): Required<NewRegistryRow> {
+  return {
+    id,
+    name: settings.name,
+    url: settings.url,
+    insecure: settings.insecure,
+    ca: settings.ca,
+    username: settings.credentials?.username ?? null,
+    password: settings.credentials?.password ?? null,
+    created_at: createdAt,
+    updated_at: updatedAt,
+  };
+}
+
+function credentialsOf(row: Pick<RegistryRow, 'username' | 'password'>): Credentials | null {
+  return row.username === null || row.password === null ? null : { username: row.username, password: row.password };
+}
+
+function settingsOf(row: RegistryRow): RegistrySettings {
+  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: credentialsOf(row) };
+}
+
+/** Names identify registries for people, URLs for jobs (their settings are found by URL). */
+async function assertFree(trx: Executor, { name, url }: { name?: string | undefined; url?: string | undefined }, id?: Id): Promise<void> {
+  if (name !== undefined) {
+    const holder = await trx.selectFrom('registries').select('id').where('name', '=', name).executeTakeFirst();
+    if (holder !== undefined && holder.id !== id) throw new ConflictError(`registry name ${JSON.stringify(name)} is already taken`);
+  }
+  if (url !== undefined) {
+    const holder = await trx.selectFrom('registries').select(['id', 'name']).where('url', '=', url).executeTakeFirst();
+    if (holder !== undefined && holder.id !== id) throw new ConflictError(`registry ${holder.name} already has URL ${url}`);
+  }
+}
+
+export function registryStore(database: Database): RegistryStore {
+  const { db } = database;
+  const one = async (column: 'id' | 'name' | 'url', value: string): Promise<Registry | undefined> => {
+    const found = await db.selectFrom('registries').select(PUBLIC_COLUMNS).where(column, '=', value).executeTakeFirst();
+    return found && toRegistry(found);
+  };
+
+  return {
+    create: (input) =>
+      unique(`registry ${JSON.stringify(input.name)} or its URL`, () =>
+        write(database, async (trx) => {
+          await assertFree(trx, input);
+          const at = now();
+          const created = row(newId(), { insecure: false, ca: null, credentials: null, ...defined(input) }, at, at);
+          await trx.insertInto('registries').values(created).execute();
+          return toRegistry(created);
+        }),
+      ),
+    get: (id) => one('id', id),
+    findByName: (name) => one('name', name),
+    findByUrl: (url) => one('url', url),
+    list: async () => (await db.selectFrom('registries').select(PUBLIC_COLUMNS).orderBy('name').execute()).map(toRegistry),
+    update: (id, patch) =>
+      unique(`registry ${JSON.stringify(patch.name ?? id)} or its URL`, () =>
+        write(database, async (trx) => {
+          const current = await trx.selectFrom('registries').selectAll().where('id', '=', id).executeTakeFirst();
+          if (current === undefined) return undefined;
+          await assertFree(trx, patch, id);
+          const updated = row(id, { ...settingsOf(current), ...defined(patch) }, current.created_at, now());
+          const { id: _id, created_at: _created, ...fields } = updated;
+          await trx.updateTable('registries').set(fields).where('id', '=', id).execute();
+          return toRegistry(updated);
+        }),
+      ),
+    delete: (id) =>
+      write(database, async (trx) => {
+        const used = await trx
+          .selectFrom('policies')
+          .select('id')
+          .where((eb) => eb.or([eb('source_registry_id', '=', id), eb('destination_registry_id', '=', id)]))
+          .limit(1)
+          .executeTakeFirst();
+        if (used !== undefined) return false;
+        const deleted = await trx.deleteFrom('registries').where('id', '=', id).executeTakeFirst();
+        return deleted.numDeletedRows > 0n;
+      }),
+    credentials: async (id) => {
+      const found = await db.selectFrom('registries').select(['username', 'password']).where('id', '=', id).executeTakeFirst();
+      return (found && credentialsOf(found)) ?? undefined;
+    },
+  };
+}
