@@ -36,11 +36,12 @@ export type ExecutionStatus = Exclude<JobStatus, 'retrying'>;
 export const EXECUTION_STATUSES: readonly ExecutionStatus[] = JOB_STATUSES.filter((status): status is ExecutionStatus => status !== 'retrying');
 
 /**
- * An execution's status from how many of its jobs are in each status: pending while every
- * job is pending; running while any is pending, running or retrying (pending jobs beside
- * started ones mean it is under way); then error if any job failed, stopped if any was
- * stopped, else finished (so is an execution without jobs). The store's view
- * `execution_summaries` says the same in SQL (status.test.ts holds the two together).
+ * An execution's status, never stored but derived from how many of its jobs are in each
+ * status: pending while every job is pending; running while any is pending, running or
+ * retrying (pending jobs beside started ones mean it is under way); then error if any job
+ * failed, stopped if any was stopped, else finished (so is an execution without jobs). The
+ * store's view `execution_summaries` says the same in SQL (status.test.ts holds the two
+ * together).
  */
 export function executionStatus(jobs: Readonly<Record<JobStatus, number>>): ExecutionStatus {
   const total = JOB_STATUSES.reduce((sum, status) => sum + jobs[status], 0);

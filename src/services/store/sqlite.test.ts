@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ACTIVE_STATUSES, JOB_STATUSES } from '../../machines/status.js';
 import { ConflictError, NotFoundError } from './errors.js';
 import { MIGRATIONS, migrate } from './migrations.js';
 import { openSqliteStore } from './sqlite.js';
@@ -341,10 +342,10 @@ describe('executions', () => {
     }
     const derived = await store.getExecution(execution.id);
     expect(derived?.status).toBe(expected);
-    for (const status of ['pending', 'running', 'retrying', 'finished', 'error', 'stopped'] as const) {
+    for (const status of JOB_STATUSES) {
       expect(derived?.jobs[status]).toBe(statuses.filter((each) => each === status).length);
     }
-    const unfinished = statuses.some((status) => ['pending', 'running', 'retrying'].includes(status));
+    const unfinished = statuses.some((status) => ACTIVE_STATUSES.has(status));
     const finishedAts = (await store.listJobs({ executionId: execution.id })).items.map((job) => job.finishedAt ?? '');
     const lastFinished = finishedAts.sort().at(-1) ?? execution.createdAt;
     expect(derived?.finishedAt).toBe(unfinished ? null : lastFinished);

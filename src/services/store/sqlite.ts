@@ -26,7 +26,7 @@ import type {
   Timestamp,
   Transition,
 } from './types.js';
-import { ENDED_STATUSES } from './types.js';
+import { ENDED_STATUSES, RETRYABLE_STATUSES } from '../../machines/status.js';
 
 const BUSY_TIMEOUT_MS = 5_000;
 const DEFAULT_LOG_LIMIT = 1_000;
@@ -648,7 +648,7 @@ class SqliteJobStore implements JobStore {
   async requeueJob(id: Id): Promise<boolean> {
     return this.#write(() => {
       const job = this.#sql<{ status: JobStatus }>('SELECT status FROM jobs WHERE id = ?').get(id);
-      if (job?.status !== 'error' && job?.status !== 'stopped') return false;
+      if (!job || !RETRYABLE_STATUSES.has(job.status)) return false;
       const at = now();
       this.#sql(
         `UPDATE jobs SET status = 'pending', phase = NULL, attempt = 0, progress = '{}', error = NULL, snapshot = NULL,
