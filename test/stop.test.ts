@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toPromise } from 'xstate';
-import { createReplication, jobPhase, jobStatus, type JobEvent } from '../src/services/interpreter.js';
+import { jobPhase, jobStatus } from '../src/machines/status.js';
+import { createReplication, type JobEvent } from '../src/services/interpreter.js';
 import type { FaultProxy, FaultRule } from './support/fault-proxy.js';
 import { collect, environment, replicationInput, spawnFerry } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';

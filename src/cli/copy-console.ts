@@ -5,7 +5,8 @@ import { buildApi } from '../services/api/app.js';
 import { STATELY_INSPECTOR_URL, statelyInspector } from '../services/inspector/stately.js';
 import type { RegistryResolver } from '../services/registry/registries.js';
 import { FerryService } from '../services/service.js';
-import { ENDED_STATUSES, type Job } from '../services/store/types.js';
+import { ENDED_STATUSES } from '../machines/status.js';
+import type { Job } from '../services/store/types.js';
 import type { CommandIO } from './io.js';
 
 

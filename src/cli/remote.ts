@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { ENDED_STATUSES, type Execution, type Job, type JobLogEntry, type Policy, type Transition } from '../services/store/types.js';
+import { ENDED_STATUSES } from '../machines/status.js';
+import type { Execution, Job, JobLogEntry, Policy, Transition } from '../services/store/types.js';
 import { formatBytes } from './format.js';
 import type { CommandIO } from './io.js';
 import { table } from './table.js';

@@ -1,7 +1,8 @@
 import cliProgress from 'cli-progress';
 import type { Logger } from 'pino';
 import type { ReplicationContext, ReplicationInput } from '../machines/replication.js';
-import type { JobEvent, JobStatus } from '../services/interpreter.js';
+import type { JobStatus } from '../machines/status.js';
+import type { JobEvent } from '../services/interpreter.js';
 import type { LogFormat } from '../services/logger.js';
 import { count, formatBytes, formatDuration } from './format.js';
 

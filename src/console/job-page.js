@@ -5,9 +5,8 @@ import { ApiError, get, post, subscribe } from './api.js';
 import { statechart } from './graph.js';
 import { badge, bytes, clock, eventName, h, progressSummary, shortId } from './format.js';
 import { timeline } from './timeline.js';
+import { vocabulary } from './vocabulary.js';
 
-const ACTIVE = new Set(['pending', 'running', 'retrying']);
-const RETRYABLE = new Set(['error', 'stopped']);
 const LOG_TAIL = 200;
 
 /** `sha256:9b599590b196…` in log lines: the full digest is in the line's title. @param {string} text */
@@ -25,8 +24,8 @@ export function machineGraph(name) {
   return /** @type {Promise<any>} */ (graphs.get(name));
 }
 
-/** `running.pullManifest` for a job: the path its history uses. @param {{ status: string, phase: string | null }} job */
-const statePath = (job) => (job.phase && job.status !== 'finished' && job.status !== 'error' && job.status !== 'stopped' ? `${job.status}.${job.phase}` : job.status);
+/** `running.pullManifest` for a job: the path its history uses. @param {{ status: string, phase: string | null }} job @param {Set<string>} ended */
+const statePath = (job, ended) => (job.phase && !ended.has(job.status) ? `${job.status}.${job.phase}` : job.status);
 
 /** Highlight colour of a state from the status it stands for. @param {string | null} path */
 const toneOf = (path) => (path ?? 'running').split('.')[0] ?? 'running';
@@ -40,7 +39,7 @@ export async function mountJobPage(view, { id }) {
   view.replaceChildren(h('p', { class: 'muted' }, 'Loading job…'));
   const initial = await get(`/jobs/${encodeURIComponent(id)}`);
   const machine = initial.operation === 'delete' ? 'deletion' : 'replication';
-  const graph = await machineGraph(machine);
+  const [graph, { active, retryable, ended }] = await Promise.all([machineGraph(machine), vocabulary()]);
 
   /** @type {any} */
   let job = initial;
@@ -96,7 +95,7 @@ export async function mountJobPage(view, { id }) {
       zoomButton.textContent = actual ? 'fit to width' : 'actual size';
     },
   }, 'actual size');
-  const steps = timeline({ onSelect: (i) => replaying && showStep(i) });
+  const steps = timeline({ ended, onSelect: (i) => replaying && showStep(i) });
   const blobList = h('ul', { class: 'blobs' });
   const logList = h('ol', { class: 'logs mono' });
 
@@ -145,8 +144,8 @@ export async function mountJobPage(view, { id }) {
   const renderHeader = () => {
     status.replaceChildren(badge(job.status));
     phase.textContent = job.phase ? `phase ${job.phase}${job.attempt ? ` · attempt ${job.attempt}` : ''}` : '';
-    stopButton.disabled = !ACTIVE.has(job.status);
-    retryButton.disabled = !RETRYABLE.has(job.status);
+    stopButton.disabled = !active.has(job.status);
+    retryButton.disabled = !retryable.has(job.status);
     const p = progressSummary(job.progress);
     progress.replaceChildren(
       h('dt', null, 'tags'), h('dd', { 'data-progress': 'tags' }, `${p.done} / ${p.total}`),
@@ -179,7 +178,7 @@ export async function mountJobPage(view, { id }) {
   };
 
   const renderLive = () => {
-    steps.render(rows(), { live: ACTIVE.has(job.status) });
+    steps.render(rows(), { live: active.has(job.status) });
   };
 
   /** @param {number} index */
@@ -203,22 +202,22 @@ export async function mountJobPage(view, { id }) {
 
   /** Switches between following the job and replaying its stored history. */
   const setMode = () => {
-    const ended = !ACTIVE.has(job.status);
-    if (ended && !replaying) {
+    const hasEnded = ended.has(job.status);
+    if (hasEnded && !replaying) {
       replaying = true;
       provisional = [];
       scrubber.hidden = false;
       range.max = String(Math.max(0, history.length - 1));
       steps.render(rows(), { live: false });
       showStep(history.length - 1);
-    } else if (!ended && replaying) {
+    } else if (!hasEnded && replaying) {
       replaying = false;
       scrubber.hidden = true;
       steps.select(-1);
       chart.setStep([]);
       chart.clearTaken();
       chart.take(edgesUpTo(rows().length - 1));
-      highlight(statePath(job));
+      highlight(statePath(job, ended));
       renderLive();
     } else if (replaying) {
       range.max = String(Math.max(0, history.length - 1));
@@ -246,7 +245,7 @@ export async function mountJobPage(view, { id }) {
                 h('div', { class: 'meter', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': Math.round(blob.state === 'done' ? 100 : pct) }, h('span', { style: `width:${blob.state === 'done' ? 100 : pct.toFixed(1)}%` })),
               );
             })
-          : [h('li', { class: 'muted empty' }, ACTIVE.has(job.status) ? 'No transfer under way.' : 'No transfers: the job has ended.')]),
+          : [h('li', { class: 'muted empty' }, active.has(job.status) ? 'No transfer under way.' : 'No transfers: the job has ended.')]),
       );
     });
   };
@@ -295,7 +294,7 @@ export async function mountJobPage(view, { id }) {
         provisional = provisional.filter((p) => last && Date.parse(p.at) > Date.parse(last.at) && p.to !== last.to);
         job = { ...job, ...fresh };
         renderHeader();
-        if (replaying || !ACTIVE.has(job.status)) setMode();
+        if (replaying || !active.has(job.status)) setMode();
         else renderLive();
       } catch {
         // the next change retries
@@ -337,9 +336,9 @@ export async function mountJobPage(view, { id }) {
         provisional = [];
         renderHeader();
         renderBlobs();
-        if (ACTIVE.has(job.status)) {
+        if (active.has(job.status)) {
           if (replaying) setMode();
-          highlight(data.stateId ?? statePath(job));
+          highlight(data.stateId ?? statePath(job, ended));
           renderLive();
         }
         refreshHistory();
@@ -356,10 +355,10 @@ export async function mountJobPage(view, { id }) {
         break;
       }
       case 'job': {
-        const wasActive = ACTIVE.has(job.status);
+        const wasActive = active.has(job.status);
         job = { ...job, ...data };
         renderHeader();
-        if (ACTIVE.has(job.status)) {
+        if (active.has(job.status)) {
           if (!wasActive) {
             // a retry: a new attempt starts from pending
             chart.clearTaken();
@@ -368,7 +367,7 @@ export async function mountJobPage(view, { id }) {
           }
           if (replaying) setMode();
           // The stored state wins unless the chart already shows it or one of its substates.
-          const resolved = chart.resolve(statePath(job));
+          const resolved = chart.resolve(statePath(job, ended));
           const current = chart.current;
           if (resolved && !(current && (current === resolved || current.startsWith(`${resolved}.`)))) highlight(resolved);
         } else {
@@ -395,9 +394,9 @@ export async function mountJobPage(view, { id }) {
   renderHeader();
   chart.take(edgesUpTo(history.length - 1));
   chart.setVisited(history.map((r) => chart.resolve(r.to)).filter((x) => x !== null));
-  highlight(statePath(job));
+  highlight(statePath(job, ended));
   renderBlobs();
-  if (ACTIVE.has(job.status)) renderLive();
+  if (active.has(job.status)) renderLive();
   else setMode();
   void loadLogs().catch(() => {});
 

@@ -3,9 +3,8 @@
 
 import { ApiError, get, post, subscribe } from './api.js';
 import { badge, bytes, duration, h, progressSummary, shortId, when } from './format.js';
+import { vocabulary } from './vocabulary.js';
 
-const JOB_STATUSES = ['pending', 'running', 'retrying', 'finished', 'error', 'stopped'];
-const EXECUTION_STATUSES = ['pending', 'running', 'finished', 'error', 'stopped'];
 const PAGE = 100;
 const POLL_MS = 5_000;
 
@@ -82,9 +81,9 @@ const table = (head, body) => h('div', { class: 'table-scroll' }, h('table', { c
 
 /**
  * A live list of jobs, filtered by status and execution.
- * @param {{ executionId?: string, executions?: () => any[] }} options
+ * @param {{ statuses: string[], executionId?: string, executions?: () => any[] }} options
  */
-function jobList({ executionId, executions }) {
+function jobList({ statuses, executionId, executions }) {
   const filter = { status: '', executionId: executionId ?? '' };
   const body = h('tbody');
   const count = h('span', { class: 'muted count-label' });
@@ -97,7 +96,7 @@ function jobList({ executionId, executions }) {
   const element = h(
     'section',
     { class: 'panel jobs' },
-    h('div', { class: 'panel-head' }, h('h2', null, 'Jobs'), count, h('div', { class: 'filters' }, select('status', JOB_STATUSES, '', (value) => ((filter.status = value), void load()), 'jobStatus'), executionFilter)),
+    h('div', { class: 'panel-head' }, h('h2', null, 'Jobs'), count, h('div', { class: 'filters' }, select('status', statuses, '', (value) => ((filter.status = value), void load()), 'jobStatus'), executionFilter)),
     table(JOB_HEAD, body),
   );
   /** @type {Map<string, any>} */
@@ -137,12 +136,13 @@ function jobList({ executionId, executions }) {
 
 /** `#/`: executions and jobs. @param {HTMLElement} view */
 export async function mountHome(view) {
+  const { jobStatuses, executionStatuses } = await vocabulary();
   const filter = { status: '' };
   /** @type {any[]} */
   let executions = [];
   const body = h('tbody');
   const count = h('span', { class: 'muted count-label' });
-  const jobs = jobList({ executions: () => executions });
+  const jobs = jobList({ statuses: jobStatuses, executions: () => executions });
 
   async function loadExecutions() {
     const { items, total } = await get(`/executions?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), limit: '50' })}`);
@@ -155,7 +155,7 @@ export async function mountHome(view) {
     h(
       'section',
       { class: 'panel executions' },
-      h('div', { class: 'panel-head' }, h('h2', null, 'Executions'), count, h('div', { class: 'filters' }, select('status', EXECUTION_STATUSES, '', (value) => ((filter.status = value), void loadExecutions()), 'executionStatus'))),
+      h('div', { class: 'panel-head' }, h('h2', null, 'Executions'), count, h('div', { class: 'filters' }, select('status', executionStatuses, '', (value) => ((filter.status = value), void loadExecutions()), 'executionStatus'))),
       table(EXECUTION_HEAD, body),
     ),
     jobs.element,
@@ -169,13 +169,14 @@ export async function mountHome(view) {
 
 /** `#/executions/:id`: one execution and its jobs. @param {HTMLElement} view @param {{ id: string }} params */
 export async function mountExecution(view, { id }) {
+  const { jobStatuses, active, retryable } = await vocabulary();
   const summary = h('div', { class: 'execution-summary' });
   const message = h('span', { class: 'message' });
   /** @type {any} */
   let execution = await get(`/executions/${encodeURIComponent(id)}`);
   const stopButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'danger', onclick: () => act('stop') }, 'STOP'));
   const retryButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', onclick: () => act('retry') }, 'RETRY'));
-  const jobs = jobList({ executionId: id });
+  const jobs = jobList({ statuses: jobStatuses, executionId: id });
 
   const render = () => {
     summary.replaceChildren(
@@ -185,8 +186,8 @@ export async function mountExecution(view, { id }) {
       execution.finishedAt ? h('span', null, `took ${duration(Date.parse(execution.finishedAt) - Date.parse(execution.createdAt))}`) : '',
       ...Object.entries(execution.jobs ?? {}).filter(([, n]) => n > 0).map(([status, n]) => h('span', { class: `count status-${status}` }, `${n} ${status}`)),
     );
-    stopButton.disabled = !['pending', 'running'].includes(execution.status);
-    retryButton.disabled = !['error', 'stopped'].includes(execution.status);
+    stopButton.disabled = !active.has(execution.status);
+    retryButton.disabled = !retryable.has(execution.status);
   };
 
   /** @param {'stop' | 'retry'} action */

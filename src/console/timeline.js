@@ -14,12 +14,10 @@ export function stepDurations(steps, end) {
   });
 }
 
-const FINAL = new Set(['finished', 'error', 'stopped']);
-
 /**
- * @param {{ onSelect?: (index: number) => void }} options
+ * @param {{ ended: Set<string>, onSelect?: (index: number) => void }} options `ended`: the final states, shown without a time spent in them
  */
-export function timeline({ onSelect } = {}) {
+export function timeline({ ended, onSelect }) {
   const body = h('tbody');
   const totals = h('div', { class: 'phase-totals' });
   const element = h(
@@ -42,7 +40,7 @@ export function timeline({ onSelect } = {}) {
       ...steps.map((step, i) => {
         const last = i === steps.length - 1;
         const ms = durations[i];
-        const isFinal = FINAL.has(step.to);
+        const isFinal = ended.has(step.to);
         const row = h(
           'tr',
           {
@@ -69,7 +67,7 @@ export function timeline({ onSelect } = {}) {
     /** @type {Map<string, number>} */
     const sums = new Map();
     steps.forEach((step, i) => {
-      if (FINAL.has(step.to)) return;
+      if (ended.has(step.to)) return;
       sums.set(step.to, (sums.get(step.to) ?? 0) + (durations[i] ?? 0));
     });
     totals.replaceChildren(...[...sums].map(([state, ms]) => h('span', { class: 'chip', 'data-state': state }, h('span', { class: 'mono' }, state), ' ', duration(ms))));

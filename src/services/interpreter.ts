@@ -18,8 +18,6 @@ export interface Environment {
   transfer?: TransferTuning;
 }
 
-export type JobStatus = 'pending' | 'running' | 'retrying' | 'finished' | 'error' | 'stopped';
-
 export type JobEvent = ReplicationEmitted | TransferEvent | DeleteEvent;
 
 export interface RunOptions {
@@ -61,20 +59,6 @@ function jobActor<TMachine extends AnyStateMachine>(machine: TMachine, input: In
   } as ActorOptions<TMachine>);
   forwardEvents(actor, options.onEvent);
   return actor;
-}
-
-/** The job's status: the top-level state of either machine. */
-export function jobStatus(snapshot: { value: unknown }): JobStatus {
-  const value = snapshot.value;
-  return (typeof value === 'string' ? value : Object.keys(value as object)[0]) as JobStatus;
-}
-
-/** The phase inside `running`, if any. */
-export function jobPhase(snapshot: { value: unknown }): string | undefined {
-  const value = snapshot.value;
-  if (typeof value !== 'object' || value === null) return undefined;
-  const inner = (value as Record<string, unknown>).running;
-  return typeof inner === 'string' ? inner : undefined;
 }
 
 /** Root events and the events of whichever phase actor is running now. */

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OCI_MEDIA_TYPES, writeOciLayout } from '../../../test/support/images.js';
+import { ACTIVE_STATUSES, ENDED_STATUSES, EXECUTION_STATUSES, JOB_STATUSES, RETRYABLE_STATUSES } from '../../machines/status.js';
 import { DEFAULT_USER, startRegistry, type RunningRegistry } from '../../../test/support/registry.js';
 import { seedLayout } from '../../../test/support/skopeo.js';
 import { planJobs } from '../policy/plan-jobs.js';
@@ -371,6 +372,23 @@ describe('jobs and executions', () => {
   });
 });
 
+describe('vocabulary', () => {
+  it('serves the statuses the machines define, the ones the OpenAPI schemas enumerate', async () => {
+    const { status, body } = await api<Record<string, string[]>>('GET', '/vocabulary');
+    expect(status).toBe(200);
+    expect(body).toEqual({
+      jobStatuses: JOB_STATUSES,
+      executionStatuses: EXECUTION_STATUSES,
+      active: [...ACTIVE_STATUSES],
+      retryable: [...RETRYABLE_STATUSES],
+      ended: [...ENDED_STATUSES],
+    });
+    const schemas = (await api<{ components: { schemas: Record<string, { properties: { status: { enum: string[] } } }> } }>('GET', '/openapi.json')).body.components.schemas;
+    expect(schemas['Job']?.properties.status.enum).toEqual(body.jobStatuses);
+    expect(schemas['Execution']?.properties.status.enum).toEqual(body.executionStatuses);
+  });
+});
+
 describe('auth', () => {
   it('requires the bearer token on every /api/v1 route when one is set', async () => {
     const missing = await call<ErrorBody>('GET', '/api/v1/registries', { on: guarded });
@@ -397,6 +415,7 @@ describe('OpenAPI', () => {
       [
         'GET /healthz',
         'GET /api/v1/openapi.json',
+        'GET /api/v1/vocabulary',
         'GET /api/v1/registries',
         'POST /api/v1/registries',
         'GET /api/v1/registries/{id}',

@@ -10,6 +10,7 @@ import { executionRoutes } from './routes/executions.js';
 import { jobRoutes } from './routes/jobs.js';
 import { policyRoutes } from './routes/policies.js';
 import { registryRoutes } from './routes/registries.js';
+import { vocabularyRoutes } from './routes/vocabulary.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { sharedSchemas } from './schemas.js';
 
@@ -43,7 +44,7 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
         { name: 'events', description: 'Live job changes' },
         { name: 'webhooks', description: 'Registry notifications' },
         { name: 'inspector', description: 'The job machines drawn, and each job live' },
-        { name: 'meta', description: 'Health and this document' },
+        { name: 'meta', description: 'Health, the job vocabulary and this document' },
       ],
       ...(options.token
         ? { components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }, security: [{ bearer: [] }] }
@@ -79,6 +80,7 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
       for (const routes of [registryRoutes, policyRoutes, executionRoutes, jobRoutes, eventRoutes, webhookRoutes, inspectorRoutes]) {
         await api.register(routes, { service });
       }
+      await api.register(vocabularyRoutes);
     },
     { prefix: PREFIX },
   );

@@ -1,12 +1,10 @@
-import type { JobStatus } from '../store/types.js';
+import { EXECUTION_STATUSES, JOB_STATUSES } from '../../machines/status.js';
 
 /**
  * JSON schemas: the shared ones (responses, registered with `$id` and named in the OpenAPI
  * document's components) and the pieces request schemas are built from.
  */
 
-const JOB_STATUSES: JobStatus[] = ['pending', 'running', 'retrying', 'finished', 'error', 'stopped'];
-const EXECUTION_STATUSES = ['pending', 'running', 'finished', 'error', 'stopped'];
 const TRIGGERS = ['manual', 'cron', 'event'];
 
 const timestamp = { type: 'string', format: 'date-time' } as const;

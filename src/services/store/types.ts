@@ -1,3 +1,4 @@
+import type { ExecutionStatus, JobStatus } from '../../machines/status.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { ErrorInfo } from '../registry/errors.js';
 import type { Filter, TagFilter } from '../tag-filter.js';
@@ -81,18 +82,8 @@ export interface Policy extends Required<Omit<PolicyInput, 'bandwidthKiBps'>> {
 
 export type ExecutionTrigger = 'manual' | 'cron' | 'event';
 
-export type JobStatus = 'pending' | 'running' | 'retrying' | 'finished' | 'error' | 'stopped';
-
-/** The statuses a job does not leave on its own (a retry requeues from error or stopped). */
-export const ENDED_STATUSES: ReadonlySet<JobStatus> = new Set(['finished', 'error', 'stopped']);
-
-/**
- * Derived from the execution's jobs, never stored on its own: pending while every job is
- * pending; running while any job is running or retrying (a retrying job is not a failure
- * yet) or some are pending next to others that started; then error if any job failed,
- * stopped if any was stopped, else finished.
- */
-export type ExecutionStatus = 'pending' | 'running' | 'finished' | 'error' | 'stopped';
+/** Job and execution statuses are the job machines' vocabulary, said once there. */
+export type { ExecutionStatus, JobStatus };
 
 export interface Execution {
   id: Id;

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { ACTIVE_STATUSES } from '../../../machines/status.js';
 import type { FerryService } from '../../service.js';
 import type { Execution, ExecutionStatus, Id } from '../../store/types.js';
 import { conflict, notFound } from '../errors.js';
 import { errors, executionStatus, idParams, list, page, ref, type IdParams } from '../schemas.js';
-import { ACTIVE, executionJobs } from './jobs.js';
+import { executionJobs } from './jobs.js';
 
 interface ExecutionsQuery {
   policyId?: Id;
@@ -57,7 +58,7 @@ export const executionRoutes: FastifyPluginAsync<{ service: FerryService }> = as
       const execution = await found(request.params.id);
       if (execution.finishedAt !== null) throw conflict(`execution ${execution.id} has already ended (${execution.status})`);
       const jobs = await executionJobs(store, execution.id);
-      await Promise.all(jobs.filter((job) => ACTIVE.has(job.status)).map((job) => pool.stop(job.id)));
+      await Promise.all(jobs.filter((job) => ACTIVE_STATUSES.has(job.status)).map((job) => pool.stop(job.id)));
       return found(execution.id);
     },
   );

@@ -1,13 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { ACTIVE_STATUSES, RETRYABLE_STATUSES } from '../../../machines/status.js';
 import type { FerryService } from '../../service.js';
 import type { Id, Job, JobStatus, JobStore } from '../../store/types.js';
 import { conflict, notFound } from '../errors.js';
 import { errors, idParams, jobStatus, list, page, ref, type IdParams } from '../schemas.js';
-
-/** Statuses a job can still leave on its own: STOP applies to them. */
-export const ACTIVE: ReadonlySet<JobStatus> = new Set(['pending', 'running', 'retrying']);
-/** Statuses a retry starts over from. */
-const RETRYABLE: ReadonlySet<JobStatus> = new Set(['error', 'stopped']);
 
 const PAGE_SIZE = 1000;
 
@@ -89,7 +85,7 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
     },
     async (request) => {
       const job = await found(request.params.id);
-      if (!ACTIVE.has(job.status) || !(await pool.stop(job.id))) throw conflict(`job ${job.id} has already ended`);
+      if (!ACTIVE_STATUSES.has(job.status) || !(await pool.stop(job.id))) throw conflict(`job ${job.id} has already ended`);
       return found(job.id);
     },
   );
@@ -107,7 +103,7 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
     },
     async (request) => {
       const job = await found(request.params.id);
-      if (!RETRYABLE.has(job.status) || !(await pool.retry(job.id))) throw conflict(`job ${job.id} is ${job.status}: only a failed or stopped job can be retried`);
+      if (!RETRYABLE_STATUSES.has(job.status) || !(await pool.retry(job.id))) throw conflict(`job ${job.id} is ${job.status}: only a failed or stopped job can be retried`);
       return found(job.id);
     },
   );

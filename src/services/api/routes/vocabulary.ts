@@ -1,0 +1,40 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { ACTIVE_STATUSES, ENDED_STATUSES, EXECUTION_STATUSES, JOB_STATUSES, RETRYABLE_STATUSES } from '../../../machines/status.js';
+import { executionStatus, jobStatus } from '../schemas.js';
+
+const VOCABULARY = {
+  jobStatuses: JOB_STATUSES,
+  executionStatuses: EXECUTION_STATUSES,
+  active: [...ACTIVE_STATUSES],
+  retryable: [...RETRYABLE_STATUSES],
+  ended: [...ENDED_STATUSES],
+};
+
+const statuses = (items: object, description: string) => ({ type: 'array', items, description }) as const;
+
+/** The job vocabulary as the machines define it, so that clients (the console) do not restate it. */
+export const vocabularyRoutes: FastifyPluginAsync = async (app) => {
+  app.get(
+    '/vocabulary',
+    {
+      schema: {
+        tags: ['meta'],
+        summary: 'Job and execution statuses, and what each allows',
+        response: {
+          200: {
+            type: 'object',
+            required: Object.keys(VOCABULARY),
+            properties: {
+              jobStatuses: statuses(jobStatus, "A job's status: the top-level state of its machine, in the machine's order"),
+              executionStatuses: statuses(executionStatus, "An execution's status, derived from its jobs'"),
+              active: statuses(jobStatus, 'Statuses a job can still leave: STOP applies to them'),
+              retryable: statuses(jobStatus, 'Ended statuses a retry starts over from'),
+              ended: statuses(jobStatus, 'Final statuses: a job does not leave them on its own'),
+            },
+          },
+        },
+      },
+    },
+    () => VOCABULARY,
+  );
+};
