@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { LeaseLostError, NotFoundError } from '../errors.js';
 import { ENDED_STATUSES } from '../../../machines/status.js';
-import type { Id, type Job, type JobStatus, type JobStore, type StoredSnapshot } from '../types.js';
+import type { Id, Job, JobStatus, JobStore, StoredSnapshot } from '../types.js';
 import { write, type Database, type Executor } from './database.js';
 import { recordChange, recordTransition } from './history.js';
 import { flag, JOB_COLUMNS, jsonOrNull, json, now, parsed, toJob, toLogEntry, toStoredChange, toTransition } from './rows.js';
