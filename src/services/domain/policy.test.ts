@@ -90,8 +90,8 @@ describe('checkPolicyPatch', () => {
 });
 
 describe('checkPolicySettings', () => {
-  it('checks a policy whose registries the caller resolves, leaving them out', () => {
-    expect(checkPolicySettings({ name: 'mirror', priority: 2 })).toEqual({ ...POLICY_DEFAULTS, name: 'mirror', priority: 2 });
+  it('checks the settings given, without registries and without defaults', () => {
+    expect(checkPolicySettings({ name: 'mirror', priority: 2 })).toEqual({ name: 'mirror', priority: 2 });
     expect(() => checkPolicySettings({ name: 'mirror', platforms: ['x'] })).toThrow(InvalidInputError);
   });
 });

@@ -69,20 +69,18 @@ export async function checkPolicy(input: PolicyDraft, registryExists: RegistryEx
   const { sourceRegistryId, destinationRegistryId, ...settings } = input;
   const checked = checkPolicySettings(settings);
   await checkRegistryLinks({ sourceRegistryId, destinationRegistryId }, registryExists);
-  return { ...checked, sourceRegistryId, destinationRegistryId };
+  return { ...POLICY_DEFAULTS, ...checked, name: required(checked.name, 'name'), sourceRegistryId, destinationRegistryId };
 }
 
 /** The settings a change gives, checked; those it leaves out keep their stored value. */
 export async function checkPolicyPatch(patch: Partial<PolicyDraft>, registryExists: RegistryExists): Promise<Partial<PolicyFields>> {
   const { sourceRegistryId, destinationRegistryId, ...settings } = patch;
-  const checked = checkGiven(settings, checks);
-  return { ...checked, ...(await checkRegistryLinks({ sourceRegistryId, destinationRegistryId }, registryExists)) };
+  return { ...checkPolicySettings(settings), ...(await checkRegistryLinks({ sourceRegistryId, destinationRegistryId }, registryExists)) };
 }
 
-/** A new policy's settings without its registries, defaults filled in: for ferry.yaml, which names registries it has not stored yet. */
-export function checkPolicySettings(input: PolicySettingsDraft): PolicySettings {
-  const checked = checkGiven(input, checks);
-  return { ...POLICY_DEFAULTS, ...checked, name: required(checked.name, 'name') };
+/** The settings given, checked, but not which registries: ferry.yaml names those, and resolves the names itself. */
+export function checkPolicySettings(settings: Partial<PolicySettingsDraft>): Partial<PolicySettings> {
+  return checkGiven(settings, checks);
 }
 
 async function checkRegistryLinks(links: Partial<RegistryLinks>, registryExists: RegistryExists): Promise<Partial<RegistryLinks>> {
