@@ -88,6 +88,11 @@ policies:
     ['a missing variable', 'registries:\n  - { name: a, url: x.io, credentials: { username: u, password: "${NOT_SET_ANYWHERE}" } }\n', /uses \$\{NOT_SET_ANYWHERE\}, which is not set/],
     ['an unknown registry', 'policies:\n  - { name: p, source: nowhere, destination: nowhere }\n', /policy p: source names registry "nowhere", which is not configured/],
     ['a bad trigger', 'registries: []\npolicies:\n  - { name: p, source: a, destination: b, trigger: { type: sometimes } }\n', /policies\[0\]\.trigger\.type must be manual, cron or event/],
+    [
+      'a schedule that is not cron',
+      'registries:\n  - { name: a, url: x.io }\npolicies:\n  - { name: p, source: a, destination: a, trigger: { type: cron, schedule: "* * *" } }\n',
+      /: policy p: trigger\.schedule "\* \* \*" is not a cron schedule: /,
+    ],
   ] as const) {
     it(`rejects ${what} with the path and exit 2`, async () => {
       const path = await config(`bad-${what.replace(/ /g, '-')}.yaml`, text);

@@ -1,13 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { InvalidInputError } from './domain/errors.js';
+import { checkPolicySettings, POLICY_DEFAULTS, type PolicySettings, type PolicySettingsDraft, type TriggerInput } from './domain/policy.js';
+import { checkRegistryPatch, type RegistrySettings } from './domain/registry.js';
 import { RegistryError } from './registry/errors.js';
-import type { JobStore, NamespaceRewrite, Policy, PolicyInput, Registry, RegistryInput, Trigger } from './store/types.js';
+import type { JobStore, NamespaceRewrite, Policy, Registry, RegistryInput } from './store/types.js';
 import type { Filter, TagFilter } from './tag-filter.js';
 
 /**
  * `ferry.yaml`: registries and policies as code. Each is matched by name and created or
- * updated at start-up; `${VAR}` in a string is read from the environment (for passwords).
+ * updated at start-up (an entry changes what it gives; what it leaves out keeps its stored
+ * value, or the default); `${VAR}` in a string is read from the environment (for passwords).
+ * This module reads the file's structure; the domain module has the rules for the values.
  *
  *   registries:
  *     - name: upstream
@@ -25,9 +30,15 @@ import type { Filter, TagFilter } from './tag-filter.js';
 export interface ConfigFile {
   /** Where it was read from, for messages. */
   path: string;
+  /** `ca` holds what `caFile` names. */
   registries: Array<RegistryInput & { caFile?: string }>;
-  policies: Array<Omit<PolicyInput, 'sourceRegistryId' | 'destinationRegistryId'> & { source: string; destination: string }>;
+  /** Registries by name, as the file has them. */
+  policies: Array<PolicySettingsDraft & { source: string; destination: string }>;
 }
+
+/** What an entry gives, checked (every entry gives its name, and a registry its URL). */
+type CheckedRegistry = Partial<RegistrySettings> & Pick<RegistrySettings, 'name' | 'url'>;
+type CheckedPolicy = Partial<PolicySettings> & Pick<PolicySettings, 'name'> & { source: string; destination: string };
 
 export async function readConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<ConfigFile> {
   let text: string;
@@ -45,30 +56,71 @@ export async function readConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   const config = checkConfig(path, expand(path, document ?? {}, env));
   for (const registry of config.registries) {
     if (registry.caFile) registry.ca = await readFile(resolve(dirname(path), registry.caFile), 'utf8');
-    delete registry.caFile;
   }
   return config;
 }
 
-/** Creates or updates each registry and policy by name; returns what was applied. */
+/**
+ * Creates or updates each registry and policy by name; returns what was applied. The whole
+ * file is checked first, so a file with an invalid entry changes nothing.
+ */
 export async function applyConfig(store: JobStore, config: ConfigFile): Promise<{ registries: Registry[]; policies: Policy[] }> {
+  const checked = await checkEntries(store, config);
   const registries: Registry[] = [];
-  for (const input of config.registries) {
-    const existing = await store.findRegistryByName(input.name);
-    registries.push(existing ? (await store.updateRegistry(existing.id, input))! : await store.createRegistry(input));
+  for (const settings of checked.registries) {
+    const existing = await store.findRegistryByName(settings.name);
+    registries.push(existing ? (await store.updateRegistry(existing.id, settings))! : await store.createRegistry(settings));
   }
+  // Every name a policy gives is now stored: checkEntries found it in the file or the store.
+  const registryIds = new Map((await store.listRegistries()).map((registry) => [registry.name, registry.id]));
   const policies: Policy[] = [];
-  for (const { source, destination, ...rest } of config.policies) {
-    const registryId = async (name: string, field: string) => {
-      const registry = await store.findRegistryByName(name);
-      if (!registry) throw invalid(config.path, `policy ${rest.name}: ${field} names registry "${name}", which is not configured`);
-      return registry.id;
-    };
-    const input: PolicyInput = { ...rest, sourceRegistryId: await registryId(source, 'source'), destinationRegistryId: await registryId(destination, 'destination') };
+  for (const { source, destination, ...settings } of checked.policies) {
+    const input = { ...settings, sourceRegistryId: registryIds.get(source)!, destinationRegistryId: registryIds.get(destination)! };
     const existing = await store.findPolicyByName(input.name);
     policies.push(existing ? (await store.updatePolicy(existing.id, input))! : await store.createPolicy(input));
   }
   return { registries, policies };
+}
+
+/** Every entry by the domain rules, and every registry a policy names either in the file or stored. */
+async function checkEntries(store: JobStore, config: ConfigFile): Promise<{ registries: CheckedRegistry[]; policies: CheckedPolicy[] }> {
+  const { path } = config;
+  distinct(path, 'registry', config.registries.map((r) => r.name));
+  distinct(path, 'registry URL', config.registries.map((r) => r.url));
+  distinct(path, 'policy', config.policies.map((p) => p.name));
+  const registries = config.registries.map(({ caFile, ...input }): CheckedRegistry => {
+    // The file gives a CA as the path of a file, which is what its messages name.
+    const fileNames: Record<string, string> = caFile === undefined ? {} : { ca: `caFile ${JSON.stringify(caFile)}` };
+    const checked = inEntry(path, `registry ${input.name}`, () => checkRegistryPatch(input), fileNames);
+    return { ...checked, name: input.name, url: input.url };
+  });
+  const known = new Set([...registries.map((r) => r.name), ...(await store.listRegistries()).map((r) => r.name)]);
+  const policies = config.policies.map(({ source, destination, ...settings }): CheckedPolicy => {
+    for (const [field, name] of [['source', source], ['destination', destination]] as const) {
+      if (!known.has(name)) throw invalid(path, `policy ${settings.name}: ${field} names registry "${name}", which is not configured`);
+    }
+    return { ...inEntry(path, `policy ${settings.name}`, () => checkPolicySettings(settings)), name: settings.name, source, destination };
+  });
+  return { registries, policies };
+}
+
+/**
+ * Entries are matched by name, so a second entry of one name would overwrite the first; and
+ * the store refuses a second registry of one URL, which it would only do half-way through.
+ */
+function distinct(path: string, what: string, values: string[]): void {
+  const twice = values.find((value, i) => values.indexOf(value) !== i);
+  if (twice !== undefined) throw invalid(path, `${what} ${twice} is listed twice`);
+}
+
+/** A domain rule broken by an entry, said in the file's terms: which entry, and the setting as the file names it. */
+function inEntry<T>(path: string, entry: string, check: () => T, fileNames: Record<string, string> = {}): T {
+  try {
+    return check();
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    throw invalid(path, `${entry}: ${fileNames[error.field] ?? error.field} ${error.problem}`);
+  }
 }
 
 function expand(path: string, value: unknown, env: NodeJS.ProcessEnv): unknown {
@@ -89,12 +141,12 @@ function expand(path: string, value: unknown, env: NodeJS.ProcessEnv): unknown {
 function checkConfig(path: string, document: unknown): ConfigFile {
   const root = object(path, document, '');
   only(path, root, '', ['registries', 'policies']);
-  const registries = list(path, root.registries, 'registries').map((item, i) => checkRegistry(path, item, `registries[${i}]`));
-  const policies = list(path, root.policies, 'policies').map((item, i) => checkPolicy(path, item, `policies[${i}]`));
+  const registries = list(path, root.registries, 'registries').map((item, i) => registryEntry(path, item, `registries[${i}]`));
+  const policies = list(path, root.policies, 'policies').map((item, i) => policyEntry(path, item, `policies[${i}]`));
   return { path, registries, policies };
 }
 
-function checkRegistry(path: string, value: unknown, at: string): ConfigFile['registries'][number] {
+function registryEntry(path: string, value: unknown, at: string): ConfigFile['registries'][number] {
   const o = object(path, value, at);
   only(path, o, at, ['name', 'url', 'insecure', 'credentials', 'caFile']);
   const registry: ConfigFile['registries'][number] = { name: string(path, o.name, `${at}.name`), url: string(path, o.url, `${at}.url`) };
@@ -108,7 +160,7 @@ function checkRegistry(path: string, value: unknown, at: string): ConfigFile['re
   return registry;
 }
 
-function checkPolicy(path: string, value: unknown, at: string): ConfigFile['policies'][number] {
+function policyEntry(path: string, value: unknown, at: string): ConfigFile['policies'][number] {
   const o = object(path, value, at);
   only(path, o, at, ['name', 'enabled', 'source', 'destination', 'repositories', 'tags', 'rewrite', 'override', 'platforms', 'replicateDeletions', 'bandwidthKiBps', 'trigger', 'priority']);
   const policy: ConfigFile['policies'][number] = {
@@ -117,42 +169,37 @@ function checkPolicy(path: string, value: unknown, at: string): ConfigFile['poli
     destination: string(path, o.destination, `${at}.destination`),
   };
   if (o.enabled !== undefined) policy.enabled = boolean(path, o.enabled, `${at}.enabled`);
-  if (o.repositories !== undefined) policy.repositories = filter(path, o.repositories, `${at}.repositories`, ['**']);
+  const { repositories, tags, rewrite } = POLICY_DEFAULTS;
+  if (o.repositories !== undefined) policy.repositories = filter(path, o.repositories, `${at}.repositories`, repositories.include);
   if (o.tags !== undefined) {
     const t = object(path, o.tags, `${at}.tags`);
     only(path, t, `${at}.tags`, ['include', 'exclude', 'syntax']);
-    const syntax = t.syntax ?? 'glob';
+    const syntax = t.syntax ?? tags.syntax;
     if (syntax !== 'glob' && syntax !== 'regex') throw invalid(path, `${at}.tags.syntax must be glob or regex`);
-    policy.tags = { ...filter(path, t, `${at}.tags`, ['*'], ['syntax']), syntax } satisfies TagFilter;
+    policy.tags = { ...filter(path, t, `${at}.tags`, tags.include, ['syntax']), syntax } satisfies TagFilter;
   }
   if (o.rewrite !== undefined) {
     const r = object(path, o.rewrite, `${at}.rewrite`);
     only(path, r, `${at}.rewrite`, ['namespace', 'flatten']);
     policy.rewrite = {
-      namespace: r.namespace === undefined || r.namespace === null ? null : string(path, r.namespace, `${at}.rewrite.namespace`),
-      flatten: r.flatten === undefined ? 0 : integer(path, r.flatten, `${at}.rewrite.flatten`),
+      namespace: r.namespace === undefined || r.namespace === null ? rewrite.namespace : string(path, r.namespace, `${at}.rewrite.namespace`),
+      flatten: r.flatten === undefined ? rewrite.flatten : number(path, r.flatten, `${at}.rewrite.flatten`),
     } satisfies NamespaceRewrite;
   }
   if (o.override !== undefined) policy.override = boolean(path, o.override, `${at}.override`);
   if (o.platforms !== undefined) policy.platforms = list(path, o.platforms, `${at}.platforms`).map((p, i) => string(path, p, `${at}.platforms[${i}]`));
   if (o.replicateDeletions !== undefined) policy.replicateDeletions = boolean(path, o.replicateDeletions, `${at}.replicateDeletions`);
-  if (o.bandwidthKiBps !== undefined) policy.bandwidthKiBps = o.bandwidthKiBps === null ? null : integer(path, o.bandwidthKiBps, `${at}.bandwidthKiBps`);
-  if (o.priority !== undefined) policy.priority = integer(path, o.priority, `${at}.priority`);
+  if (o.bandwidthKiBps !== undefined) policy.bandwidthKiBps = o.bandwidthKiBps === null ? null : number(path, o.bandwidthKiBps, `${at}.bandwidthKiBps`);
+  if (o.priority !== undefined) policy.priority = number(path, o.priority, `${at}.priority`);
   if (o.trigger !== undefined) policy.trigger = trigger(path, o.trigger, `${at}.trigger`);
   return policy;
 }
 
-function trigger(path: string, value: unknown, at: string): Trigger {
+function trigger(path: string, value: unknown, at: string): TriggerInput {
   const t = object(path, value, at);
-  if (t.type === 'manual' || t.type === 'event') {
-    only(path, t, at, ['type']);
-    return { type: t.type };
-  }
-  if (t.type === 'cron') {
-    only(path, t, at, ['type', 'schedule']);
-    return { type: 'cron', schedule: string(path, t.schedule, `${at}.schedule`) };
-  }
-  throw invalid(path, `${at}.type must be manual, cron or event`);
+  only(path, t, at, ['type', 'schedule']);
+  if (t.type !== 'manual' && t.type !== 'cron' && t.type !== 'event') throw invalid(path, `${at}.type must be manual, cron or event`);
+  return { type: t.type, ...(t.schedule === undefined ? {} : { schedule: string(path, t.schedule, `${at}.schedule`) }) };
 }
 
 function filter(path: string, value: unknown, at: string, everything: string[], extra: string[] = []): Filter {
@@ -188,9 +235,9 @@ function boolean(path: string, value: unknown, at: string): boolean {
   return value;
 }
 
-function integer(path: string, value: unknown, at: string): number {
-  if (!Number.isSafeInteger(value)) throw invalid(path, `${at} must be a whole number`);
-  return value as number;
+function number(path: string, value: unknown, at: string): number {
+  if (typeof value !== 'number') throw invalid(path, `${at} must be a number`);
+  return value;
 }
 
 function invalid(path: string, problem: string): RegistryError {

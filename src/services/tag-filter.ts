@@ -41,10 +41,15 @@ function globMatcher(patterns: string[]): (name: string) => boolean {
   return picomatch(patterns, { dot: true });
 }
 
+/** A regex pattern as filters match it: against the whole name. Throws SyntaxError for one that is not a regular expression. */
+export function wholeNameExpression(pattern: string): RegExp {
+  return new RegExp(`^(?:${pattern})$`, 'u');
+}
+
 function regexMatcher(patterns: string[]): (name: string) => boolean {
   const expressions = patterns.map((pattern) => {
     try {
-      return new RegExp(`^(?:${pattern})$`, 'u');
+      return wholeNameExpression(pattern);
     } catch (error) {
       throw new RegistryError('INVALID_CONFIG', `filter: ${JSON.stringify(pattern)} is not a regular expression (${(error as Error).message})`);
     }

@@ -165,48 +165,32 @@ describe('registries', () => {
 });
 
 describe('validation', () => {
-  const cases: Array<{ what: string; method: 'GET' | 'POST' | 'PATCH'; path: () => string; body?: () => unknown; field: string }> = [
+  type Case = { what: string; method: 'GET' | 'POST' | 'PATCH'; path: () => string; body?: () => unknown; field: string };
+  /** A new policy between the test registries, with the settings given. */
+  const policyCase = (what: string, settings: object, field: string): Case => ({
+    what,
+    method: 'POST',
+    path: () => '/policies',
+    body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, ...settings }),
+    field,
+  });
+  const cases: Case[] = [
     { what: 'a URL that is not a registry host', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'https://x.io/v2' }), field: 'body.url' },
     { what: 'a missing required field', method: 'POST', path: () => '/registries', body: () => ({ name: 'x' }), field: 'body.url' },
     { what: 'an unknown field', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', tls: true }), field: 'body.tls' },
     { what: 'credentials without a password', method: 'PATCH', path: () => `/registries/${sourceRegistry.id}`, body: () => ({ credentials: { username: 'u' } }), field: 'body.credentials.password' },
+    { what: 'a CA that holds no certificate', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', ca: 'trust me' }), field: 'body.ca' },
+    { what: 'a username with a colon', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', credentials: { username: 'a:b', password: 'p' } }), field: 'body.credentials.username' },
     { what: 'a negative limit', method: 'GET', path: () => '/jobs?limit=-1', field: 'querystring.limit' },
     { what: 'an unknown status', method: 'GET', path: () => '/executions?status=lost', field: 'querystring.status' },
-    {
-      what: 'a schedule that is not cron',
-      method: 'POST',
-      path: () => '/policies',
-      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, trigger: { type: 'cron', schedule: 'every day' } }),
-      field: 'body.trigger.schedule',
-    },
-    {
-      what: 'a cron trigger without a schedule',
-      method: 'POST',
-      path: () => '/policies',
-      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, trigger: { type: 'cron' } }),
-      field: 'body.trigger.schedule',
-    },
-    {
-      what: 'an unknown registry',
-      method: 'POST',
-      path: () => '/policies',
-      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: 'no-such-registry' }),
-      field: 'body.destinationRegistryId',
-    },
-    {
-      what: 'a platform that is not os/arch',
-      method: 'POST',
-      path: () => '/policies',
-      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, platforms: ['linux/amd64', 'amd64'] }),
-      field: 'body.platforms.1',
-    },
-    {
-      what: 'a tag filter that is not a regular expression',
-      method: 'POST',
-      path: () => '/policies',
-      body: () => ({ name: 'p', sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, tags: { include: ['v('], syntax: 'regex' } }),
-      field: 'body.tags',
-    },
+    policyCase('a schedule that is not cron', { trigger: { type: 'cron', schedule: 'every day' } }, 'body.trigger.schedule'),
+    policyCase('a cron trigger without a schedule', { trigger: { type: 'cron' } }, 'body.trigger.schedule'),
+    policyCase('an unknown registry', { destinationRegistryId: 'no-such-registry' }, 'body.destinationRegistryId'),
+    policyCase('a platform that is not os/arch', { platforms: ['linux/amd64', 'amd64'] }, 'body.platforms.1'),
+    policyCase('a platform listed twice', { platforms: ['linux/amd64', 'linux/amd64'] }, 'body.platforms.1'),
+    policyCase('a tag filter that is not a regular expression', { tags: { include: ['v('], syntax: 'regex' } }, 'body.tags.include.0'),
+    policyCase('a namespace that is not a repository path', { rewrite: { namespace: 'Mirror', flatten: 0 } }, 'body.rewrite.namespace'),
+    policyCase('a bandwidth of nothing', { bandwidthKiBps: 0 }, 'body.bandwidthKiBps'),
   ];
 
   it.each(cases)('answers 400 naming the field for $what', async ({ method, path, body, field }) => {
@@ -247,6 +231,16 @@ describe('policies', () => {
     expect(await api('DELETE', `/policies/${created.id}`)).toMatchObject({ status: 404 });
     expect(reload).toHaveBeenCalledTimes(3);
     reload.mockRestore();
+  });
+
+  it('refuses a change that breaks a rule, and keeps the policy as it was', async () => {
+    const policy = await createPolicy({ name: 'hourly', trigger: { type: 'cron', schedule: '0 * * * *' } });
+    expect(await api<ErrorBody>('PATCH', `/policies/${policy.id}`, { body: { trigger: { type: 'cron', schedule: '* * *' } } })).toMatchObject({
+      status: 400,
+      body: { error: 'Bad Request', field: 'body.trigger.schedule', message: expect.stringMatching(/^body\.trigger\.schedule "\* \* \*" is not a cron schedule: /) },
+    });
+    expect((await api<Policy>('GET', `/policies/${policy.id}`)).body).toEqual(policy);
+    expect(await api('DELETE', `/policies/${policy.id}`)).toMatchObject({ status: 204 });
   });
 
   it('refuses a schedule on a trigger that is not cron', async () => {

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { InvalidInputError } from '../domain/errors.js';
 import { RegistryError } from '../registry/errors.js';
 import { ConflictError, NotFoundError } from '../store/errors.js';
 
@@ -19,7 +20,6 @@ export class ApiError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
-    readonly field?: string,
   ) {
     super(message);
   }
@@ -31,10 +31,6 @@ export function notFound(what: string, id: string): ApiError {
 
 export function conflict(message: string): ApiError {
   return new ApiError(409, message);
-}
-
-export function badRequest(field: string, message: string): ApiError {
-  return new ApiError(400, message, field);
 }
 
 function body(statusCode: number, message: string, field?: string): ErrorBody {
@@ -62,7 +58,9 @@ function validationFailure(error: FastifyError): ErrorBody {
 export function errorHandler(logger: Logger) {
   return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     if (error.validation) return reply.code(400).send(validationFailure(error));
-    if (error instanceof ApiError) return reply.code(error.statusCode).send(body(error.statusCode, error.message, error.field));
+    // The domain checks request bodies: its field paths start inside the body.
+    if (error instanceof InvalidInputError) return reply.code(400).send(body(400, `body.${error.field} ${error.problem}`, `body.${error.field}`));
+    if (error instanceof ApiError) return reply.code(error.statusCode).send(body(error.statusCode, error.message));
     if (error instanceof ConflictError) return reply.code(409).send(body(409, error.message));
     if (error instanceof NotFoundError) return reply.code(400).send(body(400, error.message));
     // A policy whose settings cannot work is the caller's to fix; a registry that fails is upstream's.

@@ -1,27 +1,19 @@
-import { Cron } from 'croner';
 import type { FastifyPluginAsync } from 'fastify';
+import { checkPolicy, checkPolicyPatch, type PolicyDraft, type RegistryExists } from '../../domain/policy.js';
 import type { FerryService } from '../../service.js';
-import type { JobStore, Policy, PolicyInput, Trigger } from '../../store/types.js';
-import { compileFilter } from '../../tag-filter.js';
-import { badRequest, conflict, notFound } from '../errors.js';
+import type { Policy } from '../../store/types.js';
+import { conflict, notFound } from '../errors.js';
 import { errors, idParams, ref, type IdParams } from '../schemas.js';
 
-/** A trigger as written: `schedule` belongs to cron triggers only, which the handler checks. */
-interface TriggerBody {
-  type: Trigger['type'];
-  schedule?: string;
-}
-
-type PolicyBody = Omit<PolicyInput, 'trigger'> & { trigger?: TriggerBody };
-
+// The schemas give the shape (and the OpenAPI document); the domain module has the rules.
 const patterns = { type: 'array', items: { type: 'string' }, default: [] } as const;
 const filterFields = { include: patterns, exclude: patterns } as const;
 
 const policyFields = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
+  name: { type: 'string' },
   enabled: { type: 'boolean' },
-  sourceRegistryId: { type: 'string', minLength: 1 },
-  destinationRegistryId: { type: 'string', minLength: 1 },
+  sourceRegistryId: { type: 'string' },
+  destinationRegistryId: { type: 'string' },
   repositories: {
     type: 'object',
     additionalProperties: false,
@@ -39,19 +31,18 @@ const policyFields = {
     additionalProperties: false,
     required: ['flatten'],
     properties: {
-      namespace: { type: ['string', 'null'], minLength: 1, default: null },
-      flatten: { type: 'integer', minimum: -1, description: 'Leading path components dropped; -1 keeps only the last' },
+      namespace: { type: ['string', 'null'], default: null, description: 'A repository path the rewritten paths go under' },
+      flatten: { type: 'integer', description: 'Leading path components dropped; -1 keeps only the last' },
     },
   },
   override: { type: 'boolean', description: 'Replace a destination tag that points at another digest' },
   platforms: {
     type: 'array',
-    uniqueItems: true,
-    items: { type: 'string', pattern: '^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$', description: 'os/arch[/variant]' },
-    description: 'Empty copies every platform',
+    items: { type: 'string', description: 'os/arch[/variant]' },
+    description: 'Each once; empty copies every platform',
   },
   replicateDeletions: { type: 'boolean' },
-  bandwidthKiBps: { type: ['number', 'null'], exclusiveMinimum: 0, description: 'Per job; null for no limit' },
+  bandwidthKiBps: { type: ['number', 'null'], description: 'Above 0, per job; null for no limit' },
   trigger: {
     type: 'object',
     additionalProperties: false,
@@ -63,44 +54,9 @@ const policyFields = {
 
 const tags = ['policies'];
 
-function checkedTrigger(trigger: TriggerBody): Trigger {
-  const field = 'body.trigger.schedule';
-  if (trigger.type !== 'cron') {
-    if (trigger.schedule !== undefined) throw badRequest(field, `body.trigger.schedule is only for cron triggers, not ${trigger.type}`);
-    return { type: trigger.type };
-  }
-  if (trigger.schedule === undefined) throw badRequest(field, 'body.trigger.schedule is required for a cron trigger');
-  try {
-    new Cron(trigger.schedule, { paused: true }).stop();
-  } catch (error) {
-    throw badRequest(field, `body.trigger.schedule ${JSON.stringify(trigger.schedule)} is not a cron schedule: ${(error as Error).message}`);
-  }
-  return { type: 'cron', schedule: trigger.schedule };
-}
-
-function checkFilter(field: string, filter: Parameters<typeof compileFilter>[0] | undefined): void {
-  if (!filter) return;
-  try {
-    compileFilter(filter);
-  } catch (error) {
-    throw badRequest(field, `${field}: ${(error as Error).message}`);
-  }
-}
-
-/** What the schema cannot say: the registries exist, the schedule and filters parse. */
-async function checkedPolicy<T extends Partial<PolicyBody>>(store: JobStore, body: T): Promise<Omit<T, 'trigger'> & { trigger?: Trigger }> {
-  for (const field of ['sourceRegistryId', 'destinationRegistryId'] as const) {
-    const id = body[field];
-    if (id !== undefined && !(await store.getRegistry(id))) throw badRequest(`body.${field}`, `body.${field}: no registry ${id}`);
-  }
-  checkFilter('body.repositories', body.repositories);
-  checkFilter('body.tags', body.tags);
-  const { trigger, ...rest } = body;
-  return trigger ? { ...rest, trigger: checkedTrigger(trigger) } : rest;
-}
-
 export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
   const { store, scheduler } = service;
+  const registryExists: RegistryExists = async (id) => (await store.getRegistry(id)) !== undefined;
 
   const found = async (id: string): Promise<Policy> => {
     const policy = await store.getPolicy(id);
@@ -112,7 +68,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
     store.listPolicies(),
   );
 
-  app.post<{ Body: PolicyBody }>(
+  app.post<{ Body: PolicyDraft }>(
     '/policies',
     {
       schema: {
@@ -123,7 +79,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
       },
     },
     async (request, reply) => {
-      const policy = await store.createPolicy(await checkedPolicy(store, request.body));
+      const policy = await store.createPolicy(await checkPolicy(request.body, registryExists));
       await scheduler.reload();
       return reply.code(201).send(policy);
     },
@@ -135,7 +91,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
     (request) => found(request.params.id),
   );
 
-  app.patch<{ Params: IdParams; Body: Partial<PolicyBody> }>(
+  app.patch<{ Params: IdParams; Body: Partial<PolicyDraft> }>(
     '/policies/:id',
     {
       schema: {
@@ -150,7 +106,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
     async (request) => {
       const { id } = request.params;
       await found(id);
-      const policy = await store.updatePolicy(id, await checkedPolicy(store, request.body));
+      const policy = await store.updatePolicy(id, await checkPolicyPatch(request.body, registryExists));
       if (!policy) throw notFound('policy', id);
       await scheduler.reload();
       return policy;

@@ -1,25 +1,23 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { checkRegistry, checkRegistryPatch } from '../../domain/registry.js';
 import type { FerryService } from '../../service.js';
 import type { Registry, RegistryInput } from '../../store/types.js';
 import { conflict, notFound } from '../errors.js';
 import { errors, idParams, ref, type IdParams } from '../schemas.js';
 
-const DOMAIN_COMPONENT = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
-/** A registry as references name it: a host (or bracketed IPv6 address) and an optional port. */
-const REGISTRY_HOST = `^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]{1,5})?$`;
-
+// The schemas give the shape (and the OpenAPI document); the domain module has the rules.
 const registryFields = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
-  url: { type: 'string', pattern: REGISTRY_HOST, description: 'As in image references: ghcr.io, registry.example.com:5000' },
+  name: { type: 'string' },
+  url: { type: 'string', description: 'As in image references: ghcr.io, registry.example.com:5000' },
   insecure: { type: 'boolean', description: 'Skip TLS verification and allow plain HTTP' },
-  ca: { type: ['string', 'null'], description: 'PEM bundle trusted besides the system CAs' },
+  ca: { type: ['string', 'null'], description: 'PEM certificates trusted besides the system CAs' },
   credentials: {
     type: ['object', 'null'],
     additionalProperties: false,
     required: ['username', 'password'],
     properties: {
-      username: { type: 'string', minLength: 1, pattern: '^[^:]*$' },
-      password: { type: 'string', minLength: 1, writeOnly: true },
+      username: { type: 'string', description: 'Without ":"' },
+      password: { type: 'string', writeOnly: true },
     },
     description: 'Write-only; null removes them',
   },
@@ -36,7 +34,6 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
     return registry;
   };
 
-  // The service connects by URL, so a second registry with the same URL could never use its own settings.
   app.get('/registries', { schema: { tags, summary: 'List registries', response: { 200: { type: 'array', items: ref('Registry') } } } }, () =>
     store.listRegistries(),
   );
@@ -52,7 +49,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       },
     },
     async (request, reply) => {
-      const registry = await store.createRegistry(request.body);
+      const registry = await store.createRegistry(checkRegistry(request.body));
       return reply.code(201).send(registry);
     },
   );
@@ -77,8 +74,8 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
     },
     async (request) => {
       const { id } = request.params;
-      const patch = request.body;
       const before = await found(id);
+      const patch = checkRegistryPatch(request.body);
       const after = await store.updateRegistry(id, patch);
       if (!after) throw notFound('registry', id);
       if (patch.credentials !== undefined || after.url !== before.url || after.insecure !== before.insecure || after.ca !== before.ca) {

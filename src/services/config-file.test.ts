@@ -1,0 +1,128 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { applyConfig, readConfigFile } from './config-file.js';
+import { RegistryError } from './registry/errors.js';
+import { openSqliteStore } from './store/sqlite.js';
+import type { JobStore } from './store/types.js';
+
+let dir: string;
+let store: JobStore;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ferry-config-file-'));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  store = openSqliteStore(':memory:');
+});
+
+afterEach(async () => {
+  await store.close();
+});
+
+const REGISTRIES = `
+registries:
+  - { name: upstream, url: registry.example.com }
+  - { name: local, url: "127.0.0.1:5000" }
+`;
+
+const FIRST = '  - { name: first, source: upstream, destination: local }\n';
+
+async function file(name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+/** Reads and applies the file: the error either step throws. */
+async function refusal(path: string): Promise<RegistryError> {
+  const error = await readConfigFile(path, {})
+    .then((config) => applyConfig(store, config))
+    .then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+  expect(error).toBeInstanceOf(RegistryError);
+  expect((error as RegistryError).code).toBe('INVALID_CONFIG');
+  return error as RegistryError;
+}
+
+async function storesNothing(): Promise<void> {
+  expect(await store.listRegistries()).toEqual([]);
+  expect(await store.listPolicies()).toEqual([]);
+}
+
+describe('applyConfig', () => {
+  it('creates the registries and policies, then updates them by name', async () => {
+    const path = await file('valid.yaml', `${REGISTRIES}
+policies:
+  - { name: mirror-team, source: upstream, destination: local, rewrite: { namespace: mirror, flatten: 1 }, trigger: { type: cron, schedule: "0 * * * *" } }
+`);
+    const applied = await applyConfig(store, await readConfigFile(path, {}));
+    expect(applied.registries.map((r) => r.name)).toEqual(['upstream', 'local']);
+    expect(applied.policies).toMatchObject([{ name: 'mirror-team', rewrite: { namespace: 'mirror', flatten: 1 }, trigger: { type: 'cron', schedule: '0 * * * *' }, enabled: true }]);
+
+    await writeFile(path, `${REGISTRIES}\npolicies:\n  - { name: mirror-team, source: upstream, destination: local, priority: 5 }\n`);
+    const again = await applyConfig(store, await readConfigFile(path, {}));
+    expect(again.policies).toMatchObject([{ id: applied.policies[0]!.id, priority: 5, trigger: { type: 'cron' } }]);
+  });
+
+  it('stores nothing of a file whose second policy breaks a rule, and says which policy and setting', async () => {
+    const path = await file('second-invalid.yaml', `${REGISTRIES}
+policies:
+${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: { type: cron, schedule: "* * *" } }
+`);
+    const error = await refusal(path);
+    expect(error.message).toMatch(new RegExp(`^${path}: policy mirror-team: trigger\\.schedule "\\* \\* \\*" is not a cron schedule: .+`));
+    await storesNothing();
+  });
+
+  it.each([
+    ['a registry URL with a scheme', '  - { name: other, url: "https://other.io" }\n', /: registry other: url "https:\/\/other\.io" is not a registry host/],
+    ['a username with a colon', '  - { name: other, url: other.io, credentials: { username: "a:b", password: p } }\n', /: registry other: credentials\.username "a:b" contains ":"/],
+    ['a second registry of one name', '  - { name: upstream, url: other.io }\n', /: registry upstream is listed twice$/],
+    ['a second registry of one URL', '  - { name: other, url: registry.example.com }\n', /: registry URL registry\.example\.com is listed twice$/],
+  ])('stores nothing of a file with %s', async (_, registry, message) => {
+    const path = await file('bad-registry.yaml', `${REGISTRIES}${registry}policies:\n  - { name: p, source: upstream, destination: local }\n`);
+    expect((await refusal(path)).message).toMatch(message);
+    await storesNothing();
+  });
+
+  it.each([
+    ['a fractional priority', 'priority: 1.5', /: policy p: priority 1\.5 is not an integer$/],
+    ['a platform that is not os/arch', 'platforms: [linux/amd64, amd64]', /: policy p: platforms\.1 "amd64" is not os\/arch/],
+    ['a schedule on a manual trigger', 'trigger: { type: manual, schedule: "0 * * * *" }', /: policy p: trigger\.schedule is only for cron triggers, not manual$/],
+    ['a regular expression that is not one', 'tags: { include: ["v("], syntax: regex }', /: policy p: tags\.include\.0 "v\(" is not a regular expression: /],
+    ['a namespace that is not a repository path', 'rewrite: { namespace: Mirror }', /: policy p: rewrite\.namespace "Mirror" is not a repository path/],
+    ['a bandwidth below zero', 'bandwidthKiBps: -1', /: policy p: bandwidthKiBps -1 is not a positive number/],
+  ])('stores nothing of a file with %s', async (_, setting, message) => {
+    const path = await file('bad-policy.yaml', `${REGISTRIES}policies:\n${FIRST}  - { name: p, source: upstream, destination: local, ${setting} }\n`);
+    expect((await refusal(path)).message).toMatch(message);
+    await storesNothing();
+  });
+
+  it('stores nothing of a file with a policy whose registry is nowhere', async () => {
+    const path = await file('unknown-registry.yaml', `${REGISTRIES}policies:\n${FIRST}  - { name: p, source: upstream, destination: nowhere }\n`);
+    expect((await refusal(path)).message).toBe(`${path}: policy p: destination names registry "nowhere", which is not configured`);
+    await storesNothing();
+  });
+
+  it('names the caFile of a CA that holds no certificate', async () => {
+    await writeFile(join(dir, 'not-a-ca.pem'), 'not a certificate\n');
+    const path = await file('bad-ca.yaml', 'registries:\n  - { name: tls, url: tls.example.com, caFile: not-a-ca.pem }\n');
+    expect((await refusal(path)).message).toBe(`${path}: registry tls: caFile "not-a-ca.pem" holds no PEM certificate (a -----BEGIN CERTIFICATE----- block)`);
+    await storesNothing();
+  });
+
+  it('takes registries a policy names from the store', async () => {
+    await store.createRegistry({ name: 'stored', url: 'stored.example.com' });
+    const path = await file('stored.yaml', 'policies:\n  - { name: p, source: stored, destination: stored }\n');
+    expect((await applyConfig(store, await readConfigFile(path, {}))).policies).toMatchObject([{ name: 'p' }]);
+  });
+});
