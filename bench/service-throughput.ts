@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { FerryService } from '../src/services/service.js';
 import { writeOciLayout } from '../test/support/images.js';
@@ -33,20 +33,20 @@ try {
     );
   }
   const service = await FerryService.start({ database: join(dir, 'ferry.db'), workers, logger: pino({ level: 'silent' }) });
-  const src = await service.store.createRegistry({ name: 'source', url: source.host });
-  const dst = await service.store.createRegistry({ name: 'destination', url: destination.host });
-  const policy = await service.store.createPolicy({ name: 'noop', sourceRegistryId: src.id, destinationRegistryId: dst.id });
+  const src = await service.store.registries.create({ name: 'source', url: source.host });
+  const dst = await service.store.registries.create({ name: 'destination', url: destination.host });
+  const policy = await service.store.policies.create({ name: 'noop', sourceRegistryId: src.id, destinationRegistryId: dst.id });
   const rates: number[] = [];
   for (let round = 1; round <= Number(values.rounds); round++) {
     const started = performance.now();
     const { execution, jobs } = await service.scheduler.trigger(policy, 'manual');
     for (;;) {
-      const now = await service.store.getExecution(execution.id);
+      const now = await service.store.executions.get(execution.id);
       if (now && !['pending', 'running'].includes(now.status)) {
         if (now.jobs.finished !== jobs.length) throw new Error(`round ${round}: ${JSON.stringify(now.jobs)}`);
         break;
       }
-      await once(service.changes, 'job');
+      await sleep(10);
     }
     const seconds = (performance.now() - started) / 1000;
     rates.push(jobs.length / seconds);

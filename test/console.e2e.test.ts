@@ -82,9 +82,9 @@ const pageStates = (page: Page) => page.evaluate('window.__states') as Promise<A
 
 describe('the web console', () => {
   it('follows a job live, stops it mid-transfer, retries it to the end and replays it', async () => {
-    const source = await service.store.createRegistry({ name: 'source', url: fixture.sourceProxy.host });
-    const destination = await service.store.createRegistry({ name: 'destination', url: fixture.destinationProxy.host });
-    const policy = await service.store.createPolicy({ name: 'console', sourceRegistryId: source.id, destinationRegistryId: destination.id });
+    const source = await service.store.registries.create({ name: 'source', url: fixture.sourceProxy.host });
+    const destination = await service.store.registries.create({ name: 'destination', url: fixture.destinationProxy.host });
+    const policy = await service.store.policies.create({ name: 'console', sourceRegistryId: source.id, destinationRegistryId: destination.id });
 
     // Park the job in initialize (its tag list is held), and make blob downloads slow.
     const tagsHeld = fixture.sourceProxy.hold({ method: 'GET', path: /\/tags\/list/ });
@@ -212,7 +212,7 @@ describe('the web console', () => {
       await expect(page.evaluate("localStorage.getItem('ferry.token')")).resolves.toBe('console-secret');
 
       // A finished job opened directly: replayed from its history, its live stream open (with the token).
-      const { items } = await service.store.listJobs({ status: 'finished' });
+      const { items } = await service.store.jobs.list({ status: 'finished' });
       await page.goto(`http://127.0.0.1:${port}/#/jobs/${items[0]!.id}`);
       await until('the chart in finished', async () => (await current(page)) === 'replication.finished');
       await page.locator('.scrubber').waitFor();

@@ -28,9 +28,9 @@ beforeAll(async () => {
   api = await buildApi(service, { token: TOKEN });
   await api.listen({ host: '127.0.0.1', port });
   server = ['--server', `http://127.0.0.1:${port}`, '--token', TOKEN];
-  const source = await service.store.createRegistry({ name: 'source', url: fixture.source.host });
-  const destination = await service.store.createRegistry({ name: 'destination', url: fixture.destination.host });
-  policy = await service.store.createPolicy({ name: 'remote', sourceRegistryId: source.id, destinationRegistryId: destination.id });
+  const source = await service.store.registries.create({ name: 'source', url: fixture.source.host });
+  const destination = await service.store.registries.create({ name: 'destination', url: fixture.destination.host });
+  policy = await service.store.policies.create({ name: 'remote', sourceRegistryId: source.id, destinationRegistryId: destination.id });
 });
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RETRY } from '../src/machines/retry.js';
 import type { DeletionInput } from '../src/machines/deletion.js';
 import { FerryService } from '../src/services/service.js';
-import { openSqliteStore } from '../src/services/store/sqlite.js';
+import { openSqliteStore } from '../src/services/store/sqlite/connect.js';
 import type { Job, JobStatus, PolicyInput } from '../src/services/store/types.js';
 import { EVERY_TAG } from '../src/services/tag-filter.js';
 import { collect, spawnFerry } from './support/ferry.js';
@@ -59,9 +59,9 @@ async function service(workers = 4): Promise<FerryService> {
 
 /** Source (through its proxy) and destination (through its proxy) registries, and a policy between them. */
 async function policy(s: FerryService, input: Partial<PolicyInput> = {}) {
-  const source = await s.store.createRegistry({ name: 'source', url: fixture.sourceProxy.host });
-  const destination = await s.store.createRegistry({ name: 'destination', url: fixture.destinationProxy.host });
-  return s.store.createPolicy({ name: 'mirror', sourceRegistryId: source.id, destinationRegistryId: destination.id, ...input });
+  const source = await s.store.registries.create({ name: 'source', url: fixture.sourceProxy.host });
+  const destination = await s.store.registries.create({ name: 'destination', url: fixture.destinationProxy.host });
+  return s.store.policies.create({ name: 'mirror', sourceRegistryId: source.id, destinationRegistryId: destination.id, ...input });
 }
 
 async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
@@ -75,7 +75,7 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
 }
 
 const jobIn = (s: FerryService, id: string, statuses: JobStatus[]) => until(`job ${id} in ${statuses.join('/')}`, async () => {
-  const job = await s.store.getJob(id);
+  const job = await s.store.jobs.get(id);
   return job && statuses.includes(job.status) ? job : undefined;
 });
 
@@ -89,7 +89,7 @@ describe('a policy run', () => {
     });
     const { execution, jobs } = await s.scheduler.trigger(p, 'manual');
     expect(jobs.map((j) => j.destination).sort()).toEqual([`${fixture.destinationProxy.host}/mirror/a`, `${fixture.destinationProxy.host}/mirror/sub/b`]);
-    await until('execution finished', async () => (await s.store.getExecution(execution.id))?.status === 'finished');
+    await until('execution finished', async () => (await s.store.executions.get(execution.id))?.status === 'finished');
 
     const host = fixture.destination.host;
     expect((await listTags({ host, repository: 'mirror/a' })).sort()).toEqual(['1.0', '1.1']);
@@ -98,20 +98,20 @@ describe('a policy run', () => {
     for (const tag of ['1.0', '1.1']) {
       expect((await rawManifest({ host, repository: 'mirror/a', tag })).digest).toBe(fixture.built[tag]!.digest);
     }
-    const history = await s.store.history(jobs[0]!.id);
+    const history = await s.store.jobs.history(jobs[0]!.id);
     expect(history.map((t) => t.to)).toEqual(expect.arrayContaining(['pending', 'running', 'running.initialize', 'running.pullManifest', 'running.transferBlob', 'running.pushManifest', 'finished']));
-    expect((await s.store.logs(jobs[0]!.id)).map((l) => l.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^copied 1\.[01]$/)]));
+    expect((await s.store.jobs.logs(jobs[0]!.id)).map((l) => l.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^copied 1\.[01]$/)]));
   });
 });
 
 describe('the worker pool', () => {
   it('never runs more jobs than workers, and runs all 200 queued', async () => {
     const s = await service(4);
-    const source = await s.store.createRegistry({ name: 'destination', url: fixture.destination.host });
+    const source = await s.store.registries.create({ name: 'destination', url: fixture.destination.host });
     let active = 0;
     let most = 0;
     const state = new Map<string, JobStatus>();
-    s.changes.on('job', (change) => {
+    s.feed.subscribe((change) => {
       const before = state.get(change.jobId);
       const busy = (status: JobStatus | undefined) => status === 'running' || status === 'retrying';
       active += Number(busy(change.status)) - Number(busy(before));
@@ -119,14 +119,14 @@ describe('the worker pool', () => {
       most = Math.max(most, active);
     });
     const input = (i: number): DeletionInput => ({ destination: { registry: source.url, repository: `nothing/here-${i}` }, tagFilter: EVERY_TAG, concurrency: 1, retry: DEFAULT_RETRY });
-    const { execution } = await s.store.createExecution({
+    const { execution } = await s.store.executions.create({
       policyId: null,
       trigger: 'manual',
       jobs: Array.from({ length: 200 }, (_, i) => ({ operation: 'delete' as const, source: null, destination: `${source.url}/nothing/here-${i}`, input: input(i) })),
     });
     s.pool.wake();
     const done = await until('200 jobs finished', async () => {
-      const e = await s.store.getExecution(execution.id);
+      const e = await s.store.executions.get(execution.id);
       return e?.status === 'finished' ? e : undefined;
     }, 60_000);
     expect(done.jobs.finished).toBe(200);
@@ -139,11 +139,11 @@ describe('the worker pool', () => {
     const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/tags\/list/ });
     const { jobs } = await s.scheduler.trigger(p, 'manual');
     await held.arrived;
-    const pending = (await Promise.all(jobs.map((j) => s.store.getJob(j.id)))).find((j) => j?.status === 'pending')!;
-    expect(await s.pool.stop(pending.id)).toBe(true);
-    expect((await s.store.getJob(pending.id))?.status).toBe('stopped');
+    const pending = (await Promise.all(jobs.map((j) => s.store.jobs.get(j.id)))).find((j) => j?.status === 'pending')!;
+    expect((await s.control.stopJob(pending.id)).status).toBe('stopped');
+    expect((await s.store.jobs.get(pending.id))?.status).toBe('stopped');
     held.release();
-    const history = await s.store.history(pending.id);
+    const history = await s.store.jobs.history(pending.id);
     expect(history.map((t) => t.to)).toEqual(['pending', 'stopped']);
   });
 
@@ -155,8 +155,8 @@ describe('the worker pool', () => {
     const index = await held.arrived;
     const running = await jobIn(s, jobs[0]!.id, ['running']);
     expect(running.phase).toBe('transferBlob');
-    expect(await s.pool.stop(running.id)).toBe(true);
-    expect((await s.store.getJob(running.id))?.status).toBe('stopped');
+    expect((await s.control.stopJob(running.id)).status).toBe('stopped');
+    expect((await s.store.jobs.get(running.id))?.status).toBe('stopped');
     await until('held blob GET aborted', async () => fixture.sourceProxy.requests[index]!.aborted);
     held.release();
     expect(await listTags({ host: fixture.destination.host, repository: 'stopped/team/a' })).toEqual([]);
@@ -170,11 +170,11 @@ describe('the worker pool', () => {
     const retrying = await jobIn(s, jobs[0]!.id, ['retrying']);
     expect(retrying.phase).toBe('pullManifest');
     expect(retrying.error?.message).toMatch(/503/);
-    await s.pool.stop(retrying.id);
-    expect((await s.store.getJob(retrying.id))?.status).toBe('stopped');
+    await s.control.stopJob(retrying.id);
+    expect((await s.store.jobs.get(retrying.id))?.status).toBe('stopped');
 
     fixture.clearFaults();
-    expect(await s.pool.retry(retrying.id)).toBe(true);
+    expect((await s.control.retryJob(retrying.id)).status).toBe('pending');
     const finished = await jobIn(s, retrying.id, ['finished', 'error']);
     expect(finished.status).toBe('finished');
     expect((await listTags({ host: fixture.destination.host, repository: 'retried/team/a' })).sort()).toEqual(['1.0', '1.1', '2.0']);
@@ -188,9 +188,9 @@ describe('the worker pool', () => {
     const failed = await jobIn(s, jobs[0]!.id, ['error', 'finished']);
     expect(failed.status).toBe('error');
     expect(failed.error?.message).toMatch(/403 DENIED: no push/);
-    expect(await s.pool.retry(failed.id)).toBe(true);
+    expect((await s.control.retryJob(failed.id)).status).toBe('pending');
     expect((await jobIn(s, failed.id, ['finished', 'error'])).status).toBe('finished');
-    expect(await s.pool.retry(failed.id)).toBe(false);
+    await expect(s.control.retryJob(failed.id)).rejects.toThrow(/is finished: only a failed or stopped job can be retried/);
   });
 });
 
@@ -202,19 +202,19 @@ describe('secrets', () => {
     const s = await FerryService.start({ database: join(dir, 'secrets.db'), workers: 2, logger });
     services.push(s);
     try {
-      const source = await s.store.createRegistry({ name: 'source', url: fixture.source.host });
-      const destination = await s.store.createRegistry({ name: 'private', url: registry.host, credentials: DEFAULT_USER });
-      const p = await s.store.createPolicy({ name: 'to-private', sourceRegistryId: source.id, destinationRegistryId: destination.id, repositories: { include: ['other/c'], exclude: [] } });
+      const source = await s.store.registries.create({ name: 'source', url: fixture.source.host });
+      const destination = await s.store.registries.create({ name: 'private', url: registry.host, credentials: DEFAULT_USER });
+      const p = await s.store.policies.create({ name: 'to-private', sourceRegistryId: source.id, destinationRegistryId: destination.id, repositories: { include: ['other/c'], exclude: [] } });
       const { execution, jobs } = await s.scheduler.trigger(p, 'manual');
-      await until('execution finished', async () => (await s.store.getExecution(execution.id))?.status === 'finished');
-      const jobLog = JSON.stringify(await s.store.logs(jobs[0]!.id));
+      await until('execution finished', async () => (await s.store.executions.get(execution.id))?.status === 'finished');
+      const jobLog = JSON.stringify(await s.store.jobs.logs(jobs[0]!.id));
       expect(jobLog).toContain('copied x');
       const basic = Buffer.from(`${DEFAULT_USER.username}:${DEFAULT_USER.password}`).toString('base64');
       for (const text of [jobLog, lines.join('')]) {
         expect(text).not.toContain(DEFAULT_USER.password);
         expect(text).not.toContain(basic);
       }
-      expect(JSON.stringify(await s.store.listRegistries())).not.toContain(DEFAULT_USER.password);
+      expect(JSON.stringify(await s.store.registries.list())).not.toContain(DEFAULT_USER.password);
     } finally {
       await registry.stop();
     }
@@ -244,7 +244,7 @@ describe('cron triggers', () => {
     services.splice(0);
 
     const store = openSqliteStore(database);
-    const fired = (await store.listExecutions({ policyId: p.id, limit: 1000 })).items;
+    const fired = (await store.executions.list({ policyId: p.id, limit: 1000 })).items;
     const seconds = fired.map((e) => e.createdAt.slice(0, 19));
     expect(fired.length).toBeGreaterThanOrEqual(2);
     expect(fired.length).toBeLessThanOrEqual(4);
@@ -255,7 +255,7 @@ describe('cron triggers', () => {
     services.push(restarted);
     const back = Date.now();
     await sleep(1_500);
-    const after = (await store.listExecutions({ policyId: p.id, limit: 1000 })).items.filter((e) => !seconds.includes(e.createdAt.slice(0, 19)));
+    const after = (await store.executions.list({ policyId: p.id, limit: 1000 })).items.filter((e) => !seconds.includes(e.createdAt.slice(0, 19)));
     await store.close();
     expect(after.every((e) => Date.parse(e.createdAt) >= back - 1000)).toBe(true);
     expect(after.length).toBeLessThanOrEqual(2);
@@ -266,9 +266,9 @@ describe('crash recovery', () => {
   it('resumes a job after kill -9 of ferry serve mid-transfer, and finishes it with the source digests', async () => {
     const database = join(dir, 'crash.db');
     const store = openSqliteStore(database);
-    const source = await store.createRegistry({ name: 'source', url: fixture.sourceProxy.host });
-    const destination = await store.createRegistry({ name: 'destination', url: fixture.destination.host });
-    const p = await store.createPolicy({ name: 'crash', sourceRegistryId: source.id, destinationRegistryId: destination.id, repositories: { include: ['team/a'], exclude: [] }, rewrite: { namespace: 'crashed', flatten: 0 } });
+    const source = await store.registries.create({ name: 'source', url: fixture.sourceProxy.host });
+    const destination = await store.registries.create({ name: 'destination', url: fixture.destination.host });
+    const p = await store.policies.create({ name: 'crash', sourceRegistryId: source.id, destinationRegistryId: destination.id, repositories: { include: ['team/a'], exclude: [] }, rewrite: { namespace: 'crashed', flatten: 0 } });
     await store.close();
 
     const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
@@ -285,7 +285,7 @@ describe('crash recovery', () => {
     held.release();
 
     const afterCrash = openSqliteStore(database);
-    const interrupted = await afterCrash.getJob(jobs[0]!.id);
+    const interrupted = await afterCrash.jobs.get(jobs[0]!.id);
     await afterCrash.close();
     expect(interrupted).toMatchObject({ status: 'running', phase: 'transferBlob' });
 
@@ -294,10 +294,10 @@ describe('crash recovery', () => {
     try {
       const reader = openSqliteStore(database);
       const finished = await until('resumed job finished', async () => {
-        const job = await reader.getJob(jobs[0]!.id);
+        const job = await reader.jobs.get(jobs[0]!.id);
         return job && ['finished', 'error'].includes(job.status) ? job : undefined;
       });
-      const history = await reader.history(jobs[0]!.id);
+      const history = await reader.jobs.history(jobs[0]!.id);
       await reader.close();
       expect(finished.status).toBe('finished');
       expect(history.filter((t) => t.to === 'running.initialize')).toHaveLength(1);

@@ -33,11 +33,11 @@ beforeAll(async () => {
   await api.listen({ host: '127.0.0.1', port });
   destination = await startRegistry();
   // The source registry notifies ferry's webhook, which names the registry by its id.
-  const upstream = await service.store.createRegistry({ name: 'source', url: 'pending.invalid' });
+  const upstream = await service.store.registries.create({ name: 'source', url: 'pending.invalid' });
   source = await startRegistry({ notifyUrl: `http://127.0.0.1:${port}/api/v1/webhooks/registries/${upstream.id}`, notifyToken: TOKEN });
-  await service.store.updateRegistry(upstream.id, { url: source.host });
-  const target = await service.store.createRegistry({ name: 'destination', url: destination.host });
-  await service.store.createPolicy({
+  await service.store.registries.update(upstream.id, { url: source.host });
+  const target = await service.store.registries.create({ name: 'destination', url: destination.host });
+  await service.store.policies.create({
     name: 'on-push',
     sourceRegistryId: upstream.id,
     destinationRegistryId: target.id,
@@ -82,11 +82,11 @@ describe('event triggers', () => {
   });
 
   it('ignore a tag the policy filters out', async () => {
-    const before = (await service.store.listExecutions()).total;
+    const before = (await service.store.executions.list()).total;
     await seedTag(join(dir, 'layout'), 'skip-me', { host: source.host, repository: 'hooks/app' });
     await sleep(1_500);
     expect(await listTags({ host: destination.host, repository: 'events/hooks/app' })).not.toContain('skip-me');
-    expect((await service.store.listExecutions()).total).toBe(before);
+    expect((await service.store.executions.list()).total).toBe(before);
   });
 
   it('replicate a deletion when the policy asks for it', async () => {

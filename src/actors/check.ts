@@ -1,4 +1,4 @@
-import { fromPromise } from 'xstate';
+import { phase } from './phase.js';
 import { openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { responseError } from '../services/registry/client.js';
 import { cancelUpload, startUpload } from '../services/registry/upload.js';
@@ -18,7 +18,7 @@ export interface CheckInput {
 
 /** Fails early, with the reason, when the source cannot be read or the destination written. */
 export const checkAccess = (runtime: JobRuntime) =>
-  fromPromise<void, CheckInput>(async ({ input, signal }) => {
+  phase<void, CheckInput>(runtime, async ({ input, signal }) => {
     if (input.read) {
       const source = await openRepository(runtime, input.source, 'pull', signal);
       const what = `read access to ${source.ref()}`;

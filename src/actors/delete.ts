@@ -1,4 +1,4 @@
-import { fromPromise } from 'xstate';
+import { phase } from './phase.js';
 import { openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { deleteManifest, headManifest } from '../services/registry/manifest.js';
 import { mapLimit } from '../services/map-limit.js';
@@ -25,7 +25,7 @@ export type DeleteEvent = { type: 'tag.deleted'; reference: string; digest: stri
  * every tag that points at the same digest goes with it.
  */
 export const deleteTags = (runtime: JobRuntime) =>
-  fromPromise<DeleteOutput, DeleteInput, DeleteEvent>(async ({ input, signal, emit }) => {
+  phase<DeleteOutput, DeleteInput, DeleteEvent>(runtime, async ({ input, signal, emit }) => {
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const output: DeleteOutput = { deleted: [], absent: [] };
     await mapLimit(input.references, input.concurrency, async (reference) => {

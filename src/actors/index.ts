@@ -15,7 +15,7 @@ export function replicationActors(runtime: JobRuntime) {
     planBatch: planBatch(runtime),
     copyBlobs: copyBlobs(runtime),
     pushManifests: pushManifests(runtime),
-    waitForBackoff: waitForBackoff(),
+    waitForBackoff: waitForBackoff(runtime),
   };
 }
 
@@ -23,6 +23,6 @@ export function deletionActors(runtime: JobRuntime) {
   return {
     resolveTags: resolveTags(runtime),
     deleteTags: deleteTags(runtime),
-    waitForBackoff: waitForBackoff(),
+    waitForBackoff: waitForBackoff(runtime),
   };
 }

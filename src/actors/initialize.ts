@@ -1,4 +1,4 @@
-import { fromPromise } from 'xstate';
+import { phase } from './phase.js';
 import { openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { listTags } from '../services/registry/tags.js';
 import { isRegistryError } from '../services/registry/errors.js';
@@ -24,7 +24,7 @@ export interface InitializeOutput {
 }
 
 export const resolveTags = (runtime: JobRuntime) =>
-  fromPromise<InitializeOutput, InitializeInput>(async ({ input, signal }) => {
+  phase<InitializeOutput, InitializeInput>(runtime, async ({ input, signal }) => {
     await Promise.all(input.registries.map((registry) => runtime.registries.get(registry, signal)));
     if (input.tags) return { tags: input.tags };
     const [tags, destinationTags] = await Promise.all([

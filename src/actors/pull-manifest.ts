@@ -1,4 +1,4 @@
-import { fromPromise } from 'xstate';
+import { phase } from './phase.js';
 import { absentOnDestination, loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
@@ -40,7 +40,7 @@ export interface PullManifestOutput {
 const NON_DISTRIBUTABLE = /\.(foreign|nondistributable)\./;
 
 export const planBatch = (runtime: JobRuntime) =>
-  fromPromise<PullManifestOutput, PullManifestInput>(async ({ input, signal }) => {
+  phase<PullManifestOutput, PullManifestInput>(runtime, async ({ input, signal }) => {
     if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], missing: [] };
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);

@@ -1,4 +1,4 @@
-import { fromPromise } from 'xstate';
+import { phase } from './phase.js';
 import { loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
@@ -22,7 +22,7 @@ export interface PushManifestOutput {
  * whose blobs are not all known to be on the destination is not pushed.
  */
 export const pushManifests = (runtime: JobRuntime) =>
-  fromPromise<PushManifestOutput, PushManifestInput>(async ({ input, signal }) => {
+  phase<PushManifestOutput, PushManifestInput>(runtime, async ({ input, signal }) => {
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const pushed = await Promise.all(

@@ -1,4 +1,4 @@
-import { fromPromise } from 'xstate';
+import { phase } from './phase.js';
 import { abortable } from '../services/abortable.js';
 import type { AnnouncedUpload } from '../services/blob-locator.js';
 import { copyBlob } from '../services/copy-blob.js';
@@ -36,7 +36,7 @@ export type TransferEvent =
 const PROGRESS_INTERVAL_MS = 200;
 
 export const copyBlobs = (runtime: JobRuntime) =>
-  fromPromise<TransferBlobOutput, TransferBlobInput, TransferEvent>(async ({ input, signal, emit }) => {
+  phase<TransferBlobOutput, TransferBlobInput, TransferEvent>(runtime, async ({ input, signal, emit }) => {
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const sameRegistry = input.source.registry === input.destination.registry;

@@ -22,9 +22,9 @@ export async function copyWithConsole(input: ReplicationInput, resolve: Registry
   try {
     for (const url of new Set([input.source.registry, input.destination.registry])) {
       const options = await resolve(url);
-      await service.store.createRegistry({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null, credentials: options.credentials ?? null });
+      await service.store.registries.create({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null, credentials: options.credentials ?? null });
     }
-    const { jobs } = await service.store.createExecution({
+    const { jobs } = await service.store.executions.create({
       policyId: null,
       trigger: 'manual',
       jobs: [{ operation: 'copy', source: `${input.source.registry}/${input.source.repository}`, destination: `${input.destination.registry}/${input.destination.repository}`, input }],
@@ -36,15 +36,15 @@ export async function copyWithConsole(input: ReplicationInput, resolve: Registry
     io.stdout.write(`Stately inspector: run "npx ferry stately-inspector" (connects to ${io.env.FERRY_INSPECT_URL ?? STATELY_INSPECTOR_URL})\n`);
 
     const ended = new Promise<Job>((resolveEnd) => {
-      service.changes.on('job', async (change) => {
-        if (change.jobId === job.id && ENDED_STATUSES.has(change.status)) resolveEnd((await service.store.getJob(job.id))!);
+      service.feed.subscribe(async (change) => {
+        if (change.jobId === job.id && ENDED_STATUSES.has(change.status)) resolveEnd((await service.store.jobs.get(job.id))!);
       });
     });
     service.inspector.subscribe(job.id, (event) => event.type === 'log' && io.stdout.write(`${event.entry.message}\n`));
     let interrupted = false;
     void io.interrupted.then(() => {
       interrupted = true;
-      void service.pool.stop(job.id);
+      void service.control.stopJob(job.id);
     });
     service.pool.wake();
     const final = await ended;

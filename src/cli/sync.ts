@@ -1,7 +1,7 @@
-import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { applyConfig, readConfigFile } from '../services/config-file.js';
 import { createLogger } from '../services/logger.js';
+import { executionJobs } from '../services/application/jobs.js';
 import { FerryService } from '../services/service.js';
 import { ENDED_STATUSES } from '../machines/status.js';
 import type { Execution, Policy } from '../services/store/types.js';
@@ -44,7 +44,7 @@ export async function syncCommand(argv: string[], io: CommandIO): Promise<number
   const started = Date.now();
   const service = await FerryService.start({ database: values.db, workers: positiveInteger(values.workers, '--workers', 4), logger });
   try {
-    const { policies } = await applyConfig(service.store, config);
+    const { policies } = await applyConfig(service.store, service.settings, config);
     const chosen = choose(policies, values.policy);
     const runs: Array<{ policy: Policy; execution: Execution }> = [];
     for (const policy of chosen) runs.push({ policy, execution: (await service.scheduler.trigger(policy, 'manual')).execution });
@@ -52,17 +52,20 @@ export async function syncCommand(argv: string[], io: CommandIO): Promise<number
     let interrupted = false;
     void io.interrupted.then(async () => {
       interrupted = true;
-      const { items } = await service.store.listJobs({ limit: 100_000 });
-      await Promise.all(items.filter((job) => !ENDED_STATUSES.has(job.status)).map((job) => service.pool.stop(job.id)));
+      await Promise.all(runs.map((run) => service.control.stopExecution(run.execution.id).catch(() => undefined)));
     });
-    const ended = async () => (await Promise.all(runs.map((run) => service.store.getExecution(run.execution.id)))).every((e) => e && ENDED_STATUSES.has(e.status));
-    while (!(await ended())) await once(service.changes, 'job');
+    const ended = async () => (await Promise.all(runs.map((run) => service.store.executions.get(run.execution.id)))).every((e) => e && ENDED_STATUSES.has(e.status));
+    await new Promise<void>((resolve) => {
+      const check = () => void ended().then((done) => done && (unsubscribe(), resolve()));
+      const unsubscribe = service.feed.subscribe(check);
+      check();
+    });
 
     const rows: string[][] = [];
     let failed = false;
     for (const { policy, execution } of runs) {
-      const now = (await service.store.getExecution(execution.id))!;
-      const jobs = (await service.store.listJobs({ executionId: execution.id, limit: 100_000 })).items;
+      const now = (await service.store.executions.get(execution.id))!;
+      const jobs = await executionJobs(service.store, execution.id);
       const sum = (key: string) => jobs.reduce((total, job) => total + (job.progress[key] ?? 0), 0);
       failed ||= now.status !== 'finished';
       rows.push([

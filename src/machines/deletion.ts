@@ -62,6 +62,8 @@ export const deletionMachine = setup({
   },
 }).createMachine({
   id: 'deletion',
+  // Raise it when a change makes snapshots stored by the previous definition unsafe to restore.
+  version: '1',
   initial: 'pending',
   context: ({ input }) => ({
     job: input,

@@ -140,6 +140,8 @@ export const replicationMachine = setup({
   },
 }).createMachine({
   id: 'replication',
+  // Raise it when a change makes snapshots stored by the previous definition unsafe to restore.
+  version: '1',
   initial: 'pending',
   context: ({ input }) => ({
     job: input,

@@ -65,3 +65,8 @@ export function jobPhase(snapshot: { value: unknown }): string | undefined {
   const inner = (value as Record<string, unknown>).running;
   return typeof inner === 'string' ? inner : undefined;
 }
+
+/** `running.pullManifest`: a job's state as its history and the console name it. */
+export function statePath(status: JobStatus, phase: string | null): string {
+  return phase && !ENDED_STATUSES.has(status) ? `${status}.${phase}` : status;
+}

@@ -4,11 +4,16 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { applyConfig, readConfigFile } from './config-file.js';
 import { RegistryError } from './registry/errors.js';
-import { openSqliteStore } from './store/sqlite.js';
-import type { JobStore } from './store/types.js';
+import pino from 'pino';
+import { Settings } from './application/settings.js';
+import { Registries } from './registry/registries.js';
+import { Scheduler } from './scheduler.js';
+import { openSqliteStore } from './store/sqlite/connect.js';
+import type { Store } from './store/types.js';
 
 let dir: string;
-let store: JobStore;
+let store: Store;
+let settings: Settings;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ferry-config-file-'));
@@ -20,6 +25,8 @@ afterAll(async () => {
 
 beforeEach(() => {
   store = openSqliteStore(':memory:');
+  const registries = new Registries(async (registry) => ({ registry }));
+  settings = new Settings(store, registries, new Scheduler({ store, registries, logger: pino({ level: 'silent' }), queued: () => {} }));
 });
 
 afterEach(async () => {
@@ -43,7 +50,7 @@ async function file(name: string, text: string): Promise<string> {
 /** Reads and applies the file: the error either step throws. */
 async function refusal(path: string): Promise<RegistryError> {
   const error = await readConfigFile(path, {})
-    .then((config) => applyConfig(store, config))
+    .then((config) => applyConfig(store, settings, config))
     .then(
       () => undefined,
       (thrown: unknown) => thrown,
@@ -54,8 +61,8 @@ async function refusal(path: string): Promise<RegistryError> {
 }
 
 async function storesNothing(): Promise<void> {
-  expect(await store.listRegistries()).toEqual([]);
-  expect(await store.listPolicies()).toEqual([]);
+  expect(await store.registries.list()).toEqual([]);
+  expect(await store.policies.list()).toEqual([]);
 }
 
 describe('applyConfig', () => {
@@ -64,12 +71,12 @@ describe('applyConfig', () => {
 policies:
   - { name: mirror-team, source: upstream, destination: local, rewrite: { namespace: mirror, flatten: 1 }, trigger: { type: cron, schedule: "0 * * * *" } }
 `);
-    const applied = await applyConfig(store, await readConfigFile(path, {}));
+    const applied = await applyConfig(store, settings, await readConfigFile(path, {}));
     expect(applied.registries.map((r) => r.name)).toEqual(['upstream', 'local']);
     expect(applied.policies).toMatchObject([{ name: 'mirror-team', rewrite: { namespace: 'mirror', flatten: 1 }, trigger: { type: 'cron', schedule: '0 * * * *' }, enabled: true }]);
 
     await writeFile(path, `${REGISTRIES}\npolicies:\n  - { name: mirror-team, source: upstream, destination: local, priority: 5 }\n`);
-    const again = await applyConfig(store, await readConfigFile(path, {}));
+    const again = await applyConfig(store, settings, await readConfigFile(path, {}));
     expect(again.policies).toMatchObject([{ id: applied.policies[0]!.id, priority: 5, trigger: { type: 'cron' } }]);
   });
 
@@ -121,8 +128,8 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
   });
 
   it('takes registries a policy names from the store', async () => {
-    await store.createRegistry({ name: 'stored', url: 'stored.example.com' });
+    await store.registries.create({ name: 'stored', url: 'stored.example.com' });
     const path = await file('stored.yaml', 'policies:\n  - { name: p, source: stored, destination: stored }\n');
-    expect((await applyConfig(store, await readConfigFile(path, {}))).policies).toMatchObject([{ name: 'p' }]);
+    expect((await applyConfig(store, settings, await readConfigFile(path, {}))).policies).toMatchObject([{ name: 'p' }]);
   });
 });

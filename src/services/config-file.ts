@@ -5,7 +5,8 @@ import { InvalidInputError } from './domain/errors.js';
 import { checkPolicySettings, POLICY_DEFAULTS, type PolicySettings, type PolicySettingsDraft, type TriggerInput } from './domain/policy.js';
 import { checkRegistryPatch, type RegistrySettings } from './domain/registry.js';
 import { RegistryError } from './registry/errors.js';
-import type { JobStore, NamespaceRewrite, Policy, Registry, RegistryInput } from './store/types.js';
+import type { Settings } from './application/settings.js';
+import type { NamespaceRewrite, Policy, Registry, RegistryInput, Store } from './store/types.js';
 import type { Filter, TagFilter } from './tag-filter.js';
 
 /**
@@ -64,26 +65,21 @@ export async function readConfigFile(path: string, env: NodeJS.ProcessEnv = proc
  * Creates or updates each registry and policy by name; returns what was applied. The whole
  * file is checked first, so a file with an invalid entry changes nothing.
  */
-export async function applyConfig(store: JobStore, config: ConfigFile): Promise<{ registries: Registry[]; policies: Policy[] }> {
+export async function applyConfig(store: Store, settings: Settings, config: ConfigFile): Promise<{ registries: Registry[]; policies: Policy[] }> {
   const checked = await checkEntries(store, config);
   const registries: Registry[] = [];
-  for (const settings of checked.registries) {
-    const existing = await store.findRegistryByName(settings.name);
-    registries.push(existing ? (await store.updateRegistry(existing.id, settings))! : await store.createRegistry(settings));
-  }
+  for (const registry of checked.registries) registries.push(await settings.saveRegistry(registry));
   // Every name a policy gives is now stored: checkEntries found it in the file or the store.
-  const registryIds = new Map((await store.listRegistries()).map((registry) => [registry.name, registry.id]));
+  const registryIds = new Map((await store.registries.list()).map((registry) => [registry.name, registry.id]));
   const policies: Policy[] = [];
-  for (const { source, destination, ...settings } of checked.policies) {
-    const input = { ...settings, sourceRegistryId: registryIds.get(source)!, destinationRegistryId: registryIds.get(destination)! };
-    const existing = await store.findPolicyByName(input.name);
-    policies.push(existing ? (await store.updatePolicy(existing.id, input))! : await store.createPolicy(input));
+  for (const { source, destination, ...policy } of checked.policies) {
+    policies.push(await settings.savePolicy({ ...policy, sourceRegistryId: registryIds.get(source)!, destinationRegistryId: registryIds.get(destination)! }));
   }
   return { registries, policies };
 }
 
 /** Every entry by the domain rules, and every registry a policy names either in the file or stored. */
-async function checkEntries(store: JobStore, config: ConfigFile): Promise<{ registries: CheckedRegistry[]; policies: CheckedPolicy[] }> {
+async function checkEntries(store: Store, config: ConfigFile): Promise<{ registries: CheckedRegistry[]; policies: CheckedPolicy[] }> {
   const { path } = config;
   distinct(path, 'registry', config.registries.map((r) => r.name));
   distinct(path, 'registry URL', config.registries.map((r) => r.url));
@@ -94,7 +90,7 @@ async function checkEntries(store: JobStore, config: ConfigFile): Promise<{ regi
     const checked = inEntry(path, `registry ${input.name}`, () => checkRegistryPatch(input), fileNames);
     return { ...checked, name: input.name, url: input.url };
   });
-  const known = new Set([...registries.map((r) => r.name), ...(await store.listRegistries()).map((r) => r.name)]);
+  const known = new Set([...registries.map((r) => r.name), ...(await store.registries.list()).map((r) => r.name)]);
   const policies = config.policies.map(({ source, destination, ...settings }): CheckedPolicy => {
     for (const [field, name] of [['source', source], ['destination', destination]] as const) {
       if (!known.has(name)) throw invalid(path, `policy ${settings.name}: ${field} names registry "${name}", which is not configured`);

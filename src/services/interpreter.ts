@@ -26,13 +26,16 @@ export interface RunOptions {
   inspect?: (event: InspectionEvent) => void;
   /** Events the job emits: tags planned, copied, unchanged; blob progress; tags deleted. */
   onEvent?: (event: JobEvent) => void;
+  /** The persistence barrier: each phase waits for it before its side effects (none: no store). */
+  durable?: (signal?: AbortSignal) => Promise<void>;
 }
 
 export type ReplicationActor = Actor<typeof replicationMachine>;
 export type DeletionActor = Actor<typeof deletionMachine>;
 
-function runtimeFor(environment: Environment): JobRuntime {
+function runtimeFor(environment: Environment, options: RunOptions): JobRuntime {
   return {
+    durable: options.durable ?? (async () => {}),
     registries: environment.registries,
     locator: environment.locator,
     logger: environment.logger,
@@ -44,11 +47,11 @@ function runtimeFor(environment: Environment): JobRuntime {
 }
 
 export function createReplication(input: ReplicationInput, environment: Environment, options: RunOptions = {}): ReplicationActor {
-  return jobActor(replicationMachine.provide({ actors: replicationActors(runtimeFor(environment)) }), input, options);
+  return jobActor(replicationMachine.provide({ actors: replicationActors(runtimeFor(environment, options)) }), input, options);
 }
 
 export function createDeletion(input: DeletionInput, environment: Environment, options: RunOptions = {}): DeletionActor {
-  return jobActor(deletionMachine.provide({ actors: deletionActors(runtimeFor(environment)) }), input, options);
+  return jobActor(deletionMachine.provide({ actors: deletionActors(runtimeFor(environment, options)) }), input, options);
 }
 
 function jobActor<TMachine extends AnyStateMachine>(machine: TMachine, input: InputFrom<TMachine>, options: RunOptions): Actor<TMachine> {

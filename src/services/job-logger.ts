@@ -14,9 +14,9 @@ export interface JobLogger {
  * to `onEntry` (live views), and to the service's log with the job's ids bound.
  */
 export function jobLogger(
-  store: JobStore,
+  jobs: JobStore,
   service: Logger,
-  ids: { jobId: Id; executionId: Id },
+  ids: { jobId: Id; executionId: Id; node?: string },
   onEntry?: (entry: Omit<JobLogEntry, 'seq'>) => void,
 ): JobLogger {
   let pending: Array<Omit<JobLogEntry, 'seq'>> = [];
@@ -39,7 +39,7 @@ export function jobLogger(
   const save = () => {
     const entries = pending;
     pending = [];
-    if (entries.length > 0) writing = writing.then(() => store.appendLogs(ids.jobId, entries)).catch((error: unknown) => service.error({ err: error, ...ids }, 'job log not stored'));
+    if (entries.length > 0) writing = writing.then(() => jobs.appendLogs(ids.jobId, entries)).catch((error: unknown) => service.error({ err: error, ...ids }, 'job log not stored'));
   };
   const logger = pino(
     { level: 'info', redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: ids },

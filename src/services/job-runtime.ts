@@ -15,6 +15,8 @@ export type BlobState = 'present' | 'missing';
  * the process-wide knowledge of where blobs live on each destination registry.
  */
 export interface JobRuntime {
+  /** Resolves once the job's steps so far are stored: each phase waits for it before it acts. */
+  durable(signal?: AbortSignal): Promise<void>;
   registries: Registries;
   /** Per job: what the destination answered for each blob digest. */
   blobs: Map<string, BlobState>;

@@ -4,10 +4,10 @@ import { planJobs, type PolicyScope } from './policy/plan-jobs.js';
 import type { Registries } from './registry/registries.js';
 import { OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST } from './registry/media-types.js';
 import { RegistryError } from './registry/errors.js';
-import type { Execution, ExecutionTrigger, Id, Job, JobStore, NewJob, Policy } from './store/types.js';
+import type { Execution, ExecutionTrigger, Id, Job, NewJob, Policy, Store } from './store/types.js';
 
 export interface SchedulerOptions {
-  store: JobStore;
+  store: Store;
   registries: Registries;
   logger: Logger;
   /** Called with the jobs of each new execution, all pending. */
@@ -42,14 +42,14 @@ export class Scheduler {
 
   async #plan(policy: Policy, scope: PolicyScope) {
     const { store, registries } = this.#options;
-    const [source, destination] = await Promise.all([store.getRegistry(policy.sourceRegistryId), store.getRegistry(policy.destinationRegistryId)]);
+    const [source, destination] = await Promise.all([store.registries.get(policy.sourceRegistryId), store.registries.get(policy.destinationRegistryId)]);
     if (!source || !destination) throw new RegistryError('INVALID_CONFIG', `policy ${policy.name}: its source or destination registry no longer exists`);
     return planJobs(policy, source, destination, registries, scope);
   }
 
   async #queue(policy: Policy, trigger: ExecutionTrigger, jobs: NewJob[]): Promise<{ execution: Execution; jobs: Job[] }> {
     const { store } = this.#options;
-    const created = await store.createExecution({ policyId: policy.id, trigger, jobs });
+    const created = await store.executions.create({ policyId: policy.id, trigger, jobs });
     this.#options.logger.info({ policy: policy.name, execution: created.execution.id, trigger, jobs: jobs.length }, `policy ${policy.name}: ${trigger} run queued ${jobs.length} job(s)`);
     this.#options.queued(created.jobs);
     return created;
@@ -57,7 +57,7 @@ export class Scheduler {
 
   /** Matches the schedules to the enabled cron policies (after start-up or any policy change). */
   async reload(): Promise<void> {
-    const policies = (await this.#options.store.listPolicies()).filter((p) => p.enabled && p.trigger.type === 'cron');
+    const policies = (await this.#options.store.policies.list()).filter((p) => p.enabled && p.trigger.type === 'cron');
     const wanted = new Map(policies.map((p) => [p.id, p]));
     for (const [id, cron] of this.#crons) {
       const policy = wanted.get(id);
@@ -75,7 +75,7 @@ export class Scheduler {
 
   /** A registry's notifications: pushed tags are copied, deletions replicated where asked. */
   async notify(registryId: Id, events: RegistryEvent[]): Promise<Execution[]> {
-    const policies = (await this.#options.store.listPolicies()).filter(
+    const policies = (await this.#options.store.policies.list()).filter(
       (p) => p.enabled && p.trigger.type === 'event' && p.sourceRegistryId === registryId,
     );
     const executions: Execution[] = [];
@@ -101,8 +101,8 @@ export class Scheduler {
     // The slot is the scheduled time, not the moment the timer ran: two instances (or a
     // restart within the same slot) claim the same slot, and only one wins.
     const slot = cron.previousRuns(1, new Date(Date.now() + 1))[0];
-    if (!slot || !(await store.claimCronSlot(policyId, slot.toISOString()))) return;
-    const policy = await store.getPolicy(policyId);
+    if (!slot || !(await store.policies.claimCronSlot(policyId, slot.toISOString()))) return;
+    const policy = await store.policies.get(policyId);
     if (!policy?.enabled) return;
     try {
       await this.trigger(policy, 'cron');

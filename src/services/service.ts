@@ -1,72 +1,111 @@
-import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { deletionMachine } from '../machines/deletion.js';
 import { replicationMachine } from '../machines/replication.js';
+import { JobControl } from './application/jobs.js';
+import { Settings } from './application/settings.js';
 import { BlobLocator } from './blob-locator.js';
+import { ChangeFeed } from './change-feed.js';
 import { InspectorHub } from './inspector/hub.js';
 import { Registries } from './registry/registries.js';
 import type { RegistryOptions } from './registry/client.js';
 import { RegistryError } from './registry/errors.js';
 import { Scheduler } from './scheduler.js';
-import { openSqliteStore } from './store/sqlite.js';
-import type { JobStore, Registry } from './store/types.js';
-import { jobChange, WorkerPool, type JobChange } from './worker-pool.js';
+import { openStore } from './store/open.js';
+import type { NodeId, Registry, Store } from './store/types.js';
+import { WorkerPool } from './worker/pool.js';
 
 export interface ServiceOptions {
-  /** SQLite file; created with its directory when missing. */
+  /** A SQLite file (created with its directory when missing) or a `postgres://` URL. */
   database: string;
   workers: number;
   logger: Logger;
+  /** How long a node holds a job without renewing its lease (default 15 s). */
+  leaseMs?: number;
   inspect?: (event: InspectionEvent) => void;
 }
 
+export const DEFAULT_LEASE_MS = 15_000;
+
+/** A node's name: where it runs, and unique even for two processes there with the same pid. */
+function newNodeId(): NodeId {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
 /**
- * ferry's job service: the store, the registries (credentials from the store), the worker
- * pool and the scheduler, and a feed of job changes for live views.
+ * ferry's job service on one node: the store, the registries (credentials from the store),
+ * the workers and the scheduler, the feed of job changes on every node, and the commands
+ * that stop and retry jobs wherever they run.
  */
 export class FerryService {
-  readonly store: JobStore;
+  readonly node: NodeId;
+  readonly store: Store;
   readonly registries: Registries;
   readonly pool: WorkerPool;
   readonly scheduler: Scheduler;
   readonly logger: Logger;
-  /** Emits 'job' with a JobChange on every status or phase change. */
-  readonly changes = new EventEmitter<{ job: [JobChange] }>();
+  readonly feed: ChangeFeed;
   readonly inspector: InspectorHub;
+  readonly control: JobControl;
+  readonly settings: Settings;
+  readonly leaseMs: number;
+  readonly #unsubscribe: () => void;
 
-  private constructor(store: JobStore, inspector: InspectorHub, options: ServiceOptions) {
+  private constructor(store: Store, feed: ChangeFeed, inspector: InspectorHub, node: NodeId, options: ServiceOptions) {
+    this.node = node;
     this.store = store;
+    this.feed = feed;
     this.inspector = inspector;
     this.logger = options.logger;
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
     this.registries = new Registries((url) => registryOptions(store, url));
-    this.changes.setMaxListeners(0);
     this.pool = new WorkerPool({
       store,
+      node,
       environment: { registries: this.registries, locator: new BlobLocator(), logger: options.logger },
+      logger: options.logger,
       workers: options.workers,
-      onChange: (change) => this.changes.emit('job', change),
+      leaseMs: this.leaseMs,
       observe: (job) => inspector.observe(job),
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
+    this.control = new JobControl(store, this.pool);
     this.scheduler = new Scheduler({
       store,
       registries: this.registries,
       logger: options.logger,
-      queued: (jobs) => {
-        for (const job of jobs) this.changes.emit('job', jobChange(job));
-        this.pool.wake();
-      },
+      queued: () => void store.signals.publish({ type: 'queued' }).catch((error: unknown) => options.logger.warn({ err: error }, 'queued jobs not signalled; nodes find them at their next look')),
     });
+    this.settings = new Settings(store, this.registries, this.scheduler);
+    const reload = () => void this.scheduler.reload().catch((error: unknown) => options.logger.error({ err: error }, `schedules not reloaded: ${(error as Error).message}`));
+    const unsubscribe = [
+      store.signals.subscribe((signal) => {
+        if (signal.type === 'policies') reload();
+        else if (signal.type === 'registries') signal.urls.forEach((url) => this.registries.forget(url));
+      }),
+      store.signals.onReconnect(reload),
+    ];
+    this.#unsubscribe = () => unsubscribe.forEach((stop) => stop());
   }
 
-  /** Opens the store (migrating it), resumes interrupted jobs and starts the schedules. */
+  /** Opens the store (migrating it), joins the nodes, starts claiming jobs and the schedules. */
   static async start(options: ServiceOptions): Promise<FerryService> {
     const inspector = await InspectorHub.create({ replication: replicationMachine, deletion: deletionMachine });
-    const service = new FerryService(openSqliteStore(options.database), inspector, options);
-    await service.pool.start();
-    await service.scheduler.reload();
-    return service;
+    const store = await openStore(options.database, (message, error) => options.logger.warn({ err: error }, message));
+    try {
+      const node = newNodeId();
+      await store.nodes.register({ id: node, host: hostname(), pid: process.pid });
+      const feed = await ChangeFeed.start(store, options.logger);
+      const service = new FerryService(store, feed, inspector, node, options);
+      service.pool.start();
+      await service.scheduler.reload();
+      return service;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
   }
 
   /** Connects with the stored settings, proving the endpoint and credentials work. */
@@ -75,19 +114,26 @@ export class FerryService {
     await this.registries.get(registry.url, AbortSignal.timeout(30_000));
   }
 
-  /** Halts jobs where they are (a restart resumes them), then closes everything. */
+  /**
+   * Leaves the nodes: stops claiming, halts its jobs where they are and hands them back at
+   * once (another node, or the next start, resumes them), then closes everything.
+   */
   async close(): Promise<void> {
+    this.#unsubscribe();
     this.scheduler.close();
-    await this.pool.close();
+    await this.store.nodes.drain(this.node).catch(() => {});
+    await this.pool.drain();
+    this.feed.close();
+    await this.store.nodes.remove(this.node).catch(() => {});
     await this.registries.close();
     await this.store.close();
   }
 }
 
-async function registryOptions(store: JobStore, url: string): Promise<RegistryOptions> {
-  const registry = (await store.listRegistries()).find((r) => r.url === url);
+async function registryOptions(store: Store, url: string): Promise<RegistryOptions> {
+  const registry = await store.registries.findByUrl(url);
   if (!registry) throw new RegistryError('INVALID_CONFIG', `no registry with URL ${url} is configured`);
-  const credentials = await store.registryCredentials(registry.id);
+  const credentials = await store.registries.credentials(registry.id);
   return {
     registry: url,
     insecure: registry.insecure,

@@ -65,7 +65,7 @@ describe('the deletion machine, path by path on the real engine', () => {
       const steering = new Steering();
       try {
         const job = await drive(engine, steering, path.steps, realization());
-        const history = await engine.service.store.history(job.id);
+        const history = await engine.service.store.jobs.history(job.id);
         coverage.recordHistory(history);
         expect(history.map((row) => row.to)).toEqual(expectedHistory(path.steps));
         // A finished deletion leaves no tag; any other end leaves the tag whole.

@@ -49,7 +49,7 @@ export async function drive(engine: Engine, steering: Steering, steps: ModelStep
         engine.service.pool.wake();
         break;
       case 'stop':
-        expect(await engine.service.pool.stop(engine.job.id), `STOP in ${step.from}`).toBe(true);
+        expect((await engine.service.control.stopJob(engine.job.id)).status, `STOP in ${step.from}`).toBe('stopped');
         break;
       case 'done':
         held?.release();

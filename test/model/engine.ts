@@ -76,11 +76,11 @@ export async function startEngine(options: {
   job: { operation: JobOperation; source: string | null; destination: string; input: unknown };
 }): Promise<Engine> {
   const service = await FerryService.start({ database: options.database, workers: 1, logger: pino({ level: 'silent' }), inspect: options.coverage.inspect });
-  for (const [i, url] of options.registries.entries()) await service.store.createRegistry({ name: `registry-${i}`, url });
-  const { jobs } = await service.store.createExecution({ policyId: null, trigger: 'manual', jobs: [options.job] });
+  for (const [i, url] of options.registries.entries()) await service.store.registries.create({ name: `registry-${i}`, url });
+  const { jobs } = await service.store.executions.create({ policyId: null, trigger: 'manual', jobs: [options.job] });
   const job = jobs[0]!;
   const changes: Engine['changes'] = [];
-  service.changes.on('job', (change) => {
+  service.feed.subscribe((change) => {
     if (change.jobId === job.id) changes.push({ status: change.status, phase: change.phase });
   });
   return { service, job, changes, close: () => service.close() };
@@ -92,7 +92,7 @@ export const databaseIn = (dir: string, name: string) => join(dir, `${name}.db`)
 export async function persistedIn(engine: Engine, state: string, failedPhase?: string): Promise<Job> {
   const [status, phase] = state.split('.') as [JobStatus, string | undefined];
   const job = await until(`job in ${state}`, async () => {
-    const j = await engine.service.store.getJob(engine.job.id);
+    const j = await engine.service.store.jobs.get(engine.job.id);
     return j && j.status === status && (phase === undefined || j.phase === phase) ? j : undefined;
   });
   if (status === 'running') expect(job.error).toBeNull();

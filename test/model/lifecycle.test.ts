@@ -51,16 +51,16 @@ async function start(database: string): Promise<FerryService> {
 
 async function queue(service: FerryService, repository: string): Promise<string> {
   const { sourceProxy, destinationProxy } = fixture;
-  for (const url of [sourceProxy.host, destinationProxy.host]) await service.store.createRegistry({ name: url, url });
+  for (const url of [sourceProxy.host, destinationProxy.host]) await service.store.registries.create({ name: url, url });
   const input = modelInput(`${sourceProxy.host}/model/app`, `${destinationProxy.host}/${repository}`, { tagFilter: globFilter(listed) });
-  const { jobs } = await service.store.createExecution({ policyId: null, trigger: 'manual', jobs: [{ operation: 'copy', source: null, destination: `${destinationProxy.host}/${repository}`, input }] });
+  const { jobs } = await service.store.executions.create({ policyId: null, trigger: 'manual', jobs: [{ operation: 'copy', source: null, destination: `${destinationProxy.host}/${repository}`, input }] });
   service.pool.wake();
   return jobs[0]!.id;
 }
 
 const settled = (service: FerryService, id: string) =>
   until(`job ${id} ended`, async () => {
-    const job = await service.store.getJob(id);
+    const job = await service.store.jobs.get(id);
     return job && ['finished', 'error', 'stopped'].includes(job.status) ? job : undefined;
   });
 
@@ -74,18 +74,18 @@ describe('a job whose service crashes', () => {
       const held = steering.hold(real.marker(phase, 0));
       const id = await queue(first, repository);
       await held.arrived;
-      expect(await first.store.getJob(id)).toMatchObject({ status: 'running', phase });
+      expect(await first.store.jobs.get(id)).toMatchObject({ status: 'running', phase });
       await first.close();
       expect(await tagsOf(fixture.destination.host, repository), 'nothing pushed before the crash').toEqual([]);
 
       const again = steering.hold(real.marker(phase, 0));
       const second = await start(database);
       await again.arrived;
-      expect(await second.store.getJob(id), `the resumed job is back in ${phase}`).toMatchObject({ status: 'running', phase });
+      expect(await second.store.jobs.get(id), `the resumed job is back in ${phase}`).toMatchObject({ status: 'running', phase });
       again.release();
       const job = await settled(second, id);
       expect(job.status).toBe('finished');
-      const history = (await second.store.history(id)).map((row) => row.to);
+      const history = (await second.store.jobs.history(id)).map((row) => row.to);
       expect(history.slice(history.indexOf(`running.${phase}`) + 1)).not.toContain('running.initialize');
       expect(await intactTags(fixture.destination.host, repository, fixture.built)).toEqual([...listed].sort());
     });
@@ -97,18 +97,18 @@ describe('a job whose service crashes', () => {
     fixture.sourceProxy.addRule({ path: /\/model\/app\/manifests\//, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
     const id = await queue(first, 'model/crash-retrying');
     const retrying = await until('job retrying', async () => {
-      const job = await first.store.getJob(id);
+      const job = await first.store.jobs.get(id);
       return job?.status === 'retrying' ? job : undefined;
     });
     expect(retrying.phase).toBe('pullManifest');
-    const deadline = ((await first.store.jobSnapshot(id)) as { context: { retryAt: number } }).context.retryAt;
+    const deadline = ((await first.store.jobs.snapshot(id))?.snapshot as { context: { retryAt: number } }).context.retryAt;
     await sleep(1_000);
     await first.close();
 
     const second = await start(database);
-    expect((await second.store.getJob(id))?.status).toBe('retrying');
+    expect((await second.store.jobs.get(id))?.status).toBe('retrying');
     const resumed = await until('job resumed', async () => {
-      const job = await second.store.getJob(id);
+      const job = await second.store.jobs.get(id);
       return job?.status === 'running' ? { job, at: Date.now() } : undefined;
     });
     expect(resumed.job.phase).toBe('pullManifest');
@@ -126,10 +126,10 @@ describe('a failed job', () => {
     const failed = await settled(service, id);
     expect(failed.status).toBe('error');
     expect(failed.error).toMatchObject({ code: 'DENIED', transient: false });
-    expect(await service.pool.retry(id)).toBe(true);
-    await until('job requeued and run', async () => (await service.store.getJob(id))?.status !== 'error');
+    expect((await service.control.retryJob(id)).status).toBe('pending');
+    await until('job requeued and run', async () => (await service.store.jobs.get(id))?.status !== 'error');
     expect((await settled(service, id)).status).toBe('finished');
     expect(await intactTags(fixture.destination.host, 'model/retried', fixture.built)).toEqual([...listed].sort());
-    expect(await service.pool.retry(id)).toBe(false);
+    await expect(service.control.retryJob(id)).rejects.toThrow(/only a failed or stopped job can be retried/);
   });
 });

@@ -89,7 +89,7 @@ describe('the replication machine, path by path on the real engine', () => {
       const steering = new Steering();
       try {
         const job = await drive(engine, steering, path.steps, replicationRealization(fixture, dryRun, items));
-        const history = await engine.service.store.history(job.id);
+        const history = await engine.service.store.jobs.history(job.id);
         coverage.recordHistory(history);
         expect(history.map((row) => row.to)).toEqual(expectedHistory(path.steps));
 

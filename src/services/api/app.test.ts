@@ -13,7 +13,7 @@ import { seedLayout } from '../../../test/support/skopeo.js';
 import { planJobs } from '../policy/plan-jobs.js';
 import { FerryService } from '../service.js';
 import type { Execution, Job, JobLogEntry, JobStatus, Policy, Registry, Transition } from '../store/types.js';
-import type { JobChange } from '../worker-pool.js';
+import type { JobChange } from '../store/types.js';
 import { buildApi } from './app.js';
 import type { ErrorBody } from './errors.js';
 
@@ -261,7 +261,7 @@ describe('jobs and executions', () => {
   it('stops and retries jobs, answering 409 where the status does not allow it', async () => {
     // Created in the store directly, nothing wakes the pool: the job stays pending until stopped.
     const jobs = await planJobs(policy, sourceRegistry, destinationRegistry, service.registries, { kind: 'push', repository: 'missing/app', tag: 'v1' });
-    const { execution, jobs: [job] } = await service.store.createExecution({ policyId: policy.id, trigger: 'manual', jobs });
+    const { execution, jobs: [job] } = await service.store.executions.create({ policyId: policy.id, trigger: 'manual', jobs });
     const id = job!.id;
 
     expect(await api<ErrorBody>('POST', `/jobs/${id}/retry`)).toMatchObject({ status: 409, body: { message: `job ${id} is pending: only a failed or stopped job can be retried` } });
@@ -269,7 +269,7 @@ describe('jobs and executions', () => {
 
     const stopped = await api<Execution>('POST', `/executions/${execution.id}/stop`);
     expect(stopped).toMatchObject({ status: 200, body: { status: 'stopped', jobs: { stopped: 1 } } });
-    expect(await api('POST', `/jobs/${id}/stop`)).toMatchObject({ status: 409, body: { error: 'Conflict', message: `job ${id} has already ended` } });
+    expect(await api('POST', `/jobs/${id}/stop`)).toMatchObject({ status: 409, body: { error: 'Conflict', message: `job ${id} has already ended (stopped)` } });
     expect(await api('POST', `/executions/${execution.id}/stop`)).toMatchObject({ status: 409 });
 
     const requeued = await api<Job>('POST', `/jobs/${id}/retry`);
@@ -291,11 +291,11 @@ describe('jobs and executions', () => {
 
   it('streams the job changes of a triggered policy as server-sent events', async () => {
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
-    const listeners = service.changes.listenerCount('job');
+    const listeners = service.feed.subscribers;
     const stream = await request(`${address}/api/v1/events`);
     expect(stream.statusCode).toBe(200);
     expect(stream.headers['content-type']).toBe('text/event-stream');
-    expect(service.changes.listenerCount('job')).toBe(listeners + 1);
+    expect(service.feed.subscribers).toBe(listeners + 1);
 
     const triggered = await api<{ execution: Execution; jobs: Job[] }>('POST', `/policies/${policy.id}/trigger`);
     expect(triggered.status).toBe(201);
@@ -318,7 +318,7 @@ describe('jobs and executions', () => {
     }
     stream.body.destroy();
     expect(changes.filter((c) => c.jobId === jobId).map((c) => c.status)).toContain('running');
-    await eventually(async () => service.changes.listenerCount('job'), (count) => count === listeners, 'the stream listener');
+    await eventually(async () => service.feed.subscribers, (count) => count === listeners, 'the stream listener');
 
     const execution = await api<Execution>('GET', `/executions/${triggered.body.execution.id}`);
     expect(execution.body).toMatchObject({ status: 'finished', trigger: 'manual', jobs: { finished: 1 } });
@@ -430,6 +430,7 @@ describe('OpenAPI', () => {
         'GET /api/v1/jobs/{id}',
         'GET /api/v1/jobs/{id}/live',
         'GET /api/v1/machines/{name}/graph',
+        'GET /api/v1/nodes',
         'POST /api/v1/jobs/{id}/stop',
         'POST /api/v1/jobs/{id}/retry',
         'GET /api/v1/jobs/{id}/logs',

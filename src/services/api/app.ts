@@ -8,6 +8,7 @@ import { eventRoutes } from './routes/events.js';
 import { inspectorRoutes } from './routes/inspector.js';
 import { executionRoutes } from './routes/executions.js';
 import { jobRoutes } from './routes/jobs.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { policyRoutes } from './routes/policies.js';
 import { registryRoutes } from './routes/registries.js';
 import { vocabularyRoutes } from './routes/vocabulary.js';
@@ -42,6 +43,7 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
         { name: 'executions', description: 'Runs of policies' },
         { name: 'jobs', description: 'One repository of an execution each' },
         { name: 'events', description: 'Live job changes' },
+        { name: 'nodes', description: 'The ferry serve processes sharing the database' },
         { name: 'webhooks', description: 'Registry notifications' },
         { name: 'inspector', description: 'The job machines drawn, and each job live' },
         { name: 'meta', description: 'Health, the job vocabulary and this document' },
@@ -65,11 +67,11 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
         summary: 'Liveness, and how many jobs are running',
         security: [],
         response: {
-          200: { type: 'object', required: ['status', 'running'], properties: { status: { const: 'ok' }, running: { type: 'integer' } } },
+          200: { type: 'object', required: ['status', 'running', 'node'], properties: { status: { const: 'ok' }, running: { type: 'integer' }, node: { type: 'string' } } },
         },
       },
     },
-    () => ({ status: 'ok', running: service.pool.running }),
+    () => ({ status: 'ok', running: service.pool.running, node: service.node }),
   );
 
   await serveConsole(app);
@@ -77,7 +79,7 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
     async (api) => {
       if (options.token) api.addHook('onRequest', bearerAuth(options.token));
       api.get('/openapi.json', { schema: { tags: ['meta'], summary: 'This API as an OpenAPI document' } }, () => app.swagger());
-      for (const routes of [registryRoutes, policyRoutes, executionRoutes, jobRoutes, eventRoutes, webhookRoutes, inspectorRoutes]) {
+      for (const routes of [registryRoutes, policyRoutes, executionRoutes, jobRoutes, nodeRoutes, eventRoutes, webhookRoutes, inspectorRoutes]) {
         await api.register(routes, { service });
       }
       await api.register(vocabularyRoutes);

@@ -3,7 +3,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { InvalidInputError } from '../domain/errors.js';
 import { RegistryError } from '../registry/errors.js';
-import { ConflictError, NotFoundError } from '../store/errors.js';
+import { UnknownRecordError } from '../application/errors.js';
+import { ConflictError, isStoreUnavailable, NotFoundError } from '../store/errors.js';
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -61,7 +62,12 @@ export function errorHandler(logger: Logger) {
     // The domain checks request bodies: its field paths start inside the body.
     if (error instanceof InvalidInputError) return reply.code(400).send(body(400, `body.${error.field} ${error.problem}`, `body.${error.field}`));
     if (error instanceof ApiError) return reply.code(error.statusCode).send(body(error.statusCode, error.message));
+    if (error instanceof UnknownRecordError) return reply.code(404).send(body(404, error.message));
     if (error instanceof ConflictError) return reply.code(409).send(body(409, error.message));
+    if (isStoreUnavailable(error)) {
+      logger.warn({ err: error }, `${request.method} ${request.routeOptions.url ?? request.url}: the database is unavailable`);
+      return reply.code(503).header('retry-after', '5').send(body(503, 'the database is unavailable; try again shortly'));
+    }
     if (error instanceof NotFoundError) return reply.code(400).send(body(400, error.message));
     // A policy whose settings cannot work is the caller's to fix; a registry that fails is upstream's.
     if (error instanceof RegistryError) {

@@ -67,9 +67,9 @@ describe('GET /api/v1/machines/:name/graph', () => {
 describe('GET /api/v1/jobs/:id/live', () => {
   it('starts with the job\'s current state, then streams its transitions as edges of the graph', async () => {
     const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
-    const source = await service.store.createRegistry({ name: 'source', url: fixture.sourceProxy.host });
-    const destination = await service.store.createRegistry({ name: 'destination', url: fixture.destination.host });
-    const policy = await service.store.createPolicy({ name: 'live', sourceRegistryId: source.id, destinationRegistryId: destination.id });
+    const source = await service.store.registries.create({ name: 'source', url: fixture.sourceProxy.host });
+    const destination = await service.store.registries.create({ name: 'destination', url: fixture.destination.host });
+    const policy = await service.store.policies.create({ name: 'live', sourceRegistryId: source.id, destinationRegistryId: destination.id });
     const { jobs } = await service.scheduler.trigger(policy, 'manual');
     await held.arrived;
 

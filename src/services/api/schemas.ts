@@ -108,6 +108,7 @@ export const sharedSchemas = [
           },
         },
         priority: { type: 'integer' },
+        node: { ...nullableString, description: 'The node that holds it (running or retrying), or held it last' },
         createdAt: timestamp,
         startedAt: nullableTimestamp,
         finishedAt: nullableTimestamp,
@@ -118,7 +119,29 @@ export const sharedSchemas = [
   },
   {
     $id: 'Transition',
-    ...object({ seq: { type: 'integer' }, from: nullableString, to: { type: 'string' }, event: { type: 'string' }, at: timestamp }),
+    ...object({
+      seq: { type: 'integer' },
+      from: nullableString,
+      to: { type: 'string' },
+      event: { type: 'string' },
+      node: { ...nullableString, description: 'The node that took the step' },
+      at: timestamp,
+    }),
+  },
+  {
+    $id: 'Node',
+    ...object(
+      {
+        id: { type: 'string' },
+        host: { type: 'string' },
+        pid: { type: 'integer' },
+        startedAt: timestamp,
+        heartbeatAt: timestamp,
+        draining: { type: 'boolean', description: 'Claims no more jobs and hands its own back' },
+        jobsHeld: { type: 'integer' },
+      },
+      'A ferry serve process on the database',
+    ),
   },
   {
     $id: 'JobLogEntry',

@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 const HEARTBEAT_MS = 15_000;
 
 export interface EventStream {
-  send(event: string, data: unknown): void;
+  /** With an `id`, a client that reconnects sends it back as `Last-Event-ID`. */
+  send(event: string, data: unknown, id?: number): void;
   /** Runs when the stream ends, whoever ends it. */
   onClose(cleanup: () => void): void;
 }
@@ -33,7 +34,7 @@ export function eventStreams(app: FastifyInstance): (reply: FastifyReply) => Eve
     open.add(close);
     stream.once('close', close);
     return {
-      send: (event, data) => stream.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+      send: (event, data, id) => stream.write(`${id === undefined ? '' : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
       onClose: (cleanup) => cleanups.push(cleanup),
     };
   };

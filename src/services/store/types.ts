@@ -282,6 +282,8 @@ export interface JobStore {
   get(id: Id): Promise<Job | undefined>;
   list(filter?: Page & { executionId?: Id; status?: JobStatus }): Promise<{ items: Job[]; total: number }>;
   history(id: Id): Promise<Transition[]>;
+  /** The last persisted machine snapshot, as a resumed job would get it. */
+  snapshot(id: Id): Promise<StoredSnapshot | null>;
   appendLogs(id: Id, entries: Array<Omit<JobLogEntry, 'seq'>>): Promise<void>;
   logs(id: Id, options?: { after?: number; limit?: number }): Promise<JobLogEntry[]>;
 
@@ -324,11 +326,12 @@ export interface NodeStore {
   list(staleAfterMs: number): Promise<Node[]>;
 }
 
-/** A message to every node: wake up to claim, stop a job, reload schedules, read new changes, live bytes. */
+/** A message to every node: wake up to claim, stop a job, reload schedules, reconnect to registries, read new changes, live bytes. */
 export type Signal =
   | { type: 'queued' }
   | { type: 'stop'; jobId: Id }
   | { type: 'policies' }
+  | { type: 'registries'; urls: string[] }
   | { type: 'changed' }
   | { type: 'progress'; change: JobChange };
 

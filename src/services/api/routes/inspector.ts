@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { stateId } from '../../inspector/hub.js';
 import type { FerryService } from '../../service.js';
-import type { JobChange } from '../../worker-pool.js';
 import { notFound } from '../errors.js';
 import { eventStreams } from '../sse.js';
 
@@ -41,20 +40,19 @@ export const inspectorRoutes: FastifyPluginAsync<{ service: FerryService }> = as
       },
     },
     async (request, reply) => {
-      const job = await service.store.getJob(request.params.id);
+      const job = await service.store.jobs.get(request.params.id);
       if (!job) throw notFound('job', request.params.id);
       const stream = openStream(reply);
       const machine = job.operation === 'copy' ? 'replication' : 'deletion';
       // Subscribe before reading the live state, so nothing falls between the two.
       const unsubscribe = service.inspector.subscribe(job.id, (event) => stream.send(event.type, event));
-      const onChange = (change: JobChange) => change.jobId === job.id && stream.send('job', change);
-      service.changes.on('job', onChange);
+      const unfollow = service.feed.subscribe((change) => change.jobId === job.id && stream.send('job', change));
       stream.onClose(() => {
         unsubscribe();
-        service.changes.off('job', onChange);
+        unfollow();
       });
       const live = service.inspector.live(job.id);
-      const history = await service.store.history(job.id);
+      const history = await service.store.jobs.history(job.id);
       stream.send('snapshot', { job: { ...job, history }, stateId: live?.stateId ?? stateId(machine, job.status, job.phase), blobs: live?.blobs ?? [] });
     },
   );

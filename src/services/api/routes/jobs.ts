@@ -1,21 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { ACTIVE_STATUSES, RETRYABLE_STATUSES } from '../../../machines/status.js';
 import type { FerryService } from '../../service.js';
-import type { Id, Job, JobStatus, JobStore } from '../../store/types.js';
-import { conflict, notFound } from '../errors.js';
+import type { Id, JobStatus } from '../../store/types.js';
 import { errors, idParams, jobStatus, list, page, ref, type IdParams } from '../schemas.js';
-
-const PAGE_SIZE = 1000;
-
-/** Every job of an execution, however many pages that takes. */
-export async function executionJobs(store: JobStore, executionId: Id): Promise<Job[]> {
-  const jobs: Job[] = [];
-  for (;;) {
-    const { items, total } = await store.listJobs({ executionId, limit: PAGE_SIZE, offset: jobs.length });
-    jobs.push(...items);
-    if (items.length === 0 || jobs.length >= total) return jobs;
-  }
-}
 
 interface JobsQuery {
   executionId?: Id;
@@ -32,13 +18,7 @@ interface LogsQuery {
 const tags = ['jobs'];
 
 export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
-  const { store, pool } = service;
-
-  const found = async (id: string): Promise<Job> => {
-    const job = await store.getJob(id);
-    if (!job) throw notFound('job', id);
-    return job;
-  };
+  const { store, control } = service;
 
   app.get<{ Querystring: JobsQuery }>(
     '/jobs',
@@ -50,7 +30,7 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
         response: { 200: list('Job'), ...errors(400) },
       },
     },
-    (request) => store.listJobs(request.query),
+    (request) => store.jobs.list(request.query),
   );
 
   app.get<{ Params: IdParams }>(
@@ -67,8 +47,8 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
       },
     },
     async (request) => {
-      const job = await found(request.params.id);
-      return { ...job, history: await store.history(job.id) };
+      const job = await control.job(request.params.id);
+      return { ...job, history: await store.jobs.history(job.id) };
     },
   );
 
@@ -78,16 +58,12 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
       schema: {
         tags,
         summary: 'Stop a job',
-        description: 'A pending job ends at once; a running one aborts its transfers. 409 once it has ended.',
+        description: 'A pending job ends at once; a running one aborts its transfers, on whichever node runs it. 409 once it has ended.',
         params: idParams,
         response: { 200: ref('Job'), ...errors(404, 409) },
       },
     },
-    async (request) => {
-      const job = await found(request.params.id);
-      if (!ACTIVE_STATUSES.has(job.status) || !(await pool.stop(job.id))) throw conflict(`job ${job.id} has already ended`);
-      return found(job.id);
-    },
+    (request) => control.stopJob(request.params.id),
   );
 
   app.post<{ Params: IdParams }>(
@@ -101,11 +77,7 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
         response: { 200: ref('Job'), ...errors(404, 409) },
       },
     },
-    async (request) => {
-      const job = await found(request.params.id);
-      if (!RETRYABLE_STATUSES.has(job.status) || !(await pool.retry(job.id))) throw conflict(`job ${job.id} is ${job.status}: only a failed or stopped job can be retried`);
-      return found(job.id);
-    },
+    (request) => control.retryJob(request.params.id),
   );
 
   app.get<{ Params: IdParams; Querystring: LogsQuery }>(
@@ -125,8 +97,8 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
       },
     },
     async (request) => {
-      const job = await found(request.params.id);
-      return store.logs(job.id, request.query);
+      const job = await control.job(request.params.id);
+      return store.jobs.logs(job.id, request.query);
     },
   );
 };

@@ -1,8 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { checkPolicy, checkPolicyPatch, type PolicyDraft, type RegistryExists } from '../../domain/policy.js';
+import type { PolicyDraft } from '../../domain/policy.js';
 import type { FerryService } from '../../service.js';
-import type { Policy } from '../../store/types.js';
-import { conflict, notFound } from '../errors.js';
 import { errors, idParams, ref, type IdParams } from '../schemas.js';
 
 // The schemas give the shape (and the OpenAPI document); the domain module has the rules.
@@ -55,17 +53,10 @@ const policyFields = {
 const tags = ['policies'];
 
 export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
-  const { store, scheduler } = service;
-  const registryExists: RegistryExists = async (id) => (await store.getRegistry(id)) !== undefined;
-
-  const found = async (id: string): Promise<Policy> => {
-    const policy = await store.getPolicy(id);
-    if (!policy) throw notFound('policy', id);
-    return policy;
-  };
+  const { store, settings } = service;
 
   app.get('/policies', { schema: { tags, summary: 'List replication policies', response: { 200: { type: 'array', items: ref('Policy') } } } }, () =>
-    store.listPolicies(),
+    store.policies.list(),
   );
 
   app.post<{ Body: PolicyDraft }>(
@@ -78,17 +69,13 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         response: { 201: ref('Policy'), ...errors(400, 409) },
       },
     },
-    async (request, reply) => {
-      const policy = await store.createPolicy(await checkPolicy(request.body, registryExists));
-      await scheduler.reload();
-      return reply.code(201).send(policy);
-    },
+    async (request, reply) => reply.code(201).send(await settings.addPolicy(request.body)),
   );
 
   app.get<{ Params: IdParams }>(
     '/policies/:id',
     { schema: { tags, summary: 'Show a replication policy', params: idParams, response: { 200: ref('Policy'), ...errors(404) } } },
-    (request) => found(request.params.id),
+    (request) => settings.policy(request.params.id),
   );
 
   app.patch<{ Params: IdParams; Body: Partial<PolicyDraft> }>(
@@ -103,14 +90,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         response: { 200: ref('Policy'), ...errors(400, 404, 409) },
       },
     },
-    async (request) => {
-      const { id } = request.params;
-      await found(id);
-      const policy = await store.updatePolicy(id, await checkPolicyPatch(request.body, registryExists));
-      if (!policy) throw notFound('policy', id);
-      await scheduler.reload();
-      return policy;
-    },
+    (request) => settings.updatePolicy(request.params.id, request.body),
   );
 
   app.delete<{ Params: IdParams }>(
@@ -125,8 +105,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
       },
     },
     async (request, reply) => {
-      if (!(await store.deletePolicy(request.params.id))) throw notFound('policy', request.params.id);
-      await scheduler.reload();
+      await settings.deletePolicy(request.params.id);
       return reply.code(204).send();
     },
   );
@@ -149,10 +128,6 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         },
       },
     },
-    async (request, reply) => {
-      const policy = await found(request.params.id);
-      if (!policy.enabled) throw conflict(`policy ${policy.name} is disabled`);
-      return reply.code(201).send(await scheduler.trigger(policy, 'manual'));
-    },
+    async (request, reply) => reply.code(201).send(await settings.trigger(request.params.id)),
   );
 };

@@ -1,8 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { checkRegistry, checkRegistryPatch } from '../../domain/registry.js';
 import type { FerryService } from '../../service.js';
-import type { Registry, RegistryInput } from '../../store/types.js';
-import { conflict, notFound } from '../errors.js';
+import type { RegistryInput } from '../../store/types.js';
 import { errors, idParams, ref, type IdParams } from '../schemas.js';
 
 // The schemas give the shape (and the OpenAPI document); the domain module has the rules.
@@ -26,16 +24,10 @@ const registryFields = {
 const tags = ['registries'];
 
 export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
-  const { store } = service;
-
-  const found = async (id: string): Promise<Registry> => {
-    const registry = await store.getRegistry(id);
-    if (!registry) throw notFound('registry', id);
-    return registry;
-  };
+  const { store, settings } = service;
 
   app.get('/registries', { schema: { tags, summary: 'List registries', response: { 200: { type: 'array', items: ref('Registry') } } } }, () =>
-    store.listRegistries(),
+    store.registries.list(),
   );
 
   app.post<{ Body: RegistryInput }>(
@@ -49,7 +41,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       },
     },
     async (request, reply) => {
-      const registry = await store.createRegistry(checkRegistry(request.body));
+      const registry = await settings.addRegistry(request.body);
       return reply.code(201).send(registry);
     },
   );
@@ -57,7 +49,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
   app.get<{ Params: IdParams }>(
     '/registries/:id',
     { schema: { tags, summary: 'Show a registry', params: idParams, response: { 200: ref('Registry'), ...errors(404) } } },
-    (request) => found(request.params.id),
+    (request) => settings.registry(request.params.id),
   );
 
   app.patch<{ Params: IdParams; Body: Partial<RegistryInput> }>(
@@ -72,18 +64,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
         response: { 200: ref('Registry'), ...errors(400, 404, 409) },
       },
     },
-    async (request) => {
-      const { id } = request.params;
-      const before = await found(id);
-      const patch = checkRegistryPatch(request.body);
-      const after = await store.updateRegistry(id, patch);
-      if (!after) throw notFound('registry', id);
-      if (patch.credentials !== undefined || after.url !== before.url || after.insecure !== before.insecure || after.ca !== before.ca) {
-        service.registries.forget(before.url);
-        service.registries.forget(after.url);
-      }
-      return after;
-    },
+    (request) => settings.updateRegistry(request.params.id, request.body),
   );
 
   app.delete<{ Params: IdParams }>(
@@ -98,12 +79,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       },
     },
     async (request, reply) => {
-      const registry = await found(request.params.id);
-      if (!(await store.deleteRegistry(registry.id))) {
-        const users = (await store.listPolicies()).filter((p) => p.sourceRegistryId === registry.id || p.destinationRegistryId === registry.id);
-        throw conflict(`registry ${registry.name} is used by ${users.map((p) => `policy ${p.name}`).join(', ') || 'a policy'}`);
-      }
-      service.registries.forget(registry.url);
+      await settings.deleteRegistry(request.params.id);
       return reply.code(204).send();
     },
   );
@@ -120,7 +96,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       },
     },
     async (request) => {
-      await service.ping(await found(request.params.id));
+      await service.ping(await settings.registry(request.params.id));
       return { ok: true };
     },
   );

@@ -43,7 +43,7 @@ export const webhookRoutes: FastifyPluginAsync<{ service: FerryService }> = asyn
       },
     },
     async (request, reply) => {
-      const registry = await service.store.getRegistry(request.params.id);
+      const registry = await service.store.registries.get(request.params.id);
       if (!registry) throw notFound('registry', request.params.id);
       const executions = await service.scheduler.notify(registry.id, request.body.events);
       return reply.code(202).send({ executions: executions.map((execution) => execution.id) });

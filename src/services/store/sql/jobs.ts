@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { LeaseLostError, NotFoundError } from '../errors.js';
-import { ENDED_STATUSES } from '../../../machines/status.js';
+import { ENDED_STATUSES, statePath } from '../../../machines/status.js';
 import type { Id, Job, JobStatus, JobStore, StoredSnapshot } from '../types.js';
 import { write, type Database, type Executor } from './database.js';
 import { recordChange, recordTransition } from './history.js';
@@ -9,10 +9,6 @@ import { flag, JOB_COLUMNS, jsonOrNull, json, now, parsed, toJob, toLogEntry, to
 const DEFAULT_LOG_LIMIT = 1_000;
 const HELD: JobStatus[] = ['running', 'retrying'];
 
-/** `running.pullManifest`: a job's state as its history names it. */
-export function statePath(status: string, phase: string | null): string {
-  return phase && !ENDED_STATUSES.has(status as JobStatus) ? `${status}.${phase}` : status;
-}
 
 export function jobStore(database: Database): JobStore {
   const { db, dialect } = database;
@@ -48,6 +44,11 @@ export function jobStore(database: Database): JobStore {
 
     history: async (id) =>
       (await db.selectFrom('job_transitions').select(['seq', 'from', 'to', 'event', 'node', 'at']).where('job_id', '=', id).orderBy('seq').execute()).map(toTransition),
+
+    snapshot: async (id) => {
+      const row = await db.selectFrom('jobs').select(['snapshot', 'snapshot_version']).where('id', '=', id).executeTakeFirst();
+      return row?.snapshot ? { version: row.snapshot_version ?? 0, snapshot: parsed(row.snapshot) } : null;
+    },
 
     appendLogs: (id, entries) =>
       write(database, async (trx) => {
@@ -123,7 +124,7 @@ export function jobStore(database: Database): JobStore {
           .returning([...JOB_COLUMNS, 'snapshot', 'snapshot_version', 'fence', 'stop_requested'])
           .executeTakeFirstOrThrow();
         const job = toJob(row);
-        const state = statePath(next.status, next.phase);
+        const state = statePath(next.status as JobStatus, next.phase);
         await recordTransition(trx, job.id, takenOver ? { from: state, to: state, event: 'takeover', node } : { from: 'pending', to: 'running', event: 'claimed', node }, at);
         await recordChange(trx, job, at);
         const snapshot: StoredSnapshot | null =
@@ -248,7 +249,7 @@ export function jobStore(database: Database): JobStore {
           .where('id', '=', id)
           .returning(JOB_COLUMNS)
           .executeTakeFirstOrThrow();
-        await recordTransition(trx, id, { from: statePath(held.status, held.phase), to: 'stopped', event: 'STOP', node: null }, at);
+        await recordTransition(trx, id, { from: statePath(held.status as JobStatus, held.phase), to: 'stopped', event: 'STOP', node: null }, at);
         const stopped = toJob(row);
         await recordChange(trx, stopped, at);
         return { job: stopped, ended: true };

@@ -1,0 +1,205 @@
+import type { Logger } from 'pino';
+import type { AnyActor, InspectionEvent, Snapshot } from 'xstate';
+import { deletionMachine, type DeletionInput } from '../../machines/deletion.js';
+import { replicationMachine, type ReplicationInput } from '../../machines/replication.js';
+import { jobPhase, jobStatus, statePath, type JobStatus } from '../../machines/status.js';
+import type { JobObserver } from '../inspector/hub.js';
+import { createDeletion, createReplication, type Environment, type JobEvent, type RunOptions } from '../interpreter.js';
+import { jobLogger, type JobLogger } from '../job-logger.js';
+import type { ErrorInfo } from '../registry/errors.js';
+import type { ClaimedJob, Job, Lease, Signals, StoredSnapshot, JobStore } from '../store/types.js';
+import { LiveProgress } from './live-progress.js';
+import { StepRecorder } from './step-recorder.js';
+
+export interface JobRunOptions {
+  jobs: JobStore;
+  signals: Signals;
+  environment: Environment;
+  /** Watches the job's actor (the console's live view). */
+  observe?: (job: Job) => JobObserver;
+  /** Every job actor's inspection stream, as it is (the Stately inspector). */
+  inspect?: (event: InspectionEvent) => void;
+}
+
+interface JobContext {
+  attempt: number;
+  retryAt: number | undefined;
+  progress: Record<string, number>;
+  error: ErrorInfo | undefined;
+}
+
+const MACHINES = { copy: replicationMachine, delete: deletionMachine } as const;
+
+/** The version the job's machine definition has now; snapshots carry the one that wrote them. */
+export function machineVersion(job: Pick<Job, 'operation'>): number {
+  return Number(MACHINES[job.operation].version);
+}
+
+/**
+ * One claimed job, run as an actor of its machine: each step it takes is recorded under its
+ * lease before the next phase starts; a job that was running elsewhere resumes from its
+ * last recorded step.
+ */
+export class JobRun {
+  readonly job: Job;
+  readonly lease: Lease;
+  /** Resolves when the actor has ended, been halted, or lost its lease. */
+  readonly done: Promise<void>;
+  #actor!: AnyActor;
+  readonly #log: JobLogger;
+  readonly #recorder: StepRecorder;
+
+  constructor(claimed: ClaimedJob, options: JobRunOptions) {
+    const { job, lease } = claimed;
+    this.job = job;
+    this.lease = lease;
+    const { jobs, signals, environment } = options;
+    const observer = options.observe?.(job);
+    const log = jobLogger(jobs, environment.logger, { jobId: job.id, executionId: job.executionId, node: lease.node }, observer && ((entry) => observer.log(entry)));
+    this.#log = log;
+    let halted!: () => void;
+    const haltedOrLost = new Promise<void>((resolve) => (halted = resolve));
+    this.#recorder = new StepRecorder(jobs, lease, {
+      logger: log.logger,
+      onLost: () => {
+        log.logger.warn(`node ${lease.node} no longer holds job ${job.id} (its lease ran out and another node took it over): stopping here`);
+        this.#actor.stop();
+        halted();
+      },
+    });
+
+    let last = { status: job.status as string, phase: job.phase };
+    const live = new LiveProgress();
+    const persist = (event: InspectionEvent) => {
+      options.inspect?.(event);
+      observer?.inspect(event);
+      if (event.type !== '@xstate.snapshot' || event.actorRef !== this.#actor) return;
+      const state = event.snapshot as Snapshot<unknown> & { value: unknown; context: JobContext };
+      // A halted actor must not overwrite the step it is to resume from.
+      if (state.status === 'stopped') return;
+      const status = jobStatus(state);
+      // Before START the machine is in pending, which the store already says.
+      if (status === 'pending') return;
+      const phase = jobPhase(state) ?? (status === 'retrying' ? last.phase : null);
+      const moved = status !== last.status || phase !== last.phase;
+      const { context } = state;
+      const error = status === 'error' || status === 'retrying' ? (context.error ?? null) : null;
+      const snapshot: StoredSnapshot = { version: machineVersion(job), snapshot: this.#actor.getPersistedSnapshot() };
+      this.#recorder.record({
+        status,
+        phase,
+        attempt: context.attempt,
+        progress: context.progress,
+        error,
+        snapshot,
+        ...(moved ? { transition: { from: statePath(last.status as JobStatus, last.phase), to: statePath(status, phase), event: event.event.type } } : {}),
+      });
+      if (!moved) return;
+      logStep(log.logger, { status, phase, last, context, error, event: event.event.type });
+      last = { status, phase };
+      if (phase !== 'transferBlob') live.reset();
+    };
+    const onEvent = (event: JobEvent) => {
+      observer?.event(event);
+      logEvent(log.logger.child({ phase: last.phase }), event);
+      const inFlight = live.bytesInFlight(event);
+      if (inFlight === undefined) return;
+      const { context } = this.#actor.getSnapshot() as { context: JobContext };
+      const progress = { ...context.progress, bytesCopied: (context.progress.bytesCopied ?? 0) + inFlight };
+      const change = { jobId: job.id, executionId: job.executionId, status: 'running' as const, phase: last.phase, attempt: context.attempt, progress, error: null, node: lease.node };
+      void signals.publish({ type: 'progress', change }).catch(() => {});
+    };
+    const run: RunOptions = { inspect: persist, onEvent, durable: (signal) => this.#recorder.durable(signal) };
+
+    let restored = this.#restorable(claimed.snapshot, log.logger);
+    try {
+      this.#actor = this.#create(environment, restored ? { ...run, snapshot: restored } : run);
+    } catch (error) {
+      log.logger.warn({ err: error }, `job ${job.id}: its last step cannot be restored (${(error as Error).message}): starting the job over`);
+      restored = undefined;
+      this.#actor = this.#create(environment, run);
+    }
+    const ended = new Promise<void>((resolve) => {
+      this.#actor.subscribe({
+        next: (state: { status: string }) => state.status === 'done' && resolve(),
+        complete: resolve,
+        error: (error: unknown) => {
+          log.logger.error({ err: error }, 'the job machine failed');
+          resolve();
+        },
+      });
+    });
+    this.done = Promise.race([ended, haltedOrLost]).then(async () => {
+      await this.#recorder.durable().catch(() => {});
+      await log.flush();
+      observer?.done();
+    });
+    if (claimed.takenOver || restored) {
+      log.logger.info({ status: job.status, phase: job.phase, node: lease.node }, `job ${job.id} resumed on node ${lease.node} from its last step (${statePath(job.status, job.phase)})`);
+    }
+    this.#actor.start();
+    if (!restored) this.#actor.send({ type: 'START' });
+    if (claimed.stopRequested) this.stop();
+  }
+
+  /** STOP: the machine leaves its state, aborting the requests under way. */
+  stop(): void {
+    if (!this.#recorder.lost) this.#actor.send({ type: 'STOP' });
+  }
+
+  /** Halts the actor where it is, without a STOP: its last recorded step is where it resumes. */
+  async halt(): Promise<void> {
+    this.#actor.stop();
+    await this.#recorder.durable().catch(() => {});
+    await this.#log.flush();
+  }
+
+  /** The stored snapshot if this machine definition can resume it; else the job starts over. */
+  #restorable(stored: StoredSnapshot | null, logger: Logger): Snapshot<unknown> | undefined {
+    if (stored === null) return undefined;
+    const version = machineVersion(this.job);
+    if (stored.version === version) return stored.snapshot as Snapshot<unknown>;
+    logger.warn(`job ${this.job.id}: its last step was stored by version ${stored.version} of the ${this.job.operation} machine, this is version ${version}: starting the job over (what reached the destination is skipped)`);
+    return undefined;
+  }
+
+  #create(environment: Environment, run: RunOptions): AnyActor {
+    return this.job.operation === 'copy'
+      ? createReplication(this.job.input as ReplicationInput, environment, run)
+      : createDeletion(this.job.input as DeletionInput, environment, run);
+  }
+}
+
+function logStep(logger: Logger, step: { status: string; phase: string | null; last: { phase: string | null }; context: JobContext; error: ErrorInfo | null; event: string }): void {
+  const { status, phase, context, error } = step;
+  if (status === 'retrying') {
+    logger.warn({ attempt: context.attempt, retryAt: context.retryAt && new Date(context.retryAt).toISOString(), error }, `retrying ${phase}: ${error?.message}`);
+  } else if (status === 'error') {
+    logger.error({ error }, `failed in ${step.last.phase}: ${error?.message}`);
+  } else {
+    logger.info({ status, phase, event: step.event }, phase ? `${status}: ${phase}` : status);
+  }
+}
+
+/** Tags and blobs as they happen; byte-by-byte progress stays out of the log. */
+function logEvent(logger: Logger, event: JobEvent): void {
+  switch (event.type) {
+    case 'tag.copied':
+      logger.info({ tag: event.item.target, digest: event.digest, sourceDigest: event.sourceDigest }, `copied ${event.item.target}`);
+      break;
+    case 'tag.unchanged':
+      logger.info({ tag: event.item.target, digest: event.digest }, `unchanged ${event.item.target}`);
+      break;
+    case 'tag.kept':
+      logger.info({ tag: event.item.target, digest: event.digest }, `kept ${event.item.target}: it points elsewhere and override is off`);
+      break;
+    case 'blob.done':
+      if (event.how !== 'present') logger.info({ digest: event.digest, size: event.size, how: event.how }, `${event.how} blob ${event.digest}`);
+      break;
+    case 'tag.deleted':
+      logger.info({ reference: event.reference, digest: event.digest }, `deleted ${event.reference}`);
+      break;
+    default:
+      break;
+  }
+}
