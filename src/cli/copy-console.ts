@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ReplicationInput } from '../machines/replication.js';
 import { buildApi } from '../services/api/app.js';
+import { checkRegistry } from '../services/domain/registry.js';
 import { STATELY_INSPECTOR_URL, statelyInspector } from '../services/inspector/stately.js';
 import type { RegistryResolver } from '../services/registry/registries.js';
 import { FerryService } from '../services/service.js';
@@ -22,7 +23,7 @@ export async function copyWithConsole(input: ReplicationInput, resolve: Registry
   try {
     for (const url of new Set([input.source.registry, input.destination.registry])) {
       const options = await resolve(url);
-      await service.store.registries.create({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null, credentials: options.credentials ?? null });
+      await service.store.registries.create(checkRegistry({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null, credentials: options.credentials ?? null }));
     }
     const { jobs } = await service.store.executions.create({
       policyId: null,

@@ -5,6 +5,8 @@ import { REPLICATION_DEFAULTS, type ReplicationInput } from '../machines/replica
 import { jobPhase, jobStatus } from '../machines/status.js';
 import type { WorkItem } from '../actors/types.js';
 import { BlobLocator } from '../services/blob-locator.js';
+import { InvalidInputError } from '../services/domain/errors.js';
+import { checkPlatforms } from '../services/domain/policy.js';
 import { createReplication } from '../services/interpreter.js';
 import { createLogger } from '../services/logger.js';
 import { logFormat } from './options.js';
@@ -75,7 +77,7 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     destination: { registry: destination.registry, repository: destination.repository },
     ...workItems(source, destination, values.tags),
     tagFilter: globFilter(values.tags ?? []),
-    platforms: (values.platform ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean).map(checkPlatform),
+    platforms: platformOption(values.platform ?? []),
     batchSize: positiveInteger(values.batch, '--batch', REPLICATION_DEFAULTS.batchSize),
     blobConcurrency: positiveInteger(values.concurrency, '--concurrency', REPLICATION_DEFAULTS.blobConcurrency),
     retry: { ...DEFAULT_RETRY, maxAttempts: positiveInteger(values.retries, '--retries', DEFAULT_RETRY.maxAttempts) },
@@ -130,9 +132,13 @@ function workItems(source: Reference, destination: Reference, tagGlobs: string[]
   return { items: [{ source: reference, target: destination.tag ?? source.tag ?? reference }] };
 }
 
-function checkPlatform(platform: string): string {
-  if (!/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/.test(platform)) {
-    throw new UsageError(`--platform takes os/arch[/variant], like linux/amd64 or linux/arm/v7, not "${platform}"`);
+/** Repeated or comma-separated, checked by the rule policies follow. */
+function platformOption(values: string[]): string[] {
+  const platforms = values.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  try {
+    return checkPlatforms(platforms);
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new UsageError(`--platform ${error.problem}`);
+    throw error;
   }
-  return platform;
 }

@@ -28,7 +28,8 @@ const MANIFEST_TYPES = new Set([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST, DOCKER
  */
 export class Scheduler {
   readonly #options: SchedulerOptions;
-  readonly #crons = new Map<Id, Cron>();
+  /** With the schedule as stored: croner gives nicknames (`@daily`) back expanded. */
+  readonly #crons = new Map<Id, { cron: Cron; schedule: string }>();
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
@@ -55,21 +56,35 @@ export class Scheduler {
     return created;
   }
 
-  /** Matches the schedules to the enabled cron policies (after start-up or any policy change). */
+  /**
+   * Matches the schedules to the enabled cron policies (after start-up or any policy change).
+   * A schedule croner refuses is logged and left out, never thrown: it can only have been
+   * stored before schedules were checked when written, and must not keep the service (or the
+   * other schedules) from starting.
+   */
   async reload(): Promise<void> {
-    const policies = (await this.#options.store.policies.list()).filter((p) => p.enabled && p.trigger.type === 'cron');
-    const wanted = new Map(policies.map((p) => [p.id, p]));
-    for (const [id, cron] of this.#crons) {
-      const policy = wanted.get(id);
-      if (!policy || policy.trigger.type !== 'cron' || cron.getPattern() !== policy.trigger.schedule) {
+    const { store, logger } = this.#options;
+    const policies = (await store.policies.list()).filter((p) => p.enabled && p.trigger.type === 'cron');
+    const wanted = new Map(policies.map((p) => [p.id, p.trigger]));
+    for (const [id, { cron, schedule }] of this.#crons) {
+      const trigger = wanted.get(id);
+      if (trigger?.type !== 'cron' || trigger.schedule !== schedule) {
         cron.stop();
         this.#crons.delete(id);
       }
     }
     for (const policy of policies) {
       if (this.#crons.has(policy.id) || policy.trigger.type !== 'cron') continue;
-      const cron = new Cron(policy.trigger.schedule, { protect: true, catch: true, unref: true }, (self: Cron) => this.#fire(policy.id, self));
-      this.#crons.set(policy.id, cron);
+      const { schedule } = policy.trigger;
+      try {
+        const cron = new Cron(schedule, { protect: true, catch: true, unref: true }, (self: Cron) => this.#fire(policy.id, self));
+        this.#crons.set(policy.id, { cron, schedule });
+      } catch (error) {
+        logger.error(
+          { err: error, policy: policy.name },
+          `policy ${policy.name}: schedule ${JSON.stringify(schedule)} is not a cron schedule (${(error as Error).message}); it does not run until the policy gets one`,
+        );
+      }
     }
   }
 
@@ -92,7 +107,7 @@ export class Scheduler {
   }
 
   close(): void {
-    for (const cron of this.#crons.values()) cron.stop();
+    for (const { cron } of this.#crons.values()) cron.stop();
     this.#crons.clear();
   }
 

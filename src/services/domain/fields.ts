@@ -1,3 +1,4 @@
+/** What the checks of registries and policies share. */
 import { InvalidInputError } from './errors.js';
 
 const NAME_MAX_LENGTH = 200;

@@ -6,7 +6,9 @@ import { InvalidInputError } from './errors.js';
 import { checkGiven, checkName, required, type FieldChecks } from './fields.js';
 
 /**
- * The rules for policies, whether they come from the API, ferry.yaml or the command line.
+ * The rules for policies, whether they come from the API or from a ferry.yaml (`ferry serve
+ * --config`, `ferry sync -c`).
+ *
  * Name uniqueness is the one rule not checked here: a name another policy has is refused by
  * the store (ConflictError), the only place that sees every policy when it writes. The
  * registries a policy connects must exist: checked here through the caller's lookup, and
@@ -68,8 +70,9 @@ const checks: FieldChecks<PolicySettingsDraft, PolicySettings> = {
 export async function checkPolicy(input: PolicyDraft, registryExists: RegistryExists): Promise<PolicyFields> {
   const { sourceRegistryId, destinationRegistryId, ...settings } = input;
   const checked = checkPolicySettings(settings);
+  const name = required(checked.name, 'name');
   await checkRegistryLinks({ sourceRegistryId, destinationRegistryId }, registryExists);
-  return { ...POLICY_DEFAULTS, ...checked, name: required(checked.name, 'name'), sourceRegistryId, destinationRegistryId };
+  return { ...POLICY_DEFAULTS, ...checked, name, sourceRegistryId, destinationRegistryId };
 }
 
 /** The settings a change gives, checked; those it leaves out keep their stored value. */
@@ -118,7 +121,8 @@ function checkRewrite(rewrite: NamespaceRewrite): NamespaceRewrite {
   return { namespace: rewrite.namespace, flatten: rewrite.flatten };
 }
 
-function checkPlatforms(platforms: string[]): string[] {
+/** Also the rule for `ferry copy --platform`. */
+export function checkPlatforms(platforms: string[]): string[] {
   platforms.forEach((platform, i) => {
     const field = `platforms.${i}`;
     if (!PLATFORM.test(platform)) throw new InvalidInputError(field, `${JSON.stringify(platform)} is not os/arch or os/arch/variant, such as linux/amd64 or linux/arm64/v8`);

@@ -5,7 +5,9 @@ import { InvalidInputError } from './errors.js';
 import { checkGiven, checkName, required, type FieldChecks } from './fields.js';
 
 /**
- * The rules for registries, whether they come from the API, ferry.yaml or the command line.
+ * The rules for registries, whether they come from the API or from a ferry.yaml (`ferry serve
+ * --config`, `ferry sync -c`).
+ *
  * Uniqueness is the one rule not checked here: a name or URL another registry has is refused
  * by the store (ConflictError), the only place that sees every registry when it writes. URLs
  * must be unique because jobs find a registry's settings by URL.
@@ -18,7 +20,7 @@ export const REGISTRY_DEFAULTS: Omit<RegistrySettings, 'name' | 'url'> = { insec
 
 const DOMAIN_COMPONENT = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
 /** A registry as references name it: a host (or bracketed IPv6 address) and an optional port. */
-export const REGISTRY_HOST = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]{1,5})?$`);
+const REGISTRY_HOST = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]{1,5})?$`);
 
 const CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
