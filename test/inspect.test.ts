@@ -47,6 +47,7 @@ describe('ferry copy --inspect', () => {
     expect(received.some((event) => event.type === '@xstate.snapshot')).toBe(true);
 
     child.kill('SIGINT');
-    expect((await result).code).toBe(0);
+    const ended = await result;
+    expect(ended.code, ended.stderr).toBe(0);
   });
 });

@@ -45,7 +45,8 @@ export async function copyWithConsole(input: ReplicationInput, resolve: Registry
     let interrupted = false;
     void io.interrupted.then(() => {
       interrupted = true;
-      void service.control.stopJob(job.id);
+      // Ctrl-C after the job ended only closes the console.
+      void service.control.stopJob(job.id).catch(() => undefined);
     });
     service.pool.wake();
     const final = await ended;

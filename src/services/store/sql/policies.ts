@@ -1,20 +1,8 @@
+import { POLICY_DEFAULTS } from '../../domain/policy.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Id, Policy, PolicyStore } from '../types.js';
 import { unique, write, type Database, type Executor } from './database.js';
 import { defined, newId, now, policyRow, toPolicy } from './rows.js';
-
-const POLICY_DEFAULTS: Omit<Policy, 'id' | 'name' | 'sourceRegistryId' | 'destinationRegistryId' | 'createdAt' | 'updatedAt'> = {
-  enabled: true,
-  repositories: { include: ['**'], exclude: [] },
-  tags: { include: ['*'], exclude: [], syntax: 'glob' },
-  rewrite: { namespace: null, flatten: 0 },
-  override: true,
-  platforms: [],
-  replicateDeletions: false,
-  bandwidthKiBps: null,
-  trigger: { type: 'manual' },
-  priority: 0,
-};
 
 const COLUMNS = [
   'id',
