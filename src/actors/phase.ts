@@ -13,6 +13,9 @@ export function phase<TOutput, TInput, TEmitted extends EventObject = EventObjec
   run: PromiseCreator<TOutput, TInput, TEmitted>,
 ) {
   return fromPromise<TOutput, TInput, TEmitted>(async (args) => {
+    // XState starts an invoked actor before it reports the snapshot that invoked it (Actor.update
+    // runs its deferred starts first), so the step that entered this phase is recorded a tick later.
+    await Promise.resolve();
     await runtime.durable(args.signal);
     return run(args);
   });

@@ -8,12 +8,12 @@ import { replicationFixture, type ReplicationFixture } from '../support/fixture.
 import { Coverage } from './coverage.js';
 import { intactTags, seedImage } from './destination.js';
 import { drive, type Realization } from './drive.js';
-import { databaseIn, expectedHistory, startEngine, Steering } from './engine.js';
+import { expectedHistory, startEngine, Steering } from './engine.js';
+import { databases, ENGINES } from '../support/databases.js';
 import { generatePaths } from './paths.js';
 import { deletionModel, deletionSpec, MODEL_RETRY } from './specs.js';
 
 const paths = generatePaths(deletionSpec);
-const coverage = new Coverage(deletionModel);
 
 let fixture: ReplicationFixture;
 let dir: string;
@@ -44,7 +44,11 @@ function realization(): Realization {
   };
 }
 
-describe('the deletion machine, path by path on the real engine', () => {
+describe.each(ENGINES)('the deletion machine, path by path on the real engine, on %s', (engine) => {
+  const coverage = new Coverage(deletionModel);
+  const stores = databases(engine, () => dir);
+  afterAll(() => stores.dropAll());
+
   it(`generates paths from the production machine (${paths.length})`, () => {
     expect(paths.length).toBeGreaterThan(deletionModel.finals.length);
     expect(paths.every((p) => deletionModel.finals.includes(p.steps.at(-1)!.to))).toBe(true);
@@ -53,19 +57,19 @@ describe('the deletion machine, path by path on the real engine', () => {
   for (const [index, path] of paths.entries()) {
     it(path.name, async () => {
       const { destinationProxy, destination, built } = fixture;
-      const repository = `model/d${index}`;
+      const repository = `model/${engine}-d${index}`;
       await seedImage({ host: fixture.source.host, repository: 'model/app' }, { host: destination.host, repository }, built.gone!, { tag: true });
       const input: DeletionInput = { destination: { registry: destinationProxy.host, repository }, tagFilter: EVERY_TAG, concurrency: 1, retry: MODEL_RETRY };
-      const engine = await startEngine({
-        database: databaseIn(dir, `deletion-${index}`),
+      const running = await startEngine({
+        database: await stores.fresh(`deletion-${index}`),
         coverage,
         registries: [destinationProxy.host],
         job: { operation: 'delete', source: null, destination: `${destinationProxy.host}/${repository}`, input },
       });
       const steering = new Steering();
       try {
-        const job = await drive(engine, steering, path.steps, realization());
-        const history = await engine.service.store.jobs.history(job.id);
+        const job = await drive(running, steering, path.steps, realization());
+        const history = await running.service.store.jobs.history(job.id);
         coverage.recordHistory(history);
         expect(history.map((row) => row.to)).toEqual(expectedHistory(path.steps));
         // A finished deletion leaves no tag; any other end leaves the tag whole.
@@ -73,7 +77,7 @@ describe('the deletion machine, path by path on the real engine', () => {
         if (job.status === 'finished') expect(job.progress).toMatchObject({ tagsTotal: 1, tagsDeleted: 1 });
       } finally {
         steering.releaseAll();
-        await engine.close();
+        await running.close();
         fixture.clearFaults();
       }
     });

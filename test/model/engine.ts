@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { expect } from 'vitest';
@@ -86,7 +85,6 @@ export async function startEngine(options: {
   return { service, job, changes, close: () => service.close() };
 }
 
-export const databaseIn = (dir: string, name: string) => join(dir, `${name}.db`);
 
 /** The persisted job once it is in `state` (an atomic state path of the machine). */
 export async function persistedIn(engine: Engine, state: string, failedPhase?: string): Promise<Job> {

@@ -8,6 +8,7 @@ import { FerryService } from '../../src/services/service.js';
 import { globFilter } from '../../src/services/tag-filter.js';
 import { replicationFixture, type ReplicationFixture } from '../support/fixture.js';
 import { intactTags, tagsOf } from './destination.js';
+import { databases, ENGINES } from '../support/databases.js';
 import { Steering, until } from './engine.js';
 import { replicationRealization } from './realize.js';
 import { modelInput, replicationModel } from './specs.js';
@@ -64,73 +65,78 @@ const settled = (service: FerryService, id: string) =>
     return job && ['finished', 'error', 'stopped'].includes(job.status) ? job : undefined;
   });
 
-describe('a job whose service crashes', () => {
-  for (const phase of PHASES) {
-    it(`in ${phase} resumes ${phase} from the persisted snapshot and finishes with whole images`, async () => {
-      const database = join(dir, `crash-${phase}.db`);
-      const repository = `model/crash-${phase.toLowerCase()}`;
-      const real = replicationRealization(fixture, false, listed);
+describe.each(ENGINES)('on %s', (engine) => {
+  const stores = databases(engine, () => dir);
+  afterAll(() => stores.dropAll());
+
+  describe('a job whose service crashes', () => {
+    for (const phase of PHASES) {
+      it(`in ${phase} resumes ${phase} from the persisted snapshot and finishes with whole images`, async () => {
+        const database = await stores.fresh(`crash-${phase}`);
+        const repository = `model/${engine}-crash-${phase.toLowerCase()}`;
+        const real = replicationRealization(fixture, false, listed);
+        const first = await start(database);
+        const held = steering.hold(real.marker(phase, 0));
+        const id = await queue(first, repository);
+        await held.arrived;
+        expect(await first.store.jobs.get(id)).toMatchObject({ status: 'running', phase });
+        await first.close();
+        expect(await tagsOf(fixture.destination.host, repository), 'nothing pushed before the crash').toEqual([]);
+
+        const again = steering.hold(real.marker(phase, 0));
+        const second = await start(database);
+        await again.arrived;
+        expect(await second.store.jobs.get(id), `the resumed job is back in ${phase}`).toMatchObject({ status: 'running', phase });
+        again.release();
+        const job = await settled(second, id);
+        expect(job.status).toBe('finished');
+        // The takeover row says the second service resumed the job where it was: no step of its own.
+        const history = (await second.store.jobs.history(id)).filter((row) => row.event !== 'takeover').map((row) => row.to);
+        expect(history.slice(history.indexOf(`running.${phase}`) + 1)).not.toContain('running.initialize');
+        expect(await intactTags(fixture.destination.host, repository, fixture.built)).toEqual([...listed].sort());
+      });
+    }
+
+    it('in retrying waits only what is left of the backoff, then resumes the phase that failed', async () => {
+      const database = await stores.fresh('crash-retrying');
       const first = await start(database);
-      const held = steering.hold(real.marker(phase, 0));
-      const id = await queue(first, repository);
-      await held.arrived;
-      expect(await first.store.jobs.get(id)).toMatchObject({ status: 'running', phase });
+      fixture.sourceProxy.addRule({ path: /\/model\/app\/manifests\//, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
+      const id = await queue(first, `model/${engine}-crash-retrying`);
+      const retrying = await until('job retrying', async () => {
+        const job = await first.store.jobs.get(id);
+        return job?.status === 'retrying' ? job : undefined;
+      });
+      expect(retrying.phase).toBe('pullManifest');
+      const deadline = ((await first.store.jobs.snapshot(id))?.snapshot as { context: { retryAt: number } }).context.retryAt;
+      await sleep(1_000);
       await first.close();
-      expect(await tagsOf(fixture.destination.host, repository), 'nothing pushed before the crash').toEqual([]);
 
-      const again = steering.hold(real.marker(phase, 0));
       const second = await start(database);
-      await again.arrived;
-      expect(await second.store.jobs.get(id), `the resumed job is back in ${phase}`).toMatchObject({ status: 'running', phase });
-      again.release();
-      const job = await settled(second, id);
-      expect(job.status).toBe('finished');
-      // The takeover row says the second service resumed the job where it was: no step of its own.
-      const history = (await second.store.jobs.history(id)).filter((row) => row.event !== 'takeover').map((row) => row.to);
-      expect(history.slice(history.indexOf(`running.${phase}`) + 1)).not.toContain('running.initialize');
-      expect(await intactTags(fixture.destination.host, repository, fixture.built)).toEqual([...listed].sort());
+      expect((await second.store.jobs.get(id))?.status).toBe('retrying');
+      const resumed = await until('job resumed', async () => {
+        const job = await second.store.jobs.get(id);
+        return job?.status === 'running' ? { job, at: Date.now() } : undefined;
+      });
+      expect(resumed.job.phase).toBe('pullManifest');
+      expect(resumed.at).toBeGreaterThanOrEqual(deadline);
+      expect(resumed.at - deadline, 'a restarted wait would end a second late').toBeLessThan(600);
+      expect((await settled(second, id)).status).toBe('finished');
     });
-  }
-
-  it('in retrying waits only what is left of the backoff, then resumes the phase that failed', async () => {
-    const database = join(dir, 'crash-retrying.db');
-    const first = await start(database);
-    fixture.sourceProxy.addRule({ path: /\/model\/app\/manifests\//, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
-    const id = await queue(first, 'model/crash-retrying');
-    const retrying = await until('job retrying', async () => {
-      const job = await first.store.jobs.get(id);
-      return job?.status === 'retrying' ? job : undefined;
-    });
-    expect(retrying.phase).toBe('pullManifest');
-    const deadline = ((await first.store.jobs.snapshot(id))?.snapshot as { context: { retryAt: number } }).context.retryAt;
-    await sleep(1_000);
-    await first.close();
-
-    const second = await start(database);
-    expect((await second.store.jobs.get(id))?.status).toBe('retrying');
-    const resumed = await until('job resumed', async () => {
-      const job = await second.store.jobs.get(id);
-      return job?.status === 'running' ? { job, at: Date.now() } : undefined;
-    });
-    expect(resumed.job.phase).toBe('pullManifest');
-    expect(resumed.at).toBeGreaterThanOrEqual(deadline);
-    expect(resumed.at - deadline, 'a restarted wait would end a second late').toBeLessThan(600);
-    expect((await settled(second, id)).status).toBe('finished');
   });
-});
 
-describe('a failed job', () => {
-  it('is retried from the start and finishes; a finished one is not retried', async () => {
-    const service = await start(join(dir, 'retry.db'));
-    fixture.destinationProxy.addRule({ method: 'PUT', path: /\/manifests\//, times: 1, fault: { type: 'status', status: 403 } });
-    const id = await queue(service, 'model/retried');
-    const failed = await settled(service, id);
-    expect(failed.status).toBe('error');
-    expect(failed.error).toMatchObject({ code: 'DENIED', transient: false });
-    expect((await service.control.retryJob(id)).status).toBe('pending');
-    await until('job requeued and run', async () => (await service.store.jobs.get(id))?.status !== 'error');
-    expect((await settled(service, id)).status).toBe('finished');
-    expect(await intactTags(fixture.destination.host, 'model/retried', fixture.built)).toEqual([...listed].sort());
-    await expect(service.control.retryJob(id)).rejects.toThrow(/only a failed or stopped job can be retried/);
+  describe('a failed job', () => {
+    it('is retried from the start and finishes; a finished one is not retried', async () => {
+      const service = await start(await stores.fresh('retry'));
+      fixture.destinationProxy.addRule({ method: 'PUT', path: /\/manifests\//, times: 1, fault: { type: 'status', status: 403 } });
+      const id = await queue(service, `model/${engine}-retried`);
+      const failed = await settled(service, id);
+      expect(failed.status).toBe('error');
+      expect(failed.error).toMatchObject({ code: 'DENIED', transient: false });
+      expect((await service.control.retryJob(id)).status).toBe('pending');
+      await until('job requeued and run', async () => (await service.store.jobs.get(id))?.status !== 'error');
+      expect((await settled(service, id)).status).toBe('finished');
+      expect(await intactTags(fixture.destination.host, `model/${engine}-retried`, fixture.built)).toEqual([...listed].sort());
+      await expect(service.control.retryJob(id)).rejects.toThrow(/only a failed or stopped job can be retried/);
+    });
   });
 });

@@ -8,13 +8,13 @@ import { Coverage } from './coverage.js';
 import { intactTags, seedImage, tagsOf } from './destination.js';
 import { drive } from './drive.js';
 import { replicationRealization } from './realize.js';
-import { databaseIn, expectedHistory, startEngine, Steering } from './engine.js';
+import { expectedHistory, startEngine, Steering } from './engine.js';
+import { databases, ENGINES } from '../support/databases.js';
 import { generatePaths, type ModelPath } from './paths.js';
 import { modelInput, replicationModel, replicationSpec } from './specs.js';
 
 const ITEMS = ['i0', 'i1', 'i2', 'i3'];
 const paths = generatePaths(replicationSpec);
-const coverage = new Coverage(replicationModel);
 
 let fixture: ReplicationFixture;
 let dir: string;
@@ -48,7 +48,11 @@ function worldFor(path: ModelPath): { items: string[]; kinds: ItemKind[] } {
   return { items: listed.slice(0, kinds.length), kinds };
 }
 
-describe('the replication machine, path by path on the real engine', () => {
+describe.each(ENGINES)('the replication machine, path by path on the real engine, on %s', (engine) => {
+  const coverage = new Coverage(replicationModel);
+  const stores = databases(engine, () => dir);
+  afterAll(() => stores.dropAll());
+
   it(`generates paths from the production machine (${paths.length})`, () => {
     expect(paths.length).toBeGreaterThan(replicationModel.states.length);
     expect(paths.every((p) => replicationModel.finals.includes(p.steps.at(-1)!.to))).toBe(true);
@@ -66,7 +70,7 @@ describe('the replication machine, path by path on the real engine', () => {
   for (const [index, path] of paths.entries()) {
     it(`${path.variant}: ${path.name}`, async () => {
       const { sourceProxy, destinationProxy, destination, built } = fixture;
-      const repository = `model/r${index}`;
+      const repository = `model/${engine}-r${index}`;
       const dryRun = path.variant === 'dry run';
       const { items, kinds } = worldFor(path);
       const before: string[] = [];
@@ -79,8 +83,8 @@ describe('the replication machine, path by path on the real engine', () => {
         tagFilter: globFilter(items.length > 0 ? items : ['none']),
         dryRun,
       });
-      const engine = await startEngine({
-        database: databaseIn(dir, `replication-${index}`),
+      const running = await startEngine({
+        database: await stores.fresh(`replication-${index}`),
         coverage,
         registries: [sourceProxy.host, destinationProxy.host],
         job: { operation: 'copy', source: `${sourceProxy.host}/model/app`, destination: `${destinationProxy.host}/${repository}`, input },
@@ -88,8 +92,8 @@ describe('the replication machine, path by path on the real engine', () => {
       const firstWrite = destinationProxy.requests.length;
       const steering = new Steering();
       try {
-        const job = await drive(engine, steering, path.steps, replicationRealization(fixture, dryRun, items));
-        const history = await engine.service.store.jobs.history(job.id);
+        const job = await drive(running, steering, path.steps, replicationRealization(fixture, dryRun, items));
+        const history = await running.service.store.jobs.history(job.id);
         coverage.recordHistory(history);
         expect(history.map((row) => row.to)).toEqual(expectedHistory(path.steps));
 
@@ -105,7 +109,7 @@ describe('the replication machine, path by path on the real engine', () => {
         }
       } finally {
         steering.releaseAll();
-        await engine.close();
+        await running.close();
         fixture.clearFaults();
       }
     });

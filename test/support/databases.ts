@@ -1,0 +1,29 @@
+import { join } from 'node:path';
+import { createTestDatabase, type TestDatabase } from './postgres.js';
+
+/** Every engine the store runs on: suites that touch the store run on each. */
+export const ENGINES = ['sqlite', 'postgres'] as const;
+export type Engine = (typeof ENGINES)[number];
+
+export interface Databases {
+  /** A new, empty database: a SQLite file under the test's directory, or a PostgreSQL database. */
+  fresh(label: string): Promise<string>;
+  /** Drops the PostgreSQL databases made so far (SQLite files go with the directory). */
+  dropAll(): Promise<void>;
+}
+
+export function databases(engine: Engine, dir: () => string): Databases {
+  const made: TestDatabase[] = [];
+  let count = 0;
+  return {
+    async fresh(label) {
+      if (engine === 'sqlite') return join(dir(), `${label}-${++count}.db`);
+      const database = await createTestDatabase(label);
+      made.push(database);
+      return database.url;
+    },
+    async dropAll() {
+      await Promise.all(made.splice(0).map((database) => database.drop()));
+    },
+  };
+}
