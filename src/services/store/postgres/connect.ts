@@ -45,14 +45,10 @@ export async function openPostgresStore(url: string, log: (message: string, erro
   // An idle client whose server went away emits 'error'; unhandled, it would end the process.
   // The next query on the pool connects afresh, or fails and is retried by its caller.
   pool.on('error', (error) => log('an idle PostgreSQL connection failed', error));
-  const client = await pool.connect();
-  try {
-    await migrate(client);
-  } finally {
-    client.release();
-  }
-  const signals = postgresSignals(url, pool, log);
-  await signals.ready;
+  const signals = await start(url, pool, log).catch(async (error: unknown) => {
+    await pool.end();
+    throw error;
+  });
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   return sqlStore(
     { db, dialect: postgresDialect, changed: () => signals.publish({ type: 'changed' }) },
@@ -62,7 +58,27 @@ export async function openPostgresStore(url: string, log: (message: string, erro
       close: async () => {
         await signals.close();
         await db.destroy();
+        // Kysely ends the pool only once it has run a query on it; migrating used it before that.
+        if (!pool.ending) await pool.end();
       },
     },
   );
+}
+
+/** Migrates, then listens for signals. */
+async function start(url: string, pool: pg.Pool, log: (message: string, error: unknown) => void): Promise<ReturnType<typeof postgresSignals>> {
+  const client = await pool.connect();
+  try {
+    await migrate(client);
+  } finally {
+    client.release();
+  }
+  const signals = postgresSignals(url, pool, log);
+  try {
+    await signals.ready;
+  } catch (error) {
+    await signals.close();
+    throw error;
+  }
+  return signals;
 }
