@@ -51,7 +51,12 @@ export async function openPostgresStore(url: string, log: (message: string, erro
   });
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   return sqlStore(
-    { db, dialect: postgresDialect, changed: () => signals.publish({ type: 'changed' }) },
+    {
+      db,
+      dialect: postgresDialect,
+      // The change is committed whatever happens to NOTIFY; left unhandled, its failure (a dropped connection) would end the process.
+      changed: () => signals.publish({ type: 'changed' }).catch((error: unknown) => log('telling the other nodes of a change failed', error)),
+    },
     {
       location: redactedUrl(url),
       signals,
