@@ -45,6 +45,33 @@ export async function openPostgresStore(url: string, log: (message: string, erro
   // An idle client whose server went away emits 'error'; unhandled, it would end the process.
   // The next query on the pool connects afresh, or fails and is retried by its caller.
   pool.on('error', (error) => log('an idle PostgreSQL connection failed', error));
+  const signals = await start(url, pool, log).catch(async (error: unknown) => {
+    await pool.end();
+    throw error;
+  });
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  return sqlStore(
+    {
+      db,
+      dialect: postgresDialect,
+      // The change is committed whatever happens to NOTIFY; left unhandled, its failure (a dropped connection) would end the process.
+      changed: () => signals.publish({ type: 'changed' }).catch((error: unknown) => log('telling the other nodes of a change failed', error)),
+    },
+    {
+      location: redactedUrl(url),
+      signals,
+      close: async () => {
+        await signals.close();
+        await db.destroy();
+        // Kysely ends the pool only once it has run a query on it; migrating used it before that.
+        if (!pool.ending) await pool.end();
+      },
+    },
+  );
+}
+
+/** Migrates, then listens for signals. */
+async function start(url: string, pool: pg.Pool, log: (message: string, error: unknown) => void): Promise<ReturnType<typeof postgresSignals>> {
   const client = await pool.connect();
   try {
     await migrate(client);
@@ -52,17 +79,11 @@ export async function openPostgresStore(url: string, log: (message: string, erro
     client.release();
   }
   const signals = postgresSignals(url, pool, log);
-  await signals.ready;
-  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
-  return sqlStore(
-    { db, dialect: postgresDialect, changed: () => signals.publish({ type: 'changed' }) },
-    {
-      location: redactedUrl(url),
-      signals,
-      close: async () => {
-        await signals.close();
-        await db.destroy();
-      },
-    },
-  );
+  try {
+    await signals.ready;
+  } catch (error) {
+    await signals.close();
+    throw error;
+  }
+  return signals;
 }

@@ -32,7 +32,12 @@ export function postgresSignals(url: string, pool: pg.Pool, log: (message: strin
       void reconnect();
     });
     await next.connect();
-    await next.query(`LISTEN ${CHANNEL}`);
+    try {
+      await next.query(`LISTEN ${CHANNEL}`);
+    } catch (error) {
+      await next.end();
+      throw error;
+    }
     client = next;
   };
 

@@ -7,7 +7,10 @@ import type { Tables } from './schema.js';
 export interface Database {
   db: Kysely<Tables>;
   dialect: SqlDialect;
-  /** After a committed write that added to the feed of job changes: tells every node to read it. */
+  /**
+   * After a committed write that added to the feed of job changes: tells every node to read it.
+   * Never rejects (callers do not wait for it): a failure is the engine's to log.
+   */
   changed(): Promise<void>;
 }
 

@@ -17,6 +17,12 @@ export interface SqlDialect {
    * file (`BEGIN IMMEDIATE`), so two claims never read the same queue at once.
    */
   rowLocks: boolean;
+  /**
+   * Whether a transaction locks the feed of changes before adding to it, so that changes are
+   * numbered in the order they are committed (see recordChanges in history.ts). SQLite's write
+   * transactions already run one at a time.
+   */
+  lockFeed: boolean;
 }
 
 /** ISO 8601 in UTC with milliseconds, as `Date.toISOString()` writes it, so stored times compare as text. */
@@ -27,6 +33,7 @@ export const sqliteDialect: SqlDialect = {
   now: () => sql<string>`strftime(${SQLITE_ISO}, 'now')`,
   later: (ms) => sql<string>`strftime(${SQLITE_ISO}, 'now', ${`${ms / 1000} seconds`})`,
   rowLocks: false,
+  lockFeed: false,
 };
 
 export const postgresDialect: SqlDialect = {
@@ -34,4 +41,5 @@ export const postgresDialect: SqlDialect = {
   now: () => sql<string>`now()`,
   later: (ms) => sql<string>`now() + make_interval(secs => ${ms / 1000})`,
   rowLocks: true,
+  lockFeed: true,
 };

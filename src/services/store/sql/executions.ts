@@ -1,7 +1,7 @@
 import { NotFoundError } from '../errors.js';
 import type { ExecutionStore, Id, NewJob } from '../types.js';
 import { write, type Database, type Executor } from './database.js';
-import { recordChange, recordTransition } from './history.js';
+import { recordChanges, recordTransition } from './history.js';
 import { json, newId, now, toExecution, toJob, type JobRow } from './rows.js';
 
 /** The priority a policy's jobs get unless they set their own. */
@@ -52,10 +52,8 @@ export function executionStore(database: Database): ExecutionStore {
         const rows = execution.jobs.map((job) => newJobRow(job, id, execution.policyId, priority, at));
         if (rows.length > 0) await trx.insertInto('jobs').values(rows).execute();
         const jobs = rows.map(toJob);
-        for (const job of jobs) {
-          await recordTransition(trx, job.id, { from: null, to: 'pending', event: 'created', node: null }, at);
-          await recordChange(trx, job, at);
-        }
+        for (const job of jobs) await recordTransition(trx, job.id, { from: null, to: 'pending', event: 'created', node: null }, at);
+        await recordChanges(trx, database.dialect, jobs, at);
         return { execution: (await read(trx, id))!, jobs };
       }),
     get: (id) => read(db, id),

@@ -1,5 +1,7 @@
+import { sql } from 'kysely';
 import type { Job, JobChange, NodeId, Timestamp } from '../types.js';
 import type { Executor } from './database.js';
+import type { SqlDialect } from './dialect.js';
 import { json } from './rows.js';
 
 /** Appends a row to a job's history, numbered after the last. */
@@ -20,7 +22,23 @@ export function changeOf(job: Pick<Job, 'id' | 'executionId' | 'status' | 'phase
   return { jobId: job.id, executionId: job.executionId, status: job.status, phase: job.phase, attempt: job.attempt, progress: job.progress, error: job.error, node: job.node };
 }
 
-/** Adds a change to the live feed, in the transaction that made it. */
-export async function recordChange(trx: Executor, job: Pick<Job, 'id' | 'executionId' | 'status' | 'phase' | 'attempt' | 'progress' | 'error' | 'node'>, at: Timestamp): Promise<void> {
-  await trx.insertInto('job_changes').values({ job_id: job.id, change: json(changeOf(job)), at }).execute();
+/**
+ * Adds changes to the live feed, in the transaction that made them, as its last write. Where
+ * the dialect says so (PostgreSQL), the feed is locked first until the transaction ends: its
+ * numbers are handed out at insert, so without the lock a transaction that numbered its change
+ * first could commit after another, and a reader that had resumed past the later number would
+ * never see it. Readers are not blocked.
+ */
+export async function recordChanges(
+  trx: Executor,
+  dialect: SqlDialect,
+  jobs: Array<Pick<Job, 'id' | 'executionId' | 'status' | 'phase' | 'attempt' | 'progress' | 'error' | 'node'>>,
+  at: Timestamp,
+): Promise<void> {
+  if (jobs.length === 0) return;
+  if (dialect.lockFeed) await sql`LOCK TABLE job_changes IN EXCLUSIVE MODE`.execute(trx);
+  await trx
+    .insertInto('job_changes')
+    .values(jobs.map((job) => ({ job_id: job.id, change: json(changeOf(job)), at })))
+    .execute();
 }

@@ -3,7 +3,7 @@ import { LeaseLostError, NotFoundError } from '../errors.js';
 import { ENDED_STATUSES, statePath } from '../../../machines/status.js';
 import type { Id, Job, JobStatus, JobStore, StoredSnapshot } from '../types.js';
 import { write, type Database, type Executor } from './database.js';
-import { recordChange, recordTransition } from './history.js';
+import { recordChanges, recordTransition } from './history.js';
 import { flag, JOB_COLUMNS, jsonOrNull, json, now, parsed, toJob, toLogEntry, toStoredChange, toTransition } from './rows.js';
 
 const DEFAULT_LOG_LIMIT = 1_000;
@@ -126,7 +126,7 @@ export function jobStore(database: Database): JobStore {
         const job = toJob(row);
         const state = statePath(next.status as JobStatus, next.phase);
         await recordTransition(trx, job.id, takenOver ? { from: state, to: state, event: 'takeover', node } : { from: 'pending', to: 'running', event: 'claimed', node }, at);
-        await recordChange(trx, job, at);
+        await recordChanges(trx, dialect, [job], at);
         const snapshot: StoredSnapshot | null =
           row.snapshot === null ? null : { version: row.snapshot_version ?? 0, snapshot: parsed(row.snapshot) };
         return { job, lease: { jobId: job.id, node, fence: Number(row.fence) }, snapshot, takenOver, stopRequested: flag(row.stop_requested) };
@@ -160,7 +160,7 @@ export function jobStore(database: Database): JobStore {
         if (saved === undefined) throw new LeaseLostError(`job ${lease.jobId}: node ${lease.node} no longer holds it (fence ${lease.fence})`);
         if (step.transition === undefined) return;
         await recordTransition(trx, lease.jobId, { ...step.transition, node: lease.node }, at);
-        await recordChange(trx, toJob(saved), at);
+        await recordChanges(trx, dialect, [toJob(saved)], at);
       });
       if (step.transition !== undefined) announce(undefined);
     },
@@ -202,7 +202,7 @@ export function jobStore(database: Database): JobStore {
         if (row === undefined) return undefined;
         await recordTransition(trx, id, { from: current.status, to: 'pending', event: 'retry', node: null }, at);
         const requeued = toJob(row);
-        await recordChange(trx, requeued, at);
+        await recordChanges(trx, dialect, [requeued], at);
         return requeued;
       });
       return job && announce(job);
@@ -221,7 +221,7 @@ export function jobStore(database: Database): JobStore {
         if (row === undefined) return undefined;
         await recordTransition(trx, id, { from: 'pending', to: 'stopped', event: 'STOP', node: null }, at);
         const stopped = toJob(row);
-        await recordChange(trx, stopped, at);
+        await recordChanges(trx, dialect, [stopped], at);
         return stopped;
       });
       return job && announce(job);
@@ -251,7 +251,7 @@ export function jobStore(database: Database): JobStore {
           .executeTakeFirstOrThrow();
         await recordTransition(trx, id, { from: statePath(held.status as JobStatus, held.phase), to: 'stopped', event: 'STOP', node: null }, at);
         const stopped = toJob(row);
-        await recordChange(trx, stopped, at);
+        await recordChanges(trx, dialect, [stopped], at);
         return { job: stopped, ended: true };
       });
       if (result?.ended) announce(undefined);
