@@ -151,6 +151,8 @@ export function jobStore(database: Database): JobStore {
           .where('id', '=', lease.jobId)
           .where('owner', '=', lease.node)
           .where('fence', '=', lease.fence)
+          // Ended by a step (and the job perhaps queued again since): the lease is over.
+          .where('lease_until', 'is not', null)
           .returning(JOB_COLUMNS)
           .executeTakeFirst();
         if (saved === undefined) throw new LeaseLostError(`job ${lease.jobId}: node ${lease.node} no longer holds it (fence ${lease.fence})`);
