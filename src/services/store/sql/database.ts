@@ -43,3 +43,14 @@ export async function unique<T>(what: string, work: () => Promise<T>): Promise<T
     throw error;
   }
 }
+
+/**
+ * Rows per INSERT of many rows: a statement binds at most 32766 values on SQLite and 65535 on
+ * PostgreSQL, and a job's row has 18.
+ */
+const ROWS_PER_INSERT = 500;
+
+/** `rows` in runs short enough for one INSERT each. */
+export function* batches<T>(rows: readonly T[]): Generator<T[]> {
+  for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) yield rows.slice(start, start + ROWS_PER_INSERT);
+}

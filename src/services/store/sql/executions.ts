@@ -1,6 +1,6 @@
 import { NotFoundError } from '../errors.js';
 import type { ExecutionStore, Id, NewJob } from '../types.js';
-import { write, type Database, type Executor } from './database.js';
+import { batches, write, type Database, type Executor } from './database.js';
 import { recordChanges, recordTransition } from './history.js';
 import { json, newId, now, toExecution, toJob, type JobRow } from './rows.js';
 
@@ -50,7 +50,7 @@ export function executionStore(database: Database): ExecutionStore {
         const at = now();
         await trx.insertInto('executions').values({ id, policy_id: execution.policyId, trigger: execution.trigger, created_at: at }).execute();
         const rows = execution.jobs.map((job) => newJobRow(job, id, execution.policyId, priority, at));
-        if (rows.length > 0) await trx.insertInto('jobs').values(rows).execute();
+        for (const batch of batches(rows)) await trx.insertInto('jobs').values(batch).execute();
         const jobs = rows.map(toJob);
         for (const job of jobs) await recordTransition(trx, job.id, { from: null, to: 'pending', event: 'created', node: null }, at);
         await recordChanges(trx, database.dialect, jobs, at);

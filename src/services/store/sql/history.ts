@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Job, JobChange, NodeId, Timestamp } from '../types.js';
-import type { Executor } from './database.js';
+import { batches, type Executor } from './database.js';
 import type { SqlDialect } from './dialect.js';
 import { json } from './rows.js';
 
@@ -37,8 +37,10 @@ export async function recordChanges(
 ): Promise<void> {
   if (jobs.length === 0) return;
   if (dialect.lockFeed) await sql`LOCK TABLE job_changes IN EXCLUSIVE MODE`.execute(trx);
-  await trx
-    .insertInto('job_changes')
-    .values(jobs.map((job) => ({ job_id: job.id, change: json(changeOf(job)), at })))
-    .execute();
+  for (const batch of batches(jobs)) {
+    await trx
+      .insertInto('job_changes')
+      .values(batch.map((job) => ({ job_id: job.id, change: json(changeOf(job)), at })))
+      .execute();
+  }
 }

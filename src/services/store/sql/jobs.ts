@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { LeaseLostError, NotFoundError } from '../errors.js';
 import { ENDED_STATUSES, statePath } from '../../../machines/status.js';
 import type { Id, Job, JobStatus, JobStore, StoredSnapshot } from '../types.js';
-import { write, type Database, type Executor } from './database.js';
+import { batches, write, type Database, type Executor } from './database.js';
 import { recordChanges, recordTransition } from './history.js';
 import { flag, JOB_COLUMNS, jsonOrNull, json, now, parsed, toJob, toLogEntry, toStoredChange, toTransition } from './rows.js';
 
@@ -63,10 +63,8 @@ export function jobStore(database: Database): JobStore {
         if (entries.length === 0) return;
         const last = await trx.selectFrom('job_logs').select((eb) => eb.fn.max('seq').as('seq')).where('job_id', '=', id).executeTakeFirst();
         const first = Number(last?.seq ?? 0) + 1;
-        await trx
-          .insertInto('job_logs')
-          .values(entries.map((entry, index) => ({ job_id: id, seq: first + index, at: entry.at, level: entry.level, message: entry.message, fields: json(entry.fields) })))
-          .execute();
+        const rows = entries.map((entry, index) => ({ job_id: id, seq: first + index, at: entry.at, level: entry.level, message: entry.message, fields: json(entry.fields) }));
+        for (const batch of batches(rows)) await trx.insertInto('job_logs').values(batch).execute();
       }),
 
     logs: async (id, options = {}) =>
@@ -155,6 +153,8 @@ export function jobStore(database: Database): JobStore {
           .where('id', '=', lease.jobId)
           .where('owner', '=', lease.node)
           .where('fence', '=', lease.fence)
+          // Ended by a step (and the job perhaps queued again since): the lease is over.
+          .where('lease_until', 'is not', null)
           .returning(JOB_COLUMNS)
           .executeTakeFirst();
         if (saved === undefined) throw new LeaseLostError(`job ${lease.jobId}: node ${lease.node} no longer holds it (fence ${lease.fence})`);
