@@ -4,6 +4,7 @@ import { BlobLocator } from '../src/services/blob-locator.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jobPhase } from '../src/machines/status.js';
 import { createReplication } from '../src/services/interpreter.js';
+import { ENGINES, suiteStore } from './support/databases.js';
 import type { FaultProxy } from './support/fault-proxy.js';
 import { environment, ferry, replicate, replicationInput } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
@@ -222,3 +223,33 @@ describe('ferry copy', () => {
   });
 });
 
+
+describe.each(ENGINES)('two nodes on %s', (engine) => {
+  const store = suiteStore(engine, 'nodes');
+
+  it('upload a blob both need at the same time once: the copy on the second node waits for it and mounts it', async () => {
+    // Two nodes: each its own process-wide locator, sharing only the store.
+    const node = (id: string) => environment({ locator: new BlobLocator({ uploads: store().blobUploads, node: id }) });
+    const input = (repository: string) => replicationInput(`${fixture.sourceProxy.host}/team/app`, `${proxy.host}/${repository}`, { items: [{ source: '1.1', target: '1.1' }] });
+    const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
+    const before = proxy.requests.length;
+    const first = createReplication(input(`${engine}-nodes/one`), node('A'));
+    first.start();
+    first.send({ type: 'START' });
+    const heldDigest = fixture.sourceProxy.requests[await held.arrived]!.path.split('/blobs/')[1]!;
+    const second = createReplication(input(`${engine}-nodes/two`), node('B'));
+    second.start();
+    second.send({ type: 'START' });
+    for (let i = 0; i < 200 && jobPhase(second.getSnapshot()) !== 'transferBlob'; i++) await sleep(10);
+    expect(jobPhase(second.getSnapshot())).toBe('transferBlob');
+    await sleep(300);
+    held.release();
+    await Promise.all([toPromise(first), toPromise(second)]);
+
+    const uploads = writes(before).filter((r) => r.method === 'PUT' && r.path.includes(`digest=${encodeURIComponent(heldDigest)}`));
+    expect(uploads).toHaveLength(1);
+    expect(second.getSnapshot().context.progress.blobsCopied).toBeLessThan(built['1.1']!.blobs.length);
+    await expectSameDigests(['1.1'], `${engine}-nodes/one`);
+    await expectSameDigests(['1.1'], `${engine}-nodes/two`);
+  });
+});

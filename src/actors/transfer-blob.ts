@@ -55,14 +55,21 @@ export const copyBlobs = (runtime: JobRuntime) =>
       const { registry, repository } = input.destination;
       let from = sameRegistry ? input.source.repository : runtime.locator.find(registry, blob.digest, repository);
       let upload: AnnouncedUpload | undefined;
-      if (from === undefined && !sameRegistry) {
-        // Another job uploading the same blob to this registry: wait, then mount it from there.
-        const underway = runtime.locator.underway(registry, blob.digest);
-        if (underway) {
-          await abortable(underway, signal, `wait for another job's upload of ${blob.digest} to ${registry}`);
-          from = runtime.locator.find(registry, blob.digest, repository);
+      // Another copy uploading the same blob to this registry (here or on another node): wait,
+      // then mount it from there; if that upload fails, claim it again.
+      while (from === undefined && upload === undefined && !sameRegistry) {
+        const turn = await runtime.locator.claim(registry, blob.digest, repository, signal);
+        if ('upload' in turn) {
+          upload = turn.upload;
+          continue;
         }
-        if (from === undefined) upload = runtime.locator.uploading(registry, blob.digest, repository);
+        from = await abortable(turn.underway, signal, `wait for another copy's upload of ${blob.digest} to ${registry}`);
+        if (from === repository) {
+          // That copy was to this very repository: the blob is here now.
+          markPresent(runtime, destination, blob.digest);
+          emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'present' });
+          return;
+        }
       }
       // A mount the registry declines (202) opens the session the upload then uses.
       const start = from === undefined ? undefined : await startUpload(destination, { mount: { digest: blob.digest, from }, signal });

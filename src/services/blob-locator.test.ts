@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { BlobLocator } from './blob-locator.js';
+import { ENGINES, suiteStore } from '../../test/support/databases.js';
+import { BlobLocator, type UploadTurn } from './blob-locator.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
+const never = new AbortController().signal;
+
+function upload(turn: UploadTurn) {
+  if (!('upload' in turn)) throw new Error('expected to upload the blob itself');
+  return turn.upload;
+}
+
+function underway(turn: UploadTurn) {
+  if (!('underway' in turn)) throw new Error('expected another copy to be uploading the blob');
+  return turn.underway;
+}
 
 describe('BlobLocator', () => {
   it('finds a repository holding the blob other than the one asking', () => {
@@ -14,22 +26,48 @@ describe('BlobLocator', () => {
 
   it('tells waiters where an upload under way landed, and then knows the blob is there', async () => {
     const locator = new BlobLocator();
-    const upload = locator.uploading('r.example', DIGEST, 'team/one');
-    const waiting = locator.underway('r.example', DIGEST);
-    expect(locator.underway('other.example', DIGEST)).toBeUndefined();
-    upload.settle(true);
+    const first = upload(await locator.claim('r.example', DIGEST, 'team/one', never));
+    const waiting = underway(await locator.claim('r.example', DIGEST, 'team/two', never));
+    upload(await locator.claim('other.example', DIGEST, 'team/two', never));
+    first.settle(true);
     expect(await waiting).toBe('team/one');
-    expect(locator.underway('r.example', DIGEST)).toBeUndefined();
     expect(locator.find('r.example', DIGEST, 'team/two')).toBe('team/one');
   });
 
-  it('tells waiters an upload failed, so they upload the blob themselves', async () => {
+  it('tells waiters an upload failed, so they claim it themselves', async () => {
     const locator = new BlobLocator();
-    const upload = locator.uploading('r.example', DIGEST, 'team/one');
-    const waiting = locator.underway('r.example', DIGEST);
-    upload.settle(false);
+    const first = upload(await locator.claim('r.example', DIGEST, 'team/one', never));
+    const waiting = underway(await locator.claim('r.example', DIGEST, 'team/two', never));
+    first.settle(false);
     expect(await waiting).toBeUndefined();
-    expect(locator.underway('r.example', DIGEST)).toBeUndefined();
     expect(locator.find('r.example', DIGEST, 'team/two')).toBeUndefined();
+    upload(await locator.claim('r.example', DIGEST, 'team/two', never));
+  });
+});
+
+describe.each(ENGINES)('BlobLocator across nodes on %s', (engine) => {
+  const store = suiteStore(engine, 'locator');
+
+  it('makes a copy on another node wait for an upload under way, then mount it', async () => {
+    const [a, b] = [new BlobLocator({ uploads: store().blobUploads, node: 'A' }), new BlobLocator({ uploads: store().blobUploads, node: 'B' })];
+    const digest = `sha256:${'b'.repeat(64)}`;
+    const first = upload(await a.claim('r.example', digest, 'team/one', never));
+    const waiting = underway(await b.claim('r.example', digest, 'team/two', never));
+    first.settle(true);
+    expect(await waiting).toBe('team/one');
+    expect(b.find('r.example', digest, 'team/two')).toBe('team/one');
+    // Just done: a later copy on either node mounts rather than claims.
+    expect(await underway(await b.claim('r.example', digest, 'team/three', never))).toBe('team/one');
+  });
+
+  it('hands the upload to the waiting node when the first gives it up', async () => {
+    const [a, b] = [new BlobLocator({ uploads: store().blobUploads, node: 'A' }), new BlobLocator({ uploads: store().blobUploads, node: 'B' })];
+    const digest = `sha256:${'c'.repeat(64)}`;
+    const first = upload(await a.claim('r.example', digest, 'team/one', never));
+    const waiting = underway(await b.claim('r.example', digest, 'team/two', never));
+    first.settle(false);
+    expect(await waiting).toBeUndefined();
+    upload(await b.claim('r.example', digest, 'team/two', never));
+    expect(await store().blobUploads.find('r.example', digest)).toMatchObject({ node: 'B', state: 'uploading' });
   });
 });

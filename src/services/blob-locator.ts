@@ -1,17 +1,32 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BlobUploadStore, NodeId } from './store/types.js';
+
 /** An upload announced to other copies; `settle` ends it, with whether the blob is there now. */
 export interface AnnouncedUpload {
   settle(uploaded: boolean): void;
 }
 
+/** This copy uploads the blob, or another one is: wait for it (its repository, or undefined if it failed). */
+export type UploadTurn = { upload: AnnouncedUpload } | { underway: Promise<string | undefined> };
+
+/** Other nodes' uploads, through the store: how long a claim holds, and how often it is renewed and watched. */
+const SHARED = { ttlMs: 30_000, renewMs: 10_000, pollMs: 200 } as const;
+
 /**
  * Which repositories of a registry hold a blob, or soon will: a copy mounts a blob it knows
- * there instead of uploading it again, and waits for one that another job is uploading.
- * Shared by every job of the process.
+ * there instead of uploading it again, and waits for one that another copy is uploading. Shared
+ * by every job of the process; with `shared`, uploads are claimed in the store too, so that
+ * copies on other nodes wait for them as well.
  */
 export class BlobLocator {
   readonly #known = new Map<string, Map<string, Set<string>>>();
-  /** Uploads under way by `registry digest`: they settle with the repository, or undefined if the upload failed. */
+  /** Uploads under way in this process by `registry digest`: they settle with the repository, or undefined if the upload failed. */
   readonly #underway = new Map<string, Promise<string | undefined>>();
+  readonly #shared: { uploads: BlobUploadStore; node: NodeId } | undefined;
+
+  constructor(shared?: { uploads: BlobUploadStore; node: NodeId }) {
+    this.#shared = shared;
+  }
 
   add(registry: string, repository: string, digest: string): void {
     let byDigest = this.#known.get(registry);
@@ -29,13 +44,22 @@ export class BlobLocator {
     return undefined;
   }
 
-  /** The upload of the blob that another copy has under way, if any. */
-  underway(registry: string, digest: string): Promise<string | undefined> | undefined {
-    return this.#underway.get(`${registry} ${digest}`);
+  /** Claims the upload of the blob to `repository`, unless another copy (here or on another node) has it under way. */
+  async claim(registry: string, digest: string, repository: string, signal: AbortSignal): Promise<UploadTurn> {
+    const local = this.#underway.get(`${registry} ${digest}`);
+    if (local) return { underway: local };
+    if (!this.#shared) return { upload: this.#announce(registry, digest, repository) };
+    const { uploads, node } = this.#shared;
+    const holder = await uploads.claim({ registry, digest, repository, node }, SHARED.ttlMs);
+    if (holder === undefined) return { upload: this.#announceShared(registry, digest, repository) };
+    if (holder.state === 'done') {
+      this.add(registry, holder.repository, digest);
+      return { underway: Promise.resolve(holder.repository) };
+    }
+    return { underway: this.#awaitElsewhere(registry, digest, signal) };
   }
 
-  /** Announces an upload of the blob to `repository`: copies to other repositories wait for it and mount. */
-  uploading(registry: string, digest: string, repository: string): AnnouncedUpload {
+  #announce(registry: string, digest: string, repository: string): AnnouncedUpload {
     const key = `${registry} ${digest}`;
     let resolve!: (repository: string | undefined) => void;
     const upload = new Promise<string | undefined>((r) => (resolve = r));
@@ -47,5 +71,34 @@ export class BlobLocator {
         resolve(uploaded ? repository : undefined);
       },
     };
+  }
+
+  /** Announced here and held in the store, renewed while it runs. */
+  #announceShared(registry: string, digest: string, repository: string): AnnouncedUpload {
+    const { uploads, node } = this.#shared!;
+    const local = this.#announce(registry, digest, repository);
+    const renewing = setInterval(() => void uploads.renew({ registry, digest, node }, SHARED.ttlMs).catch(() => {}), SHARED.renewMs);
+    renewing.unref();
+    return {
+      settle: (uploaded) => {
+        clearInterval(renewing);
+        local.settle(uploaded);
+        // Best effort: a claim left behind runs out on its own.
+        void uploads.finish({ registry, digest, node }, uploaded, SHARED.ttlMs).catch(() => {});
+      },
+    };
+  }
+
+  /** Another node's upload: its repository once done; undefined once it is given up or runs out. */
+  async #awaitElsewhere(registry: string, digest: string, signal: AbortSignal): Promise<string | undefined> {
+    const { uploads } = this.#shared!;
+    while (!signal.aborted) {
+      await sleep(SHARED.pollMs, undefined, { signal }).catch(() => {});
+      const now = await uploads.find(registry, digest).catch(() => undefined);
+      if (now?.state === 'uploading') continue;
+      if (now?.state === 'done') this.add(registry, now.repository, digest);
+      return now?.repository;
+    }
+    return undefined;
   }
 }

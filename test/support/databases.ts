@@ -1,4 +1,9 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { openStore } from '../../src/services/store/open.js';
+import type { Store } from '../../src/services/store/types.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 
 /** Every engine the store runs on: suites that touch the store run on each. */
@@ -26,4 +31,21 @@ export function databases(engine: Engine, dir: () => string): Databases {
       await Promise.all(made.splice(0).map((database) => database.drop()));
     },
   };
+}
+
+/** One store on a fresh database of `engine` for the enclosing suite: opened before its tests, closed and dropped after. */
+export function suiteStore(engine: Engine, label: string): () => Store {
+  let dir: string;
+  let store: Store | undefined;
+  const made = databases(engine, () => dir);
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), `ferry-${label}-`));
+    store = await openStore(await made.fresh(label), () => {});
+  });
+  afterAll(async () => {
+    await store?.close();
+    await made.dropAll();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return () => store!;
 }

@@ -75,7 +75,7 @@ function sqliteEngine(): TestEngine {
 }
 
 /** Every table, children before the tables they refer to: the order that empties them. */
-const TABLES = ['job_changes', 'job_logs', 'job_transitions', 'jobs', 'executions', 'policies', 'registries', 'nodes'];
+const TABLES = ['blob_uploads', 'job_changes', 'job_logs', 'job_transitions', 'jobs', 'executions', 'policies', 'registries', 'nodes'];
 
 /**
  * A database per file, migrated once and emptied before each test: DELETE takes ~2 ms, TRUNCATE

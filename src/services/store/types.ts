@@ -315,6 +315,28 @@ export interface JobStore {
   lastChange(): Promise<number>;
 }
 
+/** Who is uploading a blob to a registry, or where it landed. */
+export interface BlobUpload {
+  repository: string;
+  node: NodeId;
+  state: 'uploading' | 'done';
+}
+
+/**
+ * Uploads under way, one per blob and destination registry across every node: a copy that
+ * finds the blob being uploaded waits and mounts it. A claim holds for `ttlMs`, renewed while
+ * the upload runs; one whose node died runs out and may be claimed again.
+ */
+export interface BlobUploadStore {
+  /** Claims the upload; when another live upload of the blob holds it (or just finished), returns that one. */
+  claim(upload: { registry: string; digest: string; repository: string; node: NodeId }, ttlMs: number): Promise<BlobUpload | undefined>;
+  renew(upload: { registry: string; digest: string; node: NodeId }, ttlMs: number): Promise<void>;
+  /** Ends a claim: done (others mount from its repository for `ttlMs` more) or given up. */
+  finish(upload: { registry: string; digest: string; node: NodeId }, uploaded: boolean, ttlMs: number): Promise<void>;
+  /** The live claim or recent result for the blob, if any. */
+  find(registry: string, digest: string): Promise<BlobUpload | undefined>;
+}
+
 export interface NodeStore {
   /** Adds the node, or brings it back to life. */
   register(node: NodeInput): Promise<void>;
@@ -357,6 +379,7 @@ export interface Store {
   executions: ExecutionStore;
   jobs: JobStore;
   nodes: NodeStore;
+  blobUploads: BlobUploadStore;
   signals: Signals;
   close(): Promise<void>;
 }

@@ -119,6 +119,16 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
       );
       CREATE INDEX job_changes_at ON job_changes (at);
 
+      CREATE TABLE blob_uploads (
+        registry text NOT NULL,
+        digest text NOT NULL,
+        repository text NOT NULL,
+        node text NOT NULL,
+        state text NOT NULL CHECK (state IN ('uploading', 'done')),
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (registry, digest)
+      );
+
       -- As on SQLite: an execution's status is derived from its jobs, never stored.
       CREATE VIEW execution_summaries AS
       SELECT

@@ -139,6 +139,16 @@ export interface JobChangesTable {
   at: Timestamp;
 }
 
+export interface BlobUploadsTable {
+  registry: string;
+  digest: string;
+  repository: string;
+  node: string;
+  state: 'uploading' | 'done';
+  /** The database's clock: past it the claim (or the news that it is done) no longer counts. */
+  expires_at: Timestamp;
+}
+
 export interface Tables {
   registries: RegistriesTable;
   policies: PoliciesTable;
@@ -149,4 +159,5 @@ export interface Tables {
   job_logs: JobLogsTable;
   nodes: NodesTable;
   job_changes: JobChangesTable;
+  blob_uploads: BlobUploadsTable;
 }

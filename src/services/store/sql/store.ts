@@ -1,4 +1,5 @@
 import type { Signals, Store } from '../types.js';
+import { blobUploadStore } from './blob-uploads.js';
 import type { Database } from './database.js';
 import { executionStore } from './executions.js';
 import { jobStore } from './jobs.js';
@@ -16,6 +17,7 @@ export function sqlStore(database: Database, engine: { location: string; signals
     executions: executionStore(database),
     jobs: jobStore(database),
     nodes: nodeStore(database),
+    blobUploads: blobUploadStore(database),
     signals: engine.signals,
     close: engine.close,
   };

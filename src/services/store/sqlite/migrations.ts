@@ -169,6 +169,16 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX job_changes_at ON job_changes (at);
 
+      CREATE TABLE blob_uploads (
+        registry TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        node TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('uploading', 'done')),
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (registry, digest)
+      ) WITHOUT ROWID;
+
       DROP VIEW execution_summaries;
       CREATE VIEW execution_summaries AS
       SELECT
