@@ -105,6 +105,11 @@ describe('the web console', () => {
     await row.waitFor({ timeout: 10_000 });
     await until('the row shows running', async () => (await row.getAttribute('data-status')) === 'running');
     await expect(row.locator('td').nth(4).textContent()).resolves.toBe('initialize');
+    // Which node holds it, and the nodes sharing the database with this one.
+    const [host, pid] = service.node.split(':');
+    await expect(row.locator('td').nth(7).textContent()).resolves.toBe(`${host}:${pid}`);
+    const node = page.locator(`section.nodes tr[data-node="${service.node}"]`);
+    await expect(node.locator('td').last().textContent()).resolves.toBe('this node');
 
     // Server-side transitions of the job, when they happened.
     const serverStates: Array<{ state: string; at: number }> = [];

@@ -61,6 +61,7 @@ export async function mountJobPage(view, { id }) {
   const status = h('span', { class: 'job-status' });
   const phase = h('span', { class: 'job-phase mono' });
   const connection = h('span', { class: 'connection', title: 'live updates' });
+  const held = h('span', { class: 'node mono' });
   const message = h('span', { class: 'message', role: 'status' });
   const stopButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'danger', 'data-action': 'stop', onclick: () => act('stop') }, 'STOP'));
   const retryButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', 'data-action': 'retry', onclick: () => act('retry') }, 'RETRY'));
@@ -108,7 +109,7 @@ export async function mountJobPage(view, { id }) {
         null,
         h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Jobs'), ' / ', h('a', { href: `#/executions/${job.executionId}` }, `execution ${shortId(job.executionId)}`), ' / ', `job ${shortId(job.id)}`),
         h('h1', null, h('span', { class: 'op' }, job.operation), ' ', job.source ? h('span', { class: 'mono' }, job.source, ' → ') : '', h('span', { class: 'mono' }, job.destination)),
-        h('div', { class: 'job-meta' }, status, phase, connection, message),
+        h('div', { class: 'job-meta' }, status, phase, held, connection, message),
       ),
       h('div', { class: 'actions' }, stopButton, retryButton),
     ),
@@ -144,6 +145,7 @@ export async function mountJobPage(view, { id }) {
   const renderHeader = () => {
     status.replaceChildren(badge(job.status));
     phase.textContent = job.phase ? `phase ${job.phase}${job.attempt ? ` · attempt ${job.attempt}` : ''}` : '';
+    held.textContent = job.node ? `${active.has(job.status) ? 'on' : 'ran on'} node ${job.node}` : '';
     stopButton.disabled = !active.has(job.status);
     retryButton.disabled = !retryable.has(job.status);
     const p = progressSummary(job.progress);

@@ -52,6 +52,7 @@ function jobRow(job) {
     h('td', { class: 'mono' }, job.phase ?? ''),
     h('td', null, progressCell(job)),
     h('td', { class: 'num' }, job.attempt || ''),
+    h('td', { class: 'mono muted', title: job.node ?? '' }, nodeName(job.node)),
     h('td', { class: 'muted' }, when(job.updatedAt)),
   );
 }
@@ -73,7 +74,8 @@ function executionRow(execution) {
   );
 }
 
-const JOB_HEAD = ['job', 'op', 'source → destination', 'status', 'phase', 'progress', 'attempt', 'updated'];
+const JOB_HEAD = ['job', 'op', 'source → destination', 'status', 'phase', 'progress', 'attempt', 'node', 'updated'];
+const NODE_HEAD = ['node', 'host', 'pid', 'started', 'last heartbeat', 'jobs held', ''];
 const EXECUTION_HEAD = ['execution', 'policy', 'trigger', 'status', 'jobs', 'created', 'took'];
 
 /** @param {string[]} head @param {HTMLElement} body */
@@ -124,7 +126,7 @@ function jobList({ statuses, executionId, executions }) {
       if (matches || job) reload();
       return;
     }
-    Object.assign(job, { status: change.status, phase: change.phase, progress: change.progress, error: change.error, updatedAt: new Date().toISOString() });
+    Object.assign(job, { status: change.status, phase: change.phase, progress: change.progress, error: change.error, node: change.node, updatedAt: new Date().toISOString() });
     const row = body.querySelector(`tr[data-job="${CSS.escape(job.id)}"]`);
     const fresh = jobRow(job);
     fresh.classList.add('changed');
@@ -134,7 +136,39 @@ function jobList({ statuses, executionId, executions }) {
   return { element, load, reload, apply, dispose: () => reload.cancel() };
 }
 
-/** `#/`: executions and jobs. @param {HTMLElement} view */
+/** A node's id is host:pid:suffix; the list shows the host and pid. @param {string | null | undefined} id */
+function nodeName(id) {
+  return id ? id.split(':').slice(0, 2).join(':') : '';
+}
+
+/** The nodes sharing the database, refreshed with the page. */
+function nodeList() {
+  const body = h('tbody');
+  const count = h('span', { class: 'muted count-label' });
+  const element = h('section', { class: 'panel nodes' }, h('div', { class: 'panel-head' }, h('h2', null, 'Nodes'), count), table(NODE_HEAD, body));
+  async function load() {
+    const { self, items } = await get('/nodes');
+    body.replaceChildren(
+      ...items.map((/** @type {any} */ node) =>
+        h(
+          'tr',
+          { 'data-node': node.id },
+          h('td', { class: 'mono', title: node.id }, nodeName(node.id)),
+          h('td', null, node.host),
+          h('td', { class: 'num' }, String(node.pid)),
+          h('td', { class: 'muted' }, when(node.startedAt)),
+          h('td', { class: 'muted' }, when(node.heartbeatAt)),
+          h('td', { class: 'num' }, String(node.jobsHeld)),
+          h('td', { class: 'muted' }, [node.id === self ? 'this node' : '', node.draining ? 'draining' : ''].filter(Boolean).join(', ')),
+        ),
+      ),
+    );
+    count.textContent = `${items.length} live`;
+  }
+  return { element, load };
+}
+
+/** `#/`: executions, jobs and nodes. @param {HTMLElement} view */
 export async function mountHome(view) {
   const { jobStatuses, executionStatuses } = await vocabulary();
   const filter = { status: '' };
@@ -143,6 +177,7 @@ export async function mountHome(view) {
   const body = h('tbody');
   const count = h('span', { class: 'muted count-label' });
   const jobs = jobList({ statuses: jobStatuses, executions: () => executions });
+  const nodes = nodeList();
 
   async function loadExecutions() {
     const { items, total } = await get(`/executions?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), limit: '50' })}`);
@@ -159,12 +194,12 @@ export async function mountHome(view) {
       table(EXECUTION_HEAD, body),
     ),
     jobs.element,
+    nodes.element,
   );
-  await loadExecutions();
-  await jobs.load();
+  await Promise.all([loadExecutions(), jobs.load(), nodes.load()]);
 
-  const reloadExecutions = debounce(() => void loadExecutions().catch(() => {}), 400);
-  return followJobs(jobs, reloadExecutions, () => true);
+  const reloadPage = debounce(() => void Promise.all([loadExecutions(), nodes.load()]).catch(() => {}), 400);
+  return followJobs(jobs, reloadPage, () => true);
 }
 
 /** `#/executions/:id`: one execution and its jobs. @param {HTMLElement} view @param {{ id: string }} params */
