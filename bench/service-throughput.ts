@@ -1,22 +1,32 @@
 /**
- * Jobs per second through the job service (queue, SQLite store, machine, registry checks) when
- * every tag is already on the destination: the cost of a sync that copies nothing.
- *   npm run bench:service [-- --repositories 200 --workers 4]
+ * Jobs per second through the job service when every tag is already on the destination (the
+ * cost of a sync that copies nothing: queue, store, machine, registry checks), on `ferry serve`
+ * processes: SQLite with one node, PostgreSQL with one, two and three nodes on one database.
+ *   npm run bench:service [-- --repositories 200 --workers 4 --rounds 3]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
-import pino from 'pino';
-import { FerryService } from '../src/services/service.js';
 import { writeOciLayout } from '../test/support/images.js';
+import { createTestDatabase, type TestDatabase } from '../test/support/postgres.js';
 import { startRegistry } from '../test/support/registry.js';
 import { seedTag } from '../test/support/skopeo.js';
+import { seconds } from './process.js';
+import { startFerryNode, type FerryServer } from './service.js';
 
 const { values } = parseArgs({ options: { repositories: { type: 'string', default: '200' }, workers: { type: 'string', default: '4' }, rounds: { type: 'string', default: '3' } } });
 const repositories = Number(values.repositories);
 const workers = Number(values.workers);
+const rounds = Number(values.rounds);
+const SETUPS = [
+  { engine: 'sqlite', nodes: 1 },
+  { engine: 'postgres', nodes: 1 },
+  { engine: 'postgres', nodes: 2 },
+  { engine: 'postgres', nodes: 3 },
+] as const;
+
+const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const dir = await mkdtemp(join(tmpdir(), 'ferry-bench-service-'));
 const [, source, destination] = await Promise.all([
@@ -24,6 +34,7 @@ const [, source, destination] = await Promise.all([
   startRegistry(),
   startRegistry(),
 ]);
+const results: Array<{ setup: string; rates: number[]; median: number }> = [];
 try {
   for (let i = 0; i < repositories; i += 8) {
     await Promise.all(
@@ -32,29 +43,34 @@ try {
       ),
     );
   }
-  const service = await FerryService.start({ database: join(dir, 'ferry.db'), workers, logger: pino({ level: 'silent' }) });
-  const src = await service.store.registries.create({ name: 'source', url: source.host });
-  const dst = await service.store.registries.create({ name: 'destination', url: destination.host });
-  const policy = await service.store.policies.create({ name: 'noop', sourceRegistryId: src.id, destinationRegistryId: dst.id });
-  const rates: number[] = [];
-  for (let round = 1; round <= Number(values.rounds); round++) {
-    const started = performance.now();
-    const { execution, jobs } = await service.scheduler.trigger(policy, 'manual');
-    for (;;) {
-      const now = await service.store.executions.get(execution.id);
-      if (now && !['pending', 'running'].includes(now.status)) {
-        if (now.jobs.finished !== jobs.length) throw new Error(`round ${round}: ${JSON.stringify(now.jobs)}`);
-        break;
+  for (const { engine, nodes } of SETUPS) {
+    const setup = `${engine}, ${nodes} node${nodes > 1 ? 's' : ''} × ${workers} workers`;
+    let database: TestDatabase | undefined;
+    const servers: FerryServer[] = [];
+    try {
+      database = engine === 'postgres' ? await createTestDatabase('bench') : undefined;
+      const location = database?.url ?? join(dir, `ferry-${Date.now()}.db`);
+      for (let n = 0; n < nodes; n++) {
+        servers.push(await startFerryNode({ database: location, workers, ...(n === 0 ? { register: { source: source.host, destination: destination.host } } : {}) }));
       }
-      await sleep(10);
+      const policy = await servers[0]!.createPolicy({ name: 'noop', repository: 'bench/**' });
+      const rates: number[] = [];
+      for (let round = 1; round <= rounds; round++) {
+        const took = await seconds(() => servers[0]!.runPolicy(policy));
+        rates.push(repositories / took);
+        console.log(`${setup}: round ${round}: ${repositories} jobs in ${took.toFixed(2)} s = ${(repositories / took).toFixed(0)} jobs/s`);
+      }
+      results.push({ setup, rates, median: median(rates) });
+    } finally {
+      await Promise.all(servers.map((server) => server.stop()));
+      await database?.drop();
     }
-    const seconds = (performance.now() - started) / 1000;
-    rates.push(jobs.length / seconds);
-    console.log(`round ${round}: ${jobs.length} jobs (every tag already there) in ${seconds.toFixed(2)} s = ${(jobs.length / seconds).toFixed(0)} jobs/s`);
   }
-  rates.sort((a, b) => a - b);
-  console.log(`median: ${rates[Math.floor(rates.length / 2)]!.toFixed(0)} jobs/s with ${workers} workers (catalog listing and planning included)`);
-  await service.close();
+  console.log(`\n| setup | jobs/s (median of ${rounds}) |\n| --- | --- |`);
+  for (const result of results) console.log(`| ${result.setup} | ${result.median.toFixed(0)} |`);
+  const file = join('bench', 'results', `service-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z.json`);
+  await writeFile(file, `${JSON.stringify({ repositories, workers, rounds, results }, null, 2)}\n`);
+  console.log(`\nwritten to ${file}`);
 } finally {
   await Promise.all([source.stop(), destination.stop()]);
   await rm(dir, { recursive: true, force: true });

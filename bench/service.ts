@@ -11,8 +11,8 @@ const POLL_MS = 20;
 export interface PolicyRequest {
   name: string;
   repository: string;
-  /** Where the repository goes on the destination: `namespace/repository`. */
-  namespace: string;
+  /** Where the repository goes on the destination: `namespace/repository` (left out: the same path). */
+  namespace?: string;
   tags?: string[];
 }
 
@@ -27,11 +27,23 @@ export interface FerryServer {
   stop(): Promise<void>;
 }
 
-export async function startFerryServer(dir: string, sourceHost: string, destinationHost: string): Promise<FerryServer> {
+export interface ServerOptions {
+  /** A SQLite file or a postgres:// URL. */
+  database: string;
+  /** The registries to add, unless another node on the database has added them. */
+  register?: { source: string; destination: string };
+  workers?: number;
+}
+
+/** A `ferry serve` on `dir/ferry.db` with the two registries registered. */
+export function startFerryServer(dir: string, sourceHost: string, destinationHost: string): Promise<FerryServer> {
+  return startFerryNode({ database: join(dir, 'ferry.db'), register: { source: sourceHost, destination: destinationHost } });
+}
+
+export async function startFerryNode(options: ServerOptions): Promise<FerryServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, [FERRY_CLI, 'serve', '--db', join(dir, 'ferry.db'), '--port', String(port), '--log-format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const args = ['serve', '--db', options.database, '--port', String(port), '--log-format', 'json', ...(options.workers ? ['--workers', String(options.workers)] : [])];
+  const child = spawn(process.execPath, [FERRY_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const output = outputTail(child);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const kill = (): void => {
@@ -60,18 +72,19 @@ export async function startFerryServer(dir: string, sourceHost: string, destinat
       if (await api('GET', '/registries').then(() => true, () => false)) break;
       await sleep(50);
     }
-    const [source, destination] = await Promise.all(
-      [['source', sourceHost], ['destination', destinationHost]].map(([name, url]) => api<{ id: string }>('POST', '/registries', { name, url })),
-    );
+    if (options.register) {
+      await Promise.all(Object.entries(options.register).map(([name, url]) => api('POST', '/registries', { name, url })));
+    }
+    const registryId = async (name: string) => (await api<Array<{ id: string; name: string }>>('GET', '/registries')).find((r) => r.name === name)!.id;
     return {
       async createPolicy({ name, repository, namespace, tags }) {
         const policy = await api<{ id: string }>('POST', '/policies', {
           name,
-          sourceRegistryId: source!.id,
-          destinationRegistryId: destination!.id,
+          sourceRegistryId: await registryId('source'),
+          destinationRegistryId: await registryId('destination'),
           repositories: { include: [repository], exclude: [] },
           ...(tags && { tags: { include: tags, exclude: [], syntax: 'glob' } }),
-          rewrite: { namespace, flatten: 0 },
+          ...(namespace && { rewrite: { namespace, flatten: 0 } }),
         });
         return policy.id;
       },

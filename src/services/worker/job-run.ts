@@ -48,6 +48,7 @@ export class JobRun {
   #actor!: AnyActor;
   readonly #log: JobLogger;
   readonly #recorder: StepRecorder;
+  #ended = false;
 
   constructor(claimed: ClaimedJob, options: JobRunOptions) {
     const { job, lease } = claimed;
@@ -130,6 +131,7 @@ export class JobRun {
       });
     });
     this.done = Promise.race([ended, haltedOrLost]).then(async () => {
+      this.#ended = true;
       await this.#recorder.durable().catch(() => {});
       await log.flush();
       observer?.done();
@@ -140,6 +142,11 @@ export class JobRun {
     this.#actor.start();
     if (!restored) this.#actor.send({ type: 'START' });
     if (claimed.stopRequested) this.stop();
+  }
+
+  /** The actor has ended (its last steps may still be being written, with the lease let go). */
+  get ended(): boolean {
+    return this.#ended;
   }
 
   /** STOP: the machine leaves its state, aborting the requests under way. */

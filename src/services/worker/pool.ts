@@ -148,26 +148,36 @@ export class WorkerPool {
 
   /**
    * Renews the leases of the jobs held here. A job missing from the answer (or held with
-   * another fence) was taken over: its actor stops at once. STOP asked through another node
-   * is delivered here too, in case its signal was missed. Without a renewal for a whole lease
-   * (the store out of reach), this node holds nothing any more and halts every job.
+   * another fence) was taken over: its actor stops at once. A job the store says this node
+   * holds but that no run here has (halted while the store was out of reach) is handed back,
+   * to be claimed again. STOP asked through another node is delivered here too, in case its
+   * signal was missed. Without a renewal for a whole lease (the store out of reach), this node
+   * holds nothing any more and halts every job.
    */
   async #heartbeat(): Promise<void> {
     const { store, node, leaseMs, logger } = this.#options;
     try {
       await store.nodes.heartbeat(node);
-      const held = new Map((await store.jobs.renewLeases(node, leaseMs)).map((job) => [job.jobId, job]));
+      // Runs claimed while the leases are renewed are not in the answer: judge only those before.
+      const before = new Map(this.#runs);
+      const held = await store.jobs.renewLeases(node, leaseMs);
       this.#renewedAt = Date.now();
-      for (const [id, run] of this.#runs) {
-        const lease = held.get(id);
+      const renewed = new Map(held.map((job) => [job.jobId, job]));
+      for (const [id, run] of before) {
+        if (run.ended) continue;
+        const lease = renewed.get(id);
         if (!lease || lease.fence !== run.lease.fence) {
           logger.warn({ jobId: id }, `job ${id} is held by another node now: stopping it here`);
-          this.#runs.delete(id);
+          if (this.#runs.get(id) === run) this.#runs.delete(id);
           void run.halt();
         } else if (lease.stopRequested) {
           run.stop();
         }
       }
+      for (const orphan of held.filter((job) => !this.#runs.has(job.jobId))) {
+        await store.jobs.release({ jobId: orphan.jobId, node, fence: orphan.fence });
+      }
+      if (held.length > this.#runs.size) this.wake();
     } catch (error) {
       if (Date.now() - this.#renewedAt < leaseMs) return;
       if (this.#runs.size > 0) {

@@ -38,7 +38,7 @@ export class StepRecorder {
     const last = this.#queue.at(-1);
     if (last && last.transition === undefined && this.#queue.length > 1) this.#queue.pop();
     this.#queue.push(step);
-    this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
+    this.#write();
   }
 
   /** Resolves once every step recorded so far is written; rejects if the lease was lost. */
@@ -48,6 +48,18 @@ export class StepRecorder {
       await this.#writing;
     }
     if (this.#lost) throw this.#lost;
+  }
+
+  /**
+   * Starts writing unless a writer runs. A step recorded after the writer's last look at the
+   * queue, but before it ended, is picked up by the next writer started here.
+   */
+  #write(): void {
+    if (this.#writing) return;
+    this.#writing = this.#drain().finally(() => {
+      this.#writing = undefined;
+      if (this.#queue.length > 0 && !this.#lost) this.#write();
+    });
   }
 
   async #drain(): Promise<void> {
