@@ -28,6 +28,9 @@ export interface ServiceOptions {
 }
 
 export const DEFAULT_LEASE_MS = 15_000;
+/** How long the feed keeps changes for clients that resume (`Last-Event-ID`), and how often it is tidied. */
+const CHANGES_KEPT_MS = 24 * 60 * 60 * 1000;
+const TIDY_EVERY_MS = 10 * 60 * 1000;
 
 /** A node's name: where it runs, and unique even for two processes there with the same pid. */
 function newNodeId(): NodeId {
@@ -80,6 +83,8 @@ export class FerryService {
     });
     this.settings = new Settings(store, this.registries, this.scheduler);
     const reload = () => void this.scheduler.reload().catch((error: unknown) => options.logger.error({ err: error }, `schedules not reloaded: ${(error as Error).message}`));
+    const tidy = setInterval(() => void this.#tidy(), TIDY_EVERY_MS);
+    tidy.unref();
     const unsubscribe = [
       store.signals.subscribe((signal) => {
         if (signal.type === 'policies') reload();
@@ -87,7 +92,20 @@ export class FerryService {
       }),
       store.signals.onReconnect(reload),
     ];
-    this.#unsubscribe = () => unsubscribe.forEach((stop) => stop());
+    this.#unsubscribe = () => {
+      clearInterval(tidy);
+      unsubscribe.forEach((stop) => stop());
+    };
+  }
+
+  /** Old changes of the feed and blob upload claims that ran out: any node may drop them. */
+  async #tidy(): Promise<void> {
+    try {
+      await this.store.jobs.forgetChanges(CHANGES_KEPT_MS);
+      await this.store.blobUploads.forgetExpired();
+    } catch (error) {
+      this.logger.warn({ err: error }, `old job changes not dropped (${(error as Error).message}); tried again later`);
+    }
   }
 
   /** Opens the store (migrating it), joins the nodes, starts claiming jobs and the schedules. */

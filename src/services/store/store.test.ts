@@ -888,6 +888,35 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
     });
   });
 
+  describe('blob uploads', () => {
+    const blob = { registry: 'r.example', digest: `sha256:${'d'.repeat(64)}` };
+
+    it('lets one node claim an upload; the others see it, then its result, then it runs out', async () => {
+      const [a, b] = [await open(), await open()];
+      expect(await a.blobUploads.claim({ ...blob, repository: 'one', node: 'A' }, SHORT_MS)).toBeUndefined();
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS)).toStrictEqual({ repository: 'one', node: 'A', state: 'uploading' });
+      await a.blobUploads.renew({ ...blob, node: 'A' }, HOLD_MS);
+      await a.blobUploads.finish({ ...blob, node: 'A' }, true, SHORT_MS);
+      expect(await b.blobUploads.find(blob.registry, blob.digest)).toStrictEqual({ repository: 'one', node: 'A', state: 'done' });
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS)).toMatchObject({ state: 'done' });
+      await sleep(EXPIRY_WAIT_MS);
+      expect(await b.blobUploads.find(blob.registry, blob.digest)).toBeUndefined();
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS)).toBeUndefined();
+      await sleep(EXPIRY_WAIT_MS);
+      expect(await a.blobUploads.forgetExpired()).toBe(1);
+      expect(await a.blobUploads.forgetExpired()).toBe(0);
+    });
+
+    it('frees the upload at once when its node gives it up, and only for that node', async () => {
+      const [a, b] = [await open(), await open()];
+      expect(await a.blobUploads.claim({ ...blob, repository: 'one', node: 'A' }, HOLD_MS)).toBeUndefined();
+      await b.blobUploads.finish({ ...blob, node: 'B' }, false, HOLD_MS);
+      expect(await b.blobUploads.find(blob.registry, blob.digest)).toMatchObject({ node: 'A', state: 'uploading' });
+      await a.blobUploads.finish({ ...blob, node: 'A' }, false, HOLD_MS);
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, HOLD_MS)).toBeUndefined();
+    });
+  });
+
   describe('nodes', () => {
     it('registers nodes, counts the jobs each holds, revives, drains and removes them', async () => {
       const store = await open();
@@ -944,6 +973,17 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
   });
 
   describe('the feed of changes', () => {
+    it('forgets changes older than asked, but never the newest, so numbers go on', async () => {
+      const store = await open();
+      await createExecution(store, jobs(3));
+      expect(await store.jobs.forgetChanges(60_000)).toBe(0);
+      await sleep(20);
+      expect(await store.jobs.forgetChanges(1)).toBe(2);
+      expect((await store.jobs.changesSince(0)).map((change) => change.seq)).toStrictEqual([3]);
+      await claim(store, 'A');
+      expect(await store.jobs.lastChange()).toBe(4);
+    });
+
     it('numbers every change, and reads exactly those after a number', async () => {
       const store = await open();
       expect(await store.jobs.lastChange()).toBe(0);

@@ -313,6 +313,8 @@ export interface JobStore {
   changesSince(seq: number, limit?: number): Promise<StoredJobChange[]>;
   /** The number of the newest stored change (0 when none). */
   lastChange(): Promise<number>;
+  /** Drops the changes older than `ms` (the newest is kept, so numbering goes on); returns how many. */
+  forgetChanges(olderThanMs: number): Promise<number>;
 }
 
 /** Who is uploading a blob to a registry, or where it landed. */
@@ -335,6 +337,8 @@ export interface BlobUploadStore {
   finish(upload: { registry: string; digest: string; node: NodeId }, uploaded: boolean, ttlMs: number): Promise<void>;
   /** The live claim or recent result for the blob, if any. */
   find(registry: string, digest: string): Promise<BlobUpload | undefined>;
+  /** Drops claims and results that ran out; returns how many. */
+  forgetExpired(): Promise<number>;
 }
 
 export interface NodeStore {

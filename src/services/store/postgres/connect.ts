@@ -55,7 +55,7 @@ export async function openPostgresStore(url: string, log: (message: string, erro
       db,
       dialect: postgresDialect,
       // The change is committed whatever happens to NOTIFY; left unhandled, its failure (a dropped connection) would end the process.
-      changed: () => signals.publish({ type: 'changed' }).catch((error: unknown) => log('telling the other nodes of a change failed', error)),
+      changed: coalesced(() => signals.publish({ type: 'changed' }).catch((error: unknown) => log('telling the other nodes of a change failed', error))),
     },
     {
       location: redactedUrl(url),
@@ -86,4 +86,25 @@ async function start(url: string, pool: pg.Pool, log: (message: string, error: u
     throw error;
   }
   return signals;
+}
+
+/**
+ * At most one call under way and one waiting: changes written while a `changed` signal is on its
+ * way are announced by one more, since a reader reads everything after what it has seen.
+ */
+function coalesced(announce: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let again: Promise<void> | undefined;
+  const run = (): Promise<void> =>
+    (running = announce().finally(() => {
+      running = undefined;
+    }));
+  return () => {
+    if (!running) return run();
+    again ??= running.then(() => {
+      again = undefined;
+      return run();
+    });
+    return again;
+  };
 }

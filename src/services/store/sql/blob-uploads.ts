@@ -46,6 +46,7 @@ export function blobUploadStore({ db, dialect }: Database): BlobUploadStore {
       if (uploaded) await mine.set({ state: 'done', expires_at: dialect.later(ttlMs) }).execute();
       else await db.deleteFrom('blob_uploads').where('registry', '=', upload.registry).where('digest', '=', upload.digest).where('node', '=', upload.node).execute();
     },
+    forgetExpired: async () => Number((await db.deleteFrom('blob_uploads').where('expires_at', '<', dialect.now()).executeTakeFirst()).numDeletedRows),
     find: async (registry, digest) =>
       live(
         await db

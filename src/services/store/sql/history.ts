@@ -11,10 +11,23 @@ export async function recordTransition(
   transition: { from: string | null; to: string; event: string; node: NodeId | null },
   at: Timestamp,
 ): Promise<void> {
-  const last = await trx.selectFrom('job_transitions').select((eb) => eb.fn.max('seq').as('seq')).where('job_id', '=', jobId).executeTakeFirst();
   await trx
     .insertInto('job_transitions')
-    .values({ job_id: jobId, seq: Number(last?.seq ?? 0) + 1, from: transition.from, to: transition.to, event: transition.event, node: transition.node, at })
+    .columns(['job_id', 'seq', 'from', 'to', 'event', 'node', 'at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('job_transitions')
+        .select([
+          eb.val(jobId).as('job_id'),
+          sql<number>`coalesce(max(seq), 0) + 1`.as('seq'),
+          eb.val(transition.from).as('from'),
+          eb.val(transition.to).as('to'),
+          eb.val(transition.event).as('event'),
+          eb.val(transition.node).as('node'),
+          eb.val(at).as('at'),
+        ])
+        .where('job_id', '=', jobId),
+    )
     .execute();
 }
 

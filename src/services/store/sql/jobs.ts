@@ -261,6 +261,17 @@ export function jobStore(database: Database): JobStore {
     changesSince: async (seq, limit = 1_000) =>
       (await db.selectFrom('job_changes').select(['seq', 'change']).where('seq', '>', seq).orderBy('seq').limit(limit).execute()).map(toStoredChange),
 
+    forgetChanges: async (olderThanMs) => {
+      const cutoff = new Date(Date.now() - olderThanMs).toISOString();
+      const last = await db.selectFrom('job_changes').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+      const forgotten = await db
+        .deleteFrom('job_changes')
+        .where('at', '<', cutoff)
+        .where('seq', '<', Number(last?.seq ?? 0))
+        .executeTakeFirst();
+      return Number(forgotten.numDeletedRows);
+    },
+
     lastChange: async () => {
       const last = await db.selectFrom('job_changes').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
       return Number(last?.seq ?? 0);
