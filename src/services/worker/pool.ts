@@ -154,11 +154,14 @@ export class WorkerPool {
    */
   async #heartbeat(): Promise<void> {
     const { store, node, leaseMs, logger } = this.#options;
+    // Only the jobs claimed before the renewal began are in its answer: one claimed meanwhile is not lost.
+    const runs = [...this.#runs];
     try {
       await store.nodes.heartbeat(node);
       const held = new Map((await store.jobs.renewLeases(node, leaseMs)).map((job) => [job.jobId, job]));
       this.#renewedAt = Date.now();
-      for (const [id, run] of this.#runs) {
+      for (const [id, run] of runs) {
+        if (this.#runs.get(id) !== run) continue;
         const lease = held.get(id);
         if (!lease || lease.fence !== run.lease.fence) {
           logger.warn({ jobId: id }, `job ${id} is held by another node now: stopping it here`);
