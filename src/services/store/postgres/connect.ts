@@ -45,6 +45,10 @@ export async function openPostgresStore(url: string, log: (message: string, erro
   // An idle client whose server went away emits 'error'; unhandled, it would end the process.
   // The next query on the pool connects afresh, or fails and is retried by its caller.
   pool.on('error', (error) => log('an idle PostgreSQL connection failed', error));
+  // A connection in use (a query or a transaction under way) emits 'error' too when the server
+  // goes away, and the pool listens only to idle ones: unheard, it would end the process. What
+  // was under way on it fails with that error, and the pool drops the connection when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const client = await pool.connect();
   try {
     await migrate(client);
