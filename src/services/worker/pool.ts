@@ -109,6 +109,12 @@ export class WorkerPool {
       ),
     );
     this.#runs.clear();
+    if (runs.length > 0) await this.#handedBack();
+  }
+
+  /** Wakes the other nodes to claim what this one handed back (they look on their own only every third of a lease). */
+  async #handedBack(): Promise<void> {
+    await this.#options.store.signals.publish({ type: 'queued' }).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'jobs handed back but not signalled; the other nodes find them at their next look'));
   }
 
   async #fill(): Promise<void> {
@@ -127,6 +133,7 @@ export class WorkerPool {
       if (!claimed) return;
       if (!this.#claiming) {
         await store.jobs.release(claimed.lease).catch(() => {});
+        await this.#handedBack();
         return;
       }
       this.#track(new JobRun(claimed, { jobs: store.jobs, signals: store.signals, environment: this.#options.environment, ...this.#watchers() }));
