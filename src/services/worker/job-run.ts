@@ -142,6 +142,11 @@ export class JobRun {
     if (claimed.stopRequested) this.stop();
   }
 
+  /** Its actor still runs here: it has not ended, been halted or stopped. */
+  get active(): boolean {
+    return this.#actor.getSnapshot().status === 'active';
+  }
+
   /** STOP: the machine leaves its state, aborting the requests under way. */
   stop(): void {
     if (!this.#recorder.lost) this.#actor.send({ type: 'STOP' });

@@ -168,7 +168,8 @@ export class WorkerPool {
       const held = new Map((await store.jobs.renewLeases(node, leaseMs)).map((job) => [job.jobId, job]));
       this.#renewedAt = Date.now();
       for (const [id, run] of runs) {
-        if (this.#runs.get(id) !== run) continue;
+        // A job that has just ended holds no lease any more; it leaves the runs once its last writes are done.
+        if (this.#runs.get(id) !== run || !run.active) continue;
         const lease = held.get(id);
         if (!lease || lease.fence !== run.lease.fence) {
           logger.warn({ jobId: id }, `job ${id} is held by another node now: stopping it here`);
