@@ -18,9 +18,13 @@ export function jobStore(database: Database): JobStore {
     return found && toJob(found);
   };
 
-  /** Changes written: every node reads the feed again. */
+  /**
+   * Changes written: every node reads the feed again. The write stands even when the signal
+   * cannot be sent (the database going away): the feed reads every change after the last it
+   * passed on, at the next signal or once its connection for signals is back.
+   */
   const announce = <T>(result: T): T => {
-    void database.changed();
+    void database.changed().catch(() => {});
     return result;
   };
 
