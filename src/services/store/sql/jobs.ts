@@ -176,7 +176,10 @@ export function jobStore(database: Database): JobStore {
           .set({ lease_until: dialect.later(leaseMs) })
           .where('owner', '=', node)
           .where('status', 'in', HELD)
-          .where('lease_until', 'is not', null)
+          // A lease that ran out is lost, even before another node claims the job: its node may
+          // have halted it already (the store out of reach for a whole lease), and renewing it
+          // would keep every node from resuming it.
+          .where('lease_until', '>', dialect.now())
           .returning(['id', 'fence', 'stop_requested'])
           .execute()
       ).map((row) => ({ jobId: row.id, fence: Number(row.fence), stopRequested: flag(row.stop_requested) })),
