@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import bcrypt from 'bcryptjs';
 import { Agent, request } from 'undici';
+import { atExit } from './cleanup.js';
 import { startTokenServer } from './token-server.js';
 import type { TokenServer } from './token-server.js';
 
@@ -56,23 +57,11 @@ const trustingAgent = new Agent({ connect: { rejectUnauthorized: false } });
 
 const liveProcesses = new Set<ChildProcess>();
 const liveDirs = new Set<string>();
-let cleanupInstalled = false;
 
-/** Last-resort cleanup for registries a test never stopped (vitest ends its fork workers with SIGTERM). */
-function installCleanup(): void {
-  if (cleanupInstalled) return;
-  cleanupInstalled = true;
-  const cleanup = (): void => {
-    for (const child of liveProcesses) child.kill('SIGKILL');
-    for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('exit', cleanup);
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      cleanup();
-      process.kill(process.pid, signal);
-    });
-  }
+/** Last-resort cleanup for registries a test never stopped. */
+function cleanup(): void {
+  for (const child of liveProcesses) child.kill('SIGKILL');
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
 }
 
 export async function freePort(): Promise<number> {
@@ -189,7 +178,7 @@ function killAndWait(child: ChildProcess): Promise<void> {
 }
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
-  installCleanup();
+  atExit(cleanup);
   const dir = await mkdtemp(join(tmpdir(), 'ferry-registry-'));
   liveDirs.add(dir);
   const dataDir = join(dir, 'data');

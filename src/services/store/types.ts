@@ -295,7 +295,7 @@ export interface JobStore {
   claim(node: NodeId, leaseMs: number): Promise<ClaimedJob | undefined>;
   /** Writes a step of a held job; throws LeaseLostError when the lease is no longer this one. */
   saveStep(lease: Lease, step: JobStep): Promise<void>;
-  /** Extends the leases of every job `node` holds; returns them (a job missing here is lost). */
+  /** Extends the leases of every job `node` holds and whose lease has not run out; returns them (a job missing here is lost). */
   renewLeases(node: NodeId, leaseMs: number): Promise<HeldJob[]>;
   /** Hands a held job back at once (draining): any node may claim it and resume it. */
   release(lease: Lease): Promise<void>;

@@ -48,7 +48,6 @@ export class JobRun {
   #actor!: AnyActor;
   readonly #log: JobLogger;
   readonly #recorder: StepRecorder;
-  #ended = false;
 
   constructor(claimed: ClaimedJob, options: JobRunOptions) {
     const { job, lease } = claimed;
@@ -131,7 +130,6 @@ export class JobRun {
       });
     });
     this.done = Promise.race([ended, haltedOrLost]).then(async () => {
-      this.#ended = true;
       await this.#recorder.durable().catch(() => {});
       await log.flush();
       observer?.done();
@@ -144,9 +142,9 @@ export class JobRun {
     if (claimed.stopRequested) this.stop();
   }
 
-  /** The actor has ended (its last steps may still be being written, with the lease let go). */
-  get ended(): boolean {
-    return this.#ended;
+  /** Its actor still runs here: it has not ended, been halted or stopped. */
+  get active(): boolean {
+    return this.#actor.getSnapshot().status === 'active';
   }
 
   /** STOP: the machine leaves its state, aborting the requests under way. */

@@ -109,6 +109,12 @@ export class WorkerPool {
       ),
     );
     this.#runs.clear();
+    if (runs.length > 0) await this.#handedBack();
+  }
+
+  /** Wakes the other nodes to claim what this one handed back (they look on their own only every third of a lease). */
+  async #handedBack(): Promise<void> {
+    await this.#options.store.signals.publish({ type: 'queued' }).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'jobs handed back but not signalled; the other nodes find them at their next look'));
   }
 
   async #fill(): Promise<void> {
@@ -127,6 +133,7 @@ export class WorkerPool {
       if (!claimed) return;
       if (!this.#claiming) {
         await store.jobs.release(claimed.lease).catch(() => {});
+        await this.#handedBack();
         return;
       }
       this.#track(new JobRun(claimed, { jobs: store.jobs, signals: store.signals, environment: this.#options.environment, ...this.#watchers() }));
@@ -156,15 +163,16 @@ export class WorkerPool {
    */
   async #heartbeat(): Promise<void> {
     const { store, node, leaseMs, logger } = this.#options;
+    // Only the jobs claimed before the renewal began are in its answer: one claimed meanwhile is not lost.
+    const runs = [...this.#runs];
     try {
       await store.nodes.heartbeat(node);
-      // Runs claimed while the leases are renewed are not in the answer: judge only those before.
-      const before = new Map(this.#runs);
       const held = await store.jobs.renewLeases(node, leaseMs);
       this.#renewedAt = Date.now();
       const renewed = new Map(held.map((job) => [job.jobId, job]));
-      for (const [id, run] of before) {
-        if (run.ended) continue;
+      for (const [id, run] of runs) {
+        // A job that has just ended holds no lease any more; it leaves the runs once its last writes are done.
+        if (this.#runs.get(id) !== run || !run.active) continue;
         const lease = renewed.get(id);
         if (!lease || lease.fence !== run.lease.fence) {
           logger.warn({ jobId: id }, `job ${id} is held by another node now: stopping it here`);

@@ -8,6 +8,14 @@ import { migrate } from './migrations.js';
 import { postgresSignals } from './signals.js';
 
 const POOL_SIZE = 10;
+/**
+ * How long PostgreSQL lets a transaction wait for its node's next statement before it ends the
+ * session. Ferry's transactions take milliseconds. A node frozen in the middle of one (stopped,
+ * swapped out, its VM paused) would otherwise keep the job rows it locked for as long as it is
+ * frozen: claims skip locked rows, so no other node could take those jobs over when their
+ * leases run out. Short against a lease (15 s by default).
+ */
+const IDLE_IN_TRANSACTION_MS = 2_000;
 
 /**
  * Values come back as the shared queries expect them on either engine (sql/schema.ts):
@@ -41,10 +49,14 @@ export function redactedUrl(url: string): string {
  * an advisory lock, however many nodes start together).
  */
 export async function openPostgresStore(url: string, log: (message: string, error: unknown) => void): Promise<Store> {
-  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, types, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, types, connectionTimeoutMillis: 10_000, idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS });
   // An idle client whose server went away emits 'error'; unhandled, it would end the process.
   // The next query on the pool connects afresh, or fails and is retried by its caller.
   pool.on('error', (error) => log('an idle PostgreSQL connection failed', error));
+  // A connection in use (a query or a transaction under way) emits 'error' too when the server
+  // goes away, and the pool listens only to idle ones: unheard, it would end the process. What
+  // was under way on it fails with that error, and the pool drops the connection when it is released.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const signals = await start(url, pool, log).catch(async (error: unknown) => {
     await pool.end();
     throw error;

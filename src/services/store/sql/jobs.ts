@@ -18,9 +18,13 @@ export function jobStore(database: Database): JobStore {
     return found && toJob(found);
   };
 
-  /** Changes written: every node reads the feed again. */
+  /**
+   * Changes written: every node reads the feed again. The write stands even when the signal
+   * cannot be sent (the database going away): the feed reads every change after the last it
+   * passed on, at the next signal or once its connection for signals is back.
+   */
   const announce = <T>(result: T): T => {
-    void database.changed();
+    void database.changed().catch(() => {});
     return result;
   };
 
@@ -172,7 +176,10 @@ export function jobStore(database: Database): JobStore {
           .set({ lease_until: dialect.later(leaseMs) })
           .where('owner', '=', node)
           .where('status', 'in', HELD)
-          .where('lease_until', 'is not', null)
+          // A lease that ran out is lost, even before another node claims the job: its node may
+          // have halted it already (the store out of reach for a whole lease), and renewing it
+          // would keep every node from resuming it.
+          .where('lease_until', '>', dialect.now())
           .returning(['id', 'fence', 'stop_requested'])
           .execute()
       ).map((row) => ({ jobId: row.id, fence: Number(row.fence), stopRequested: flag(row.stop_requested) })),
