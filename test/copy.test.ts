@@ -229,7 +229,8 @@ describe.each(ENGINES)('two nodes on %s', (engine) => {
 
   it('upload a blob both need at the same time once: the copy on the second node waits for it and mounts it', async () => {
     // Two nodes: each its own process-wide locator, sharing only the store.
-    const node = (id: string) => environment({ locator: new BlobLocator({ uploads: store().blobUploads, node: id }) });
+    const node = (id: string) => environment({ locator: new BlobLocator({ uploads: store().blobUploads, node: id, staleAfterMs: 60_000 }) });
+    for (const id of ['A', 'B']) await store().nodes.register({ id, host: 'h', pid: 1 });
     const input = (repository: string) => replicationInput(`${fixture.sourceProxy.host}/team/app`, `${proxy.host}/${repository}`, { items: [{ source: '1.1', target: '1.1' }] });
     const held = fixture.sourceProxy.hold({ method: 'GET', path: /\/blobs\/sha256:/ });
     const before = proxy.requests.length;

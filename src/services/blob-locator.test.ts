@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES, suiteStore } from '../../test/support/databases.js';
 import { BlobLocator, type UploadTurn } from './blob-locator.js';
 
@@ -47,9 +47,12 @@ describe('BlobLocator', () => {
 
 describe.each(ENGINES)('BlobLocator across nodes on %s', (engine) => {
   const store = suiteStore(engine, 'locator');
+  beforeAll(async () => {
+    for (const id of ['A', 'B']) await store().nodes.register({ id, host: 'h', pid: 1 });
+  });
 
   it('makes a copy on another node wait for an upload under way, then mount it', async () => {
-    const [a, b] = [new BlobLocator({ uploads: store().blobUploads, node: 'A' }), new BlobLocator({ uploads: store().blobUploads, node: 'B' })];
+    const [a, b] = [new BlobLocator({ uploads: store().blobUploads, node: 'A', staleAfterMs: 60_000 }), new BlobLocator({ uploads: store().blobUploads, node: 'B', staleAfterMs: 60_000 })];
     const digest = `sha256:${'b'.repeat(64)}`;
     const first = upload(await a.claim('r.example', digest, 'team/one', never));
     const waiting = underway(await b.claim('r.example', digest, 'team/two', never));
@@ -61,13 +64,13 @@ describe.each(ENGINES)('BlobLocator across nodes on %s', (engine) => {
   });
 
   it('hands the upload to the waiting node when the first gives it up', async () => {
-    const [a, b] = [new BlobLocator({ uploads: store().blobUploads, node: 'A' }), new BlobLocator({ uploads: store().blobUploads, node: 'B' })];
+    const [a, b] = [new BlobLocator({ uploads: store().blobUploads, node: 'A', staleAfterMs: 60_000 }), new BlobLocator({ uploads: store().blobUploads, node: 'B', staleAfterMs: 60_000 })];
     const digest = `sha256:${'c'.repeat(64)}`;
     const first = upload(await a.claim('r.example', digest, 'team/one', never));
     const waiting = underway(await b.claim('r.example', digest, 'team/two', never));
     first.settle(false);
     expect(await waiting).toBeUndefined();
     upload(await b.claim('r.example', digest, 'team/two', never));
-    expect(await store().blobUploads.find('r.example', digest)).toMatchObject({ node: 'B', state: 'uploading' });
+    expect(await store().blobUploads.find('r.example', digest, 60_000)).toMatchObject({ node: 'B', state: 'uploading' });
   });
 });

@@ -9,6 +9,13 @@ export interface AnnouncedUpload {
 /** This copy uploads the blob, or another one is: wait for it (its repository, or undefined if it failed). */
 export type UploadTurn = { upload: AnnouncedUpload } | { underway: Promise<string | undefined> };
 
+/** Uploads claimed in the store: by this node, for copies on nodes whose heartbeat is younger than `staleAfterMs`. */
+export interface SharedUploads {
+  uploads: BlobUploadStore;
+  node: NodeId;
+  staleAfterMs: number;
+}
+
 /** Other nodes' uploads, through the store: how long a claim holds, and how often it is renewed and watched. */
 const SHARED = { ttlMs: 30_000, renewMs: 10_000, pollMs: 200 } as const;
 
@@ -22,9 +29,9 @@ export class BlobLocator {
   readonly #known = new Map<string, Map<string, Set<string>>>();
   /** Uploads under way in this process by `registry digest`: they settle with the repository, or undefined if the upload failed. */
   readonly #underway = new Map<string, Promise<string | undefined>>();
-  readonly #shared: { uploads: BlobUploadStore; node: NodeId } | undefined;
+  readonly #shared: SharedUploads | undefined;
 
-  constructor(shared?: { uploads: BlobUploadStore; node: NodeId }) {
+  constructor(shared?: SharedUploads) {
     this.#shared = shared;
   }
 
@@ -49,8 +56,8 @@ export class BlobLocator {
     const local = this.#underway.get(`${registry} ${digest}`);
     if (local) return { underway: local };
     if (!this.#shared) return { upload: this.#announce(registry, digest, repository) };
-    const { uploads, node } = this.#shared;
-    const holder = await uploads.claim({ registry, digest, repository, node }, SHARED.ttlMs);
+    const { uploads, node, staleAfterMs } = this.#shared;
+    const holder = await uploads.claim({ registry, digest, repository, node }, SHARED.ttlMs, staleAfterMs);
     if (holder === undefined) return { upload: this.#announceShared(registry, digest, repository) };
     if (holder.state === 'done') {
       this.add(registry, holder.repository, digest);
@@ -91,10 +98,10 @@ export class BlobLocator {
 
   /** Another node's upload: its repository once done; undefined once it is given up or runs out. */
   async #awaitElsewhere(registry: string, digest: string, signal: AbortSignal): Promise<string | undefined> {
-    const { uploads } = this.#shared!;
+    const { uploads, staleAfterMs } = this.#shared!;
     while (!signal.aborted) {
       await sleep(SHARED.pollMs, undefined, { signal }).catch(() => {});
-      const now = await uploads.find(registry, digest).catch(() => undefined);
+      const now = await uploads.find(registry, digest, staleAfterMs).catch(() => undefined);
       if (now?.state === 'uploading') continue;
       if (now?.state === 'done') this.add(registry, now.repository, digest);
       return now?.repository;

@@ -67,7 +67,7 @@ export class FerryService {
     this.pool = new WorkerPool({
       store,
       node,
-      environment: { registries: this.registries, locator: new BlobLocator({ uploads: store.blobUploads, node }), logger: options.logger },
+      environment: { registries: this.registries, locator: new BlobLocator({ uploads: store.blobUploads, node, staleAfterMs: this.leaseMs }), logger: options.logger },
       logger: options.logger,
       workers: options.workers,
       leaseMs: this.leaseMs,

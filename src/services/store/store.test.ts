@@ -891,29 +891,46 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
   describe('blob uploads', () => {
     const blob = { registry: 'r.example', digest: `sha256:${'d'.repeat(64)}` };
 
-    it('lets one node claim an upload; the others see it, then its result, then it runs out', async () => {
+    async function nodes(): Promise<[Store, Store]> {
       const [a, b] = [await open(), await open()];
-      expect(await a.blobUploads.claim({ ...blob, repository: 'one', node: 'A' }, SHORT_MS)).toBeUndefined();
-      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS)).toStrictEqual({ repository: 'one', node: 'A', state: 'uploading' });
+      for (const id of ['A', 'B']) await a.nodes.register({ id, host: 'h', pid: 1 });
+      return [a, b];
+    }
+
+    it('lets one node claim an upload; the others see it, then its result, then it runs out', async () => {
+      const [a, b] = await nodes();
+      expect(await a.blobUploads.claim({ ...blob, repository: 'one', node: 'A' }, SHORT_MS, HOLD_MS)).toBeUndefined();
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS, HOLD_MS)).toStrictEqual({ repository: 'one', node: 'A', state: 'uploading' });
       await a.blobUploads.renew({ ...blob, node: 'A' }, HOLD_MS);
       await a.blobUploads.finish({ ...blob, node: 'A' }, true, SHORT_MS);
-      expect(await b.blobUploads.find(blob.registry, blob.digest)).toStrictEqual({ repository: 'one', node: 'A', state: 'done' });
-      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS)).toMatchObject({ state: 'done' });
+      expect(await b.blobUploads.find(blob.registry, blob.digest, HOLD_MS)).toStrictEqual({ repository: 'one', node: 'A', state: 'done' });
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS, HOLD_MS)).toMatchObject({ state: 'done' });
       await sleep(EXPIRY_WAIT_MS);
-      expect(await b.blobUploads.find(blob.registry, blob.digest)).toBeUndefined();
-      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS)).toBeUndefined();
+      expect(await b.blobUploads.find(blob.registry, blob.digest, HOLD_MS)).toBeUndefined();
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, SHORT_MS, HOLD_MS)).toBeUndefined();
       await sleep(EXPIRY_WAIT_MS);
       expect(await a.blobUploads.forgetExpired()).toBe(1);
       expect(await a.blobUploads.forgetExpired()).toBe(0);
     });
 
     it('frees the upload at once when its node gives it up, and only for that node', async () => {
-      const [a, b] = [await open(), await open()];
-      expect(await a.blobUploads.claim({ ...blob, repository: 'one', node: 'A' }, HOLD_MS)).toBeUndefined();
+      const [a, b] = await nodes();
+      expect(await a.blobUploads.claim({ ...blob, repository: 'one', node: 'A' }, HOLD_MS, HOLD_MS)).toBeUndefined();
       await b.blobUploads.finish({ ...blob, node: 'B' }, false, HOLD_MS);
-      expect(await b.blobUploads.find(blob.registry, blob.digest)).toMatchObject({ node: 'A', state: 'uploading' });
+      expect(await b.blobUploads.find(blob.registry, blob.digest, HOLD_MS)).toMatchObject({ node: 'A', state: 'uploading' });
       await a.blobUploads.finish({ ...blob, node: 'A' }, false, HOLD_MS);
-      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, HOLD_MS)).toBeUndefined();
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, HOLD_MS, HOLD_MS)).toBeUndefined();
+    });
+
+    it('lets another node claim at once the upload of a node whose heartbeat is stale', async () => {
+      const [a, b] = await nodes();
+      expect(await a.blobUploads.claim({ ...blob, repository: 'one', node: 'A' }, HOLD_MS, HOLD_MS)).toBeUndefined();
+      await sleep(50);
+      await b.nodes.heartbeat('B');
+      // A's heartbeat is older than 40 ms, B's is not: A counts as gone.
+      expect(await b.blobUploads.find(blob.registry, blob.digest, 40)).toBeUndefined();
+      expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, HOLD_MS, 40)).toBeUndefined();
+      expect(await a.blobUploads.find(blob.registry, blob.digest, HOLD_MS)).toMatchObject({ node: 'B', state: 'uploading' });
     });
   });
 

@@ -327,16 +327,17 @@ export interface BlobUpload {
 /**
  * Uploads under way, one per blob and destination registry across every node: a copy that
  * finds the blob being uploaded waits and mounts it. A claim holds for `ttlMs`, renewed while
- * the upload runs; one whose node died runs out and may be claimed again.
+ * the upload runs, and only while its node is alive (a heartbeat younger than `staleAfterMs`):
+ * the upload of a node that died is claimed again at once, as its jobs are taken over.
  */
 export interface BlobUploadStore {
   /** Claims the upload; when another live upload of the blob holds it (or just finished), returns that one. */
-  claim(upload: { registry: string; digest: string; repository: string; node: NodeId }, ttlMs: number): Promise<BlobUpload | undefined>;
+  claim(upload: { registry: string; digest: string; repository: string; node: NodeId }, ttlMs: number, staleAfterMs: number): Promise<BlobUpload | undefined>;
   renew(upload: { registry: string; digest: string; node: NodeId }, ttlMs: number): Promise<void>;
   /** Ends a claim: done (others mount from its repository for `ttlMs` more) or given up. */
   finish(upload: { registry: string; digest: string; node: NodeId }, uploaded: boolean, ttlMs: number): Promise<void>;
   /** The live claim or recent result for the blob, if any. */
-  find(registry: string, digest: string): Promise<BlobUpload | undefined>;
+  find(registry: string, digest: string, staleAfterMs: number): Promise<BlobUpload | undefined>;
   /** Drops claims and results that ran out; returns how many. */
   forgetExpired(): Promise<number>;
 }
