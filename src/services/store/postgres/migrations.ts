@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { EXECUTION_SUMMARIES } from '../sql/views.js';
 
 /** Versioned like SQLite's (sqlite/migrations.ts), applied in order, each once. */
 export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
@@ -129,36 +130,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
         PRIMARY KEY (registry, digest)
       );
 
-      -- As on SQLite: an execution's status is derived from its jobs, never stored.
-      CREATE VIEW execution_summaries AS
-      SELECT
-        id, policy_id, trigger, created_at,
-        pending, running, retrying, finished, error, stopped,
-        CASE
-          WHEN running + retrying > 0 THEN 'running'
-          WHEN pending > 0 AND pending = total THEN 'pending'
-          WHEN pending > 0 THEN 'running'
-          WHEN error > 0 THEN 'error'
-          WHEN stopped > 0 THEN 'stopped'
-          ELSE 'finished'
-        END AS status,
-        CASE
-          WHEN pending + running + retrying = 0 THEN coalesce(last_finished_at, created_at)
-        END AS finished_at
-      FROM (
-        SELECT
-          e.id, e.policy_id, e.trigger, e.created_at,
-          count(j.id) AS total,
-          count(j.id) FILTER (WHERE j.status = 'pending') AS pending,
-          count(j.id) FILTER (WHERE j.status = 'running') AS running,
-          count(j.id) FILTER (WHERE j.status = 'retrying') AS retrying,
-          count(j.id) FILTER (WHERE j.status = 'finished') AS finished,
-          count(j.id) FILTER (WHERE j.status = 'error') AS error,
-          count(j.id) FILTER (WHERE j.status = 'stopped') AS stopped,
-          max(j.finished_at) AS last_finished_at
-        FROM executions e LEFT JOIN jobs j ON j.execution_id = e.id
-        GROUP BY e.id, e.policy_id, e.trigger, e.created_at
-      ) counted;
+      ${EXECUTION_SUMMARIES}
     `,
   },
 ];
