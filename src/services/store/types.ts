@@ -177,7 +177,7 @@ export interface ClaimedJob {
   snapshot: StoredSnapshot | null;
   /** It was running on another node whose lease ran out (or that handed it back). */
   takenOver: boolean;
-  /** STOP was asked while no node held it. */
+  /** STOP was asked through another node while the previous holder had it: stop it once resumed. */
   stopRequested: boolean;
 }
 
@@ -202,7 +202,7 @@ export interface JobChange {
   attempt: number;
   progress: Record<string, number>;
   error: ErrorInfo | null;
-  /** The node that holds the job, if any. */
+  /** The node that holds the job, or held it last (as Job.node). */
   node: NodeId | null;
 }
 

@@ -43,8 +43,8 @@ export function executionStore(database: Database): ExecutionStore {
   };
 
   return {
-    create: (execution) =>
-      write(database, async (trx) => {
+    create: async (execution) => {
+      const created = await write(database, async (trx) => {
         const priority = await policyPriority(trx, execution.policyId);
         const id = newId();
         const at = now();
@@ -55,7 +55,11 @@ export function executionStore(database: Database): ExecutionStore {
         for (const job of jobs) await recordTransition(trx, job.id, { from: null, to: 'pending', event: 'created', node: null }, at);
         await recordChanges(trx, database.dialect, jobs, at);
         return { execution: (await read(trx, id))!, jobs };
-      }),
+      });
+      // Every node reads the new jobs' first changes now, not at the next change.
+      void database.changed().catch(() => {});
+      return created;
+    },
     get: (id) => read(db, id),
     list: async (filter = {}) => {
       let query = db.selectFrom('execution_summaries');
