@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FerryService } from '../../src/services/service.js';
+import type { StoredSnapshot } from '../../src/services/store/types.js';
 import { globFilter } from '../../src/services/tag-filter.js';
 import { replicationFixture, type ReplicationFixture } from '../support/fixture.js';
 import { intactTags, tagsOf } from './destination.js';
@@ -122,6 +123,41 @@ describe.each(ENGINES)('on %s', (engine) => {
       expect(resumed.at - deadline, 'a restarted wait would end a second late').toBeLessThan(600);
       expect((await settled(second, id)).status).toBe('finished');
     });
+
+    // What a node finds when the job's last step was stored by another definition of the machine
+    // (an upgrade between two steps), or cannot be read back as one: it starts the job over.
+    const unusable = {
+      'stored by another version of the machine': (stored: StoredSnapshot) => ({ version: stored.version + 1, snapshot: stored.snapshot }),
+      'naming a state the machine does not have': (stored: StoredSnapshot) => ({ ...stored, snapshot: { ...(stored.snapshot as object), value: { running: 'vanished' } } }),
+    };
+    for (const [kind, spoil] of Object.entries(unusable)) {
+      it(`with a snapshot ${kind} starts over and finishes with whole images`, async () => {
+        const database = await stores.fresh('spoiled');
+        const repository = `model/${engine}-spoiled-${kind.split(' ')[0]}`;
+        const real = replicationRealization(fixture, false, listed);
+        const first = await start(database);
+        const held = steering.hold(real.marker('pullManifest', 0));
+        const id = await queue(first, repository);
+        await held.arrived;
+        await first.close();
+        held.release();
+
+        // A node of another ferry rewrites the last step as it would have stored it, and hands the job back.
+        const second = await start(database);
+        await second.pool.drain();
+        const claimed = await second.store.jobs.claim('an-older-ferry', 60_000);
+        expect(claimed?.job.id).toBe(id);
+        await second.store.jobs.saveStep(claimed!.lease, { status: 'running', phase: 'pullManifest', attempt: 0, progress: {}, error: null, snapshot: spoil(claimed!.snapshot!) });
+        await second.store.jobs.release(claimed!.lease);
+
+        const third = await start(database);
+        const job = await settled(third, id);
+        expect(job.status).toBe('finished');
+        const history = (await third.store.jobs.history(id)).map((row) => `${row.to}/${row.event}`);
+        expect(history.slice(history.lastIndexOf('running.pullManifest/takeover'))).toContain('running.initialize/START');
+        expect(await intactTags(fixture.destination.host, repository, fixture.built)).toEqual([...listed].sort());
+      });
+    }
   });
 
   describe('a failed job', () => {

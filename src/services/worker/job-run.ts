@@ -112,10 +112,11 @@ export class JobRun {
     const run: RunOptions = { inspect: persist, onEvent, durable: (signal) => this.#recorder.durable(signal) };
 
     let restored = this.#restorable(claimed.snapshot, log.logger);
-    try {
-      this.#actor = this.#create(environment, restored ? { ...run, snapshot: restored } : run);
-    } catch (error) {
-      log.logger.warn({ err: error }, `job ${job.id}: its last step cannot be restored (${(error as Error).message}): starting the job over`);
+    this.#actor = this.#create(environment, restored ? { ...run, snapshot: restored } : run);
+    // XState does not throw for a snapshot it cannot restore: the actor is created in error.
+    const unrestorable = this.#actor.getSnapshot() as { status: string; error?: unknown };
+    if (restored && unrestorable.status === 'error') {
+      log.logger.warn({ err: unrestorable.error }, `job ${job.id}: its last step cannot be restored (${(unrestorable.error as Error).message}): starting the job over`);
       restored = undefined;
       this.#actor = this.#create(environment, run);
     }
