@@ -60,8 +60,10 @@ describe('ferry jobs, executions and policies against a running service', () => 
     expect(listed.stdout).toContain(jobId);
     expect(listed.stdout).toMatch(/^1 of 1 jobs$/m);
     const job = await ferry(['jobs', 'show', jobId!, ...server]);
-    expect(job.stdout).toMatch(/^status: finished, attempt 0$/m);
-    expect(job.stdout).toMatch(/running\.pullManifest\s+finished\s+xstate\.done\.actor\.pullManifest/);
+    expect(job.stdout).toMatch(new RegExp(`^status: finished, attempt 0, node ${service.node}$`, 'm'));
+    expect(job.stdout).toMatch(new RegExp(`running\\.pullManifest\\s+finished\\s+xstate\\.done\\.actor\\.pullManifest\\s+${service.node}`));
+    const nodes = await ferry(['nodes', 'ls', ...server]);
+    expect(nodes.stdout).toMatch(new RegExp(`^${service.node}\\s+\\S+\\s+${process.pid}\\s+.*\\s+0\\s+answering$`, 'm'));
     const logs = await ferry(['jobs', 'logs', jobId!, ...server]);
     expect(logs.stdout).toMatch(/info\s+copied 1\.0$/m);
     expect(logs.stdout).toMatch(/info\s+finished$/m);

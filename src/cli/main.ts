@@ -10,7 +10,7 @@ Commands:
   copy SRC DST      copy a repository, tag or digest between registries
   serve             run the job service (REST API, workers, triggers)
   sync -c FILE      run the policies of a ferry.yaml once and print a summary
-  jobs, executions, policies
+  jobs, executions, policies, nodes
                     list, show, stop, retry, follow logs on a running service
   machine           print the job machine (JSON or Mermaid)
   stately-inspector bridge --inspect streams to Stately's inspector
@@ -48,7 +48,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
     return { usage: STATELY_USAGE, run: statelyInspectorCommand };
   },
   ...Object.fromEntries(
-    ['jobs', 'executions', 'policies'].map((resource) => [
+    ['jobs', 'executions', 'policies', 'nodes'].map((resource) => [
       resource,
       async (): Promise<Command> => {
         const { REMOTE_USAGE, remoteCommand } = await import('./remote.js');

@@ -2,13 +2,13 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { ENDED_STATUSES } from '../machines/status.js';
-import type { Execution, Job, JobLogEntry, Policy, Transition } from '../services/store/types.js';
+import type { Execution, Job, JobLogEntry, Node, Policy, Transition } from '../services/store/types.js';
 import { formatBytes } from './format.js';
 import type { CommandIO } from './io.js';
 import { table } from './table.js';
 import { positiveInteger, UsageError } from './usage.js';
 
-export const REMOTE_USAGE = `Usage: ferry <jobs|executions|policies> <action> [ID] [options]
+export const REMOTE_USAGE = `Usage: ferry <jobs|executions|policies|nodes> <action> [ID] [options]
 
 Talks to a running ferry serve.
   ferry jobs ls [--execution ID] [--status S] [--limit N]
@@ -16,6 +16,7 @@ Talks to a running ferry serve.
   ferry executions ls [--policy ID] [--status S] [--limit N]
   ferry executions show ID | stop ID | retry ID
   ferry policies ls | trigger ID
+  ferry nodes ls                 the ferry serve processes on the service's database
 
 Options:
   --server URL    the service (default http://127.0.0.1:8080, or FERRY_SERVER)
@@ -63,7 +64,7 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
     }
     case 'jobs show': {
       const job = await api.get<Job & { history: Transition[] }>(`/jobs/${needId()}`);
-      out(`${describeJob(job)}\nhistory:\n${table(['AT', 'FROM', 'TO', 'EVENT'], job.history.map((t) => [t.at, t.from ?? '', t.to, t.event]))}`);
+      out(`${describeJob(job)}\nhistory:\n${table(['AT', 'FROM', 'TO', 'EVENT', 'NODE'], job.history.map((t) => [t.at, t.from ?? '', t.to, t.event, t.node ?? '']))}`);
       return 0;
     }
     case 'jobs stop':
@@ -104,6 +105,11 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
       out(table(['ID', 'NAME', 'ENABLED', 'TRIGGER'], policies.map((p) => [p.id, p.name, String(p.enabled), p.trigger.type === 'cron' ? `cron ${p.trigger.schedule}` : p.trigger.type])));
       return 0;
     }
+    case 'nodes ls': {
+      const { self, items } = await api.get<{ self: string; items: Node[] }>('/nodes');
+      out(table(['ID', 'HOST', 'PID', 'STARTED', 'HEARTBEAT', 'JOBS', ''], items.map((n) => [n.id, n.host, String(n.pid), n.startedAt, n.heartbeatAt, String(n.jobsHeld), [n.id === self ? 'answering' : '', n.draining ? 'draining' : ''].filter(Boolean).join(', ')])));
+      return 0;
+    }
     case 'policies trigger': {
       const { execution, jobs } = await api.post<{ execution: Execution; jobs: Job[] }>(`/policies/${needId()}/trigger`);
       out(`execution ${execution.id}: ${jobs.length} job(s) queued\n`);
@@ -128,7 +134,7 @@ function executionRow(e: Execution): string[] {
 function describeJob(job: Job): string {
   const lines = [
     `job ${job.id} (${job.operation}) in execution ${job.executionId}`,
-    `status: ${job.status}${job.phase ? ` (${job.phase})` : ''}, attempt ${job.attempt}`,
+    `status: ${job.status}${job.phase ? ` (${job.phase})` : ''}, attempt ${job.attempt}${job.node ? `, node ${job.node}` : ''}`,
     `${job.source ? `${job.source} -> ` : ''}${job.destination}`,
     `progress: ${Object.entries(job.progress).map(([k, v]) => `${k} ${k.startsWith('bytes') ? formatBytes(v) : v}`).join(', ') || 'none yet'}`,
   ];
