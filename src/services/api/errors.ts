@@ -26,14 +26,6 @@ export class ApiError extends Error {
   }
 }
 
-export function notFound(what: string, id: string): ApiError {
-  return new ApiError(404, `no ${what} ${id}`);
-}
-
-export function conflict(message: string): ApiError {
-  return new ApiError(409, message);
-}
-
 function body(statusCode: number, message: string, field?: string): ErrorBody {
   return { error: STATUS_CODES[statusCode] ?? 'Error', message, ...(field ? { field } : {}) };
 }

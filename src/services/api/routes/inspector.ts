@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { stateId } from '../../inspector/hub.js';
 import type { FerryService } from '../../service.js';
-import { notFound } from '../errors.js';
 import { eventStreams } from '../sse.js';
 
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } } as const;
@@ -40,8 +39,7 @@ export const inspectorRoutes: FastifyPluginAsync<{ service: FerryService }> = as
       },
     },
     async (request, reply) => {
-      const job = await service.store.jobs.get(request.params.id);
-      if (!job) throw notFound('job', request.params.id);
+      const job = await service.control.job(request.params.id);
       const stream = openStream(reply);
       const machine = job.operation === 'copy' ? 'replication' : 'deletion';
       // Subscribe before reading the live state, so nothing falls between the two.

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { FerryService } from '../../service.js';
 import type { RegistryEvent } from '../../scheduler.js';
-import { notFound } from '../errors.js';
 import { errors, idParams, type IdParams } from '../schemas.js';
 
 const DISTRIBUTION_EVENTS = 'application/vnd.docker.distribution.events.v1+json';
@@ -43,8 +42,7 @@ export const webhookRoutes: FastifyPluginAsync<{ service: FerryService }> = asyn
       },
     },
     async (request, reply) => {
-      const registry = await service.store.registries.get(request.params.id);
-      if (!registry) throw notFound('registry', request.params.id);
+      const registry = await service.settings.registry(request.params.id);
       const executions = await service.scheduler.notify(registry.id, request.body.events);
       return reply.code(202).send({ executions: executions.map((execution) => execution.id) });
     },
