@@ -61,11 +61,6 @@ export class WorkerPool {
     return this.#runs.size;
   }
 
-  /** The jobs this node holds now. */
-  held(): Id[] {
-    return [...this.#runs.keys()];
-  }
-
   /** Takes claimable jobs while workers are free. */
   wake(): void {
     if (!this.#claiming) return;
