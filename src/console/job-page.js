@@ -290,6 +290,8 @@ export async function mountJobPage(view, { id }) {
       try {
         const fresh = await get(`/jobs/${encodeURIComponent(id)}`);
         if (disposed) return;
+        // A job on another node sends no log lines live: read what it has stored.
+        void loadLogs().catch(() => {});
         history = fresh.history ?? [];
         const last = history[history.length - 1];
         // Keep live transitions the store has not written yet.
