@@ -1,5 +1,5 @@
 import type { Scope } from './auth.js';
-import { header, networkError, responseError, type RegistryClient } from './client.js';
+import { header, networkError, responseError, type RegistryClient, type RegistryResponse } from './client.js';
 import { RegistryError } from './errors.js';
 import { nextLink } from './link.js';
 
@@ -22,15 +22,7 @@ export interface PagedList {
 export async function listPages({ client, path, field, scopes, what, signal, pageSize = PAGE_SIZE }: PagedList): Promise<string[]> {
   if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new RegistryError('INVALID_CONFIG', `${what}: page size ${pageSize} is not a positive integer`);
   const names: string[] = [];
-  const first = client.resolve(`${path}?n=${pageSize}`);
-  const visited = new Set<string>();
-  let url: string | undefined = first.href;
-  while (url) {
-    // A Link elsewhere would get our credentials; one back to a visited page would loop forever.
-    const origin = new URL(url).origin;
-    if (origin !== first.origin) throw new RegistryError('PROTOCOL', `${what}: Link header points to another origin (${origin})`);
-    if (visited.has(url)) throw new RegistryError('PROTOCOL', `${what}: Link header points back to an already listed page`);
-    visited.add(url);
+  await followPages(client.resolve(`${path}?n=${pageSize}`), what, async (url) => {
     const response = await client.send({ method: 'GET', url, scopes, what, ...(signal ? { signal } : {}) });
     if (response.statusCode !== 200) throw await responseError(response, what);
     let page: unknown;
@@ -45,7 +37,26 @@ export async function listPages({ client, path, field, scopes, what, signal, pag
       throw new RegistryError('PROTOCOL', `${what}: "${field}" is not a list`);
     }
     for (const name of list ?? []) if (typeof name === 'string') names.push(name);
+    return response;
+  });
+  return names;
+}
+
+/**
+ * Reads `first` with `page`, then each `Link: <...>; rel="next"` page, on the registry's own origin.
+ * `page` reads the body and answers the response (for its Link), or undefined to stop.
+ */
+export async function followPages(first: URL, what: string, page: (url: string) => Promise<RegistryResponse | undefined>): Promise<void> {
+  const visited = new Set<string>();
+  let url: string | undefined = first.href;
+  while (url) {
+    // A Link elsewhere would get our credentials; one back to a visited page would loop forever.
+    const origin = new URL(url).origin;
+    if (origin !== first.origin) throw new RegistryError('PROTOCOL', `${what}: Link header points to another origin (${origin})`);
+    if (visited.has(url)) throw new RegistryError('PROTOCOL', `${what}: Link header points back to an already listed page`);
+    visited.add(url);
+    const response = await page(url);
+    if (response === undefined) return;
     url = nextLink(header(response, 'link'), url);
   }
-  return names;
 }
