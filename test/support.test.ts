@@ -11,6 +11,18 @@ import type { FaultProxy } from './support/fault-proxy.js';
 import { OCI_MEDIA_TYPES, writeOciLayout } from './support/images.js';
 import type { BuiltTag, TagSpec } from './support/images.js';
 import { POSTGRES_ADMIN_URL, createTestDatabase } from './support/postgres.js';
+import {
+  SIGNATURE_ANNOTATION,
+  attachReferrer,
+  fallbackIndex,
+  fetchManifest,
+  generateSigningKeys,
+  pushSignature,
+  signImage,
+  signPayload,
+  simpleSigningPayload,
+  verifySignature,
+} from './support/referrers.js';
 import { freePort, startRegistry } from './support/registry.js';
 import type { RunningRegistry } from './support/registry.js';
 import { listTags, rawManifest, seedLayout, seedTag } from './support/skopeo.js';
@@ -124,6 +136,74 @@ describe('anonymous registry', () => {
     }
     expect((await listTags(repo)).sort()).toEqual(['multi', 'single']);
     expect(await listTags({ host: anonymous.host, repository: 'smoke/missing' })).toEqual([]);
+  });
+});
+
+describe('referrers as cosign and oras push them without the referrers API', () => {
+  const repository = 'smoke/signed';
+  let single: string;
+  let multi: string;
+
+  beforeAll(async () => {
+    await seedLayout(layoutDir, ['single', 'multi'], { host: anonymous.host, repository });
+    [single, multi] = [tag('single').digest, tag('multi').digest];
+  });
+
+  it('signs an image under sha256-<hex>.sig so that its key verifies it and another key does not', async () => {
+    const keys = generateSigningKeys();
+    const signature = await signImage(anonymous.host, repository, single, keys.privateKey);
+    expect(signature.tag).toBe(`sha256-${single.slice('sha256:'.length)}.sig`);
+    const stored = await fetchManifest(anonymous.host, repository, signature.tag);
+    expect(stored?.digest).toBe(signature.digest);
+    const layers = (JSON.parse(stored!.bytes.toString()) as { layers: { mediaType: string; annotations: Record<string, string> }[] }).layers;
+    expect(layers).toHaveLength(1);
+    expect(layers[0]!.mediaType).toBe('application/vnd.dev.cosign.simplesigning.v1+json');
+    expect(layers[0]!.annotations[SIGNATURE_ANNOTATION]).toMatch(/^[A-Za-z0-9+/]+=*$/);
+
+    expect(await verifySignature(anonymous.host, repository, single, keys.publicKey)).toEqual({ verified: true });
+    expect(await verifySignature(anonymous.host, repository, single, generateSigningKeys().publicKey)).toMatchObject({ verified: false });
+    expect(await verifySignature(anonymous.host, repository, multi, keys.publicKey)).toEqual({ verified: false, reason: `no signature tag sha256-${multi.slice(7)}.sig` });
+  });
+
+  it('does not verify a tampered payload, nor a valid signature of a payload that claims another digest', async () => {
+    const keys = generateSigningKeys();
+    const payload = simpleSigningPayload(anonymous.host, repository, multi);
+    const tampered = Buffer.from(payload.toString().replace('cosign container image signature', 'cosign container image signaturE'));
+    await pushSignature(anonymous.host, repository, multi, tampered, signPayload(payload, keys.privateKey));
+    expect(await verifySignature(anonymous.host, repository, multi, keys.publicKey)).toMatchObject({ verified: false, reason: expect.stringContaining('does not verify') });
+
+    const elsewhere = simpleSigningPayload(anonymous.host, repository, single);
+    await pushSignature(anonymous.host, repository, multi, elsewhere, signPayload(elsewhere, keys.privateKey));
+    expect(await verifySignature(anonymous.host, repository, multi, keys.publicKey)).toMatchObject({ verified: false, reason: expect.stringContaining(`claims ${single}`) });
+
+    // The third, good signature is added beside the two bad ones, and verifies.
+    const good = simpleSigningPayload(anonymous.host, repository, multi);
+    const third = await pushSignature(anonymous.host, repository, multi, good, signPayload(good, keys.privateKey));
+    const stored = await fetchManifest(anonymous.host, repository, third.tag);
+    expect((JSON.parse(stored!.bytes.toString()) as { layers: unknown[] }).layers).toHaveLength(3);
+    expect(await verifySignature(anonymous.host, repository, multi, keys.publicKey)).toEqual({ verified: true });
+  });
+
+  it('attaches two artifacts by digest and the fallback index lists both, the first kept', async () => {
+    const sbom = await attachReferrer(anonymous.host, repository, multi, {
+      artifactType: 'application/spdx+json', content: Buffer.from('{"spdxVersion":"SPDX-2.3"}'), mediaType: 'application/spdx+json',
+    });
+    const provenance = await attachReferrer(anonymous.host, repository, multi, {
+      artifactType: 'application/vnd.in-toto+json', content: Buffer.from('{"_type":"https://in-toto.io/Statement/v1"}'),
+      mediaType: 'application/vnd.in-toto+json', annotations: { 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' },
+    });
+    expect(await fallbackIndex(anonymous.host, repository, multi)).toEqual([sbom, provenance]);
+    expect(provenance.annotations).toEqual({ 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' });
+
+    const artifact = await fetchManifest(anonymous.host, repository, sbom.digest);
+    const parsed = JSON.parse(artifact!.bytes.toString()) as { artifactType: string; config: { digest: string }; subject: { digest: string; mediaType: string } };
+    expect(parsed.artifactType).toBe('application/spdx+json');
+    expect(parsed.config.digest).toBe('sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a');
+    expect(parsed.subject).toMatchObject({ digest: multi, mediaType: OCI_MEDIA_TYPES.index });
+    // Untagged: only the image tags, the fallback index and the signature tag are listed.
+    expect((await listTags({ host: anonymous.host, repository })).sort()).toEqual(
+      ['multi', `sha256-${multi.slice(7)}`, `sha256-${multi.slice(7)}.sig`, `sha256-${single.slice(7)}.sig`, 'single'].sort(),
+    );
   });
 });
 
