@@ -1,0 +1,189 @@
+import { header, networkError, responseError } from './client.js';
+import { parseDigest } from './digest.js';
+import { RegistryError } from './errors.js';
+import { getManifest, headManifest } from './manifest.js';
+import { OCI_INDEX, parseManifest } from './media-types.js';
+import { followPages } from './pages.js';
+import type { Repository } from './repository.js';
+
+/** How a referrer was found: the referrers API, the fallback tag schema's index, or a cosign tag. */
+export type ReferrerSource = 'api' | 'fallback-tag' | 'cosign-tag';
+
+export interface Referrer {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  via: ReferrerSource;
+  /** The tag it was found under: `sha256-<hex>.sig` for a cosign tag. */
+  tag?: string;
+}
+
+export interface ListReferrersOptions {
+  /** Only referrers of these artifact types; none or empty: all. */
+  artifactTypes?: string[];
+  signal?: AbortSignal;
+}
+
+/** cosign's tags beside the subject on registries without referrers: `sha256-<hex>.sig`, `.att`, `.sbom`. */
+export const COSIGN_SUFFIXES = ['sig', 'att', 'sbom'] as const;
+
+/**
+ * The artifact type cosign itself gives a signature in its OCI 1.1 mode
+ * (`--registry-referrers-mode=oci-1-1`), so that one filter selects signatures found either way.
+ * `.att` and `.sbom` tags have no such type and are left out by any filter.
+ */
+export const COSIGN_SIGNATURE_ARTIFACT_TYPE = 'application/vnd.dev.cosign.artifact.sig.v1+json';
+
+/** The tag of the fallback tag schema's index for a subject: `sha256:1a2b...` → `sha256-1a2b...`. */
+export function fallbackTag(subjectDigest: string): string {
+  const { algorithm, hex } = parseDigest(subjectDigest);
+  return `${algorithm}-${hex}`;
+}
+
+/**
+ * The manifests that refer to `subjectDigest`: from the referrers API, or the fallback tag
+ * schema where the registry has no API, plus cosign's tags. Each digest once, API or fallback
+ * entries first in the registry's order, then `.sig`, `.att`, `.sbom`.
+ */
+export async function listReferrers(repo: Repository, subjectDigest: string, options: ListReferrersOptions = {}): Promise<Referrer[]> {
+  parseDigest(subjectDigest);
+  const what = `list referrers of ${repo.ref(subjectDigest)}`;
+  const types = options.artifactTypes?.length ? new Set(options.artifactTypes) : undefined;
+  // Settled, not raced: a failure ends the listing only once no request of it is still out.
+  const [listedResult, ...cosignResults] = await Promise.allSettled([
+    fromApiOrFallback(repo, subjectDigest, what, options),
+    ...COSIGN_SUFFIXES.map((suffix) => cosignTag(repo, subjectDigest, suffix, what, options.signal)),
+  ]);
+  const listed = settled(listedResult!);
+  const cosign = cosignResults.map(settled);
+  const seen = new Set<string>();
+  const referrers: Referrer[] = [];
+  for (const referrer of [...listed.referrers, ...cosign]) {
+    if (referrer === undefined || seen.has(referrer.digest)) continue;
+    const filtered = referrer.via === 'api' ? listed.filtered : false;
+    if (types && !filtered && !(referrer.artifactType !== undefined && types.has(referrer.artifactType))) continue;
+    seen.add(referrer.digest);
+    referrers.push(referrer);
+  }
+  return referrers;
+}
+
+function settled<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === 'rejected') throw result.reason;
+  return result.value;
+}
+
+interface Listed {
+  referrers: Referrer[];
+  /** The registry applied the artifactType filter to every page (`OCI-Filters-Applied`). */
+  filtered: boolean;
+}
+
+async function fromApiOrFallback(repo: Repository, subject: string, what: string, options: ListReferrersOptions): Promise<Listed> {
+  const fromApi = await referrersApi(repo, subject, what, options);
+  if (fromApi !== undefined) return fromApi;
+  return { referrers: await fallbackIndex(repo, subject, what, options.signal), filtered: false };
+}
+
+/** Undefined when the registry has no referrers API (404 on the first page). */
+async function referrersApi(repo: Repository, subject: string, what: string, { artifactTypes, signal }: ListReferrersOptions): Promise<Listed | undefined> {
+  // The API filters by one artifactType; for several, ask for all and filter here.
+  const only = artifactTypes?.length === 1 ? artifactTypes[0] : undefined;
+  const first = repo.client.resolve(repo.path(`referrers/${subject}`));
+  if (only !== undefined) first.searchParams.set('artifactType', only);
+  const referrers: Referrer[] = [];
+  let filtered = only !== undefined;
+  let supported = true;
+  await followPages(first, what, async (url) => {
+    const response = await repo.client.send({ method: 'GET', url, scopes: repo.scopes, headers: { accept: OCI_INDEX }, what, ...(signal ? { signal } : {}) });
+    // distribution 2.8 (Debian's docker-registry) has no referrers API and answers 404; the
+    // spec tells clients to fall back to the tag schema then:
+    // https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#unavailable-referrers-api
+    if (response.statusCode === 404 && url === first.href) {
+      await response.body.dump();
+      supported = false;
+      return undefined;
+    }
+    if (response.statusCode !== 200) throw await responseError(response, what);
+    // Each page says for itself whether the registry filtered it.
+    if (!filtersApplied(header(response, 'oci-filters-applied'))) filtered = false;
+    let text: string;
+    try {
+      text = await response.body.text();
+    } catch (error) {
+      throw networkError(error, what, signal);
+    }
+    referrers.push(...indexEntries(Buffer.from(text), header(response, 'content-type'), `${what}: referrers index`, 'api'));
+    return response;
+  });
+  return supported ? { referrers, filtered } : undefined;
+}
+
+function filtersApplied(value: string | undefined): boolean {
+  return value?.split(',').some((filter) => filter.trim() === 'artifactType') ?? false;
+}
+
+/** The index tagged `sha256-<hex>`; none when absent. */
+async function fallbackIndex(repo: Repository, subject: string, what: string, signal?: AbortSignal): Promise<Referrer[]> {
+  const tag = fallbackTag(subject);
+  let manifest;
+  try {
+    manifest = await getManifest(repo, tag, signal);
+  } catch (error) {
+    if (error instanceof RegistryError && error.code === 'NOT_FOUND') return [];
+    throw withContext(error, `${what} (fallback tag ${tag})`);
+  }
+  return indexEntries(manifest.bytes, manifest.mediaType, `${what}: fallback index ${repo.ref(tag)}`, 'fallback-tag');
+}
+
+async function cosignTag(repo: Repository, subject: string, suffix: string, what: string, signal?: AbortSignal): Promise<Referrer | undefined> {
+  const tag = `${fallbackTag(subject)}.${suffix}`;
+  let head;
+  try {
+    head = await headManifest(repo, tag, signal);
+  } catch (error) {
+    throw withContext(error, `${what} (cosign tag ${tag})`);
+  }
+  if (head === undefined) return undefined;
+  return {
+    digest: head.digest,
+    mediaType: head.mediaType,
+    size: head.size,
+    ...(suffix === 'sig' ? { artifactType: COSIGN_SIGNATURE_ARTIFACT_TYPE } : {}),
+    via: 'cosign-tag',
+    tag,
+  };
+}
+
+/** An image index's entries, with the artifactType and annotations parseManifest leaves out. */
+function indexEntries(bytes: Buffer, contentType: string | undefined, what: string, via: ReferrerSource): Referrer[] {
+  const parsed = parseManifest(bytes, contentType, what);
+  if (parsed.kind !== 'index') throw new RegistryError('INVALID_MANIFEST', `${what}: is an image manifest, not an index`);
+  const entries = (JSON.parse(bytes.toString('utf8')) as { manifests: Record<string, unknown>[] }).manifests;
+  return parsed.manifests.map(({ digest, mediaType, size }, i) => {
+    const { artifactType, annotations } = entries[i]!;
+    if (artifactType !== undefined && typeof artifactType !== 'string') {
+      throw new RegistryError('INVALID_MANIFEST', `${what}: manifests[${i}].artifactType is not a string`);
+    }
+    if (annotations !== undefined && !isStringRecord(annotations)) {
+      throw new RegistryError('INVALID_MANIFEST', `${what}: manifests[${i}].annotations is not an object of strings`);
+    }
+    return { digest, mediaType, size, ...(artifactType === undefined ? {} : { artifactType }), ...(annotations === undefined ? {} : { annotations }), via };
+  });
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
+}
+
+/** The same error, its message prefixed with what was being listed. */
+function withContext(error: unknown, what: string): RegistryError {
+  if (!(error instanceof RegistryError)) return networkError(error, what);
+  return new RegistryError(error.code, `${what}: ${error.message}`, {
+    ...(error.status === undefined ? {} : { status: error.status }),
+    ...(error.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: error.retryAfterSeconds }),
+    cause: error,
+  });
+}
