@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { coalesced } from './coalesced.js';
 import type { JobChange, StoredJobChange, Store } from './store/types.js';
 
 /** A change as live views receive it: numbered when stored; live bytes are not. */
@@ -16,8 +17,8 @@ export class ChangeFeed {
   readonly #emitter = new EventEmitter<{ change: [FeedChange] }>();
   readonly #unsubscribe: Array<() => void> = [];
   #seq = 0;
-  #reading: Promise<void> | undefined;
-  #again = false;
+  /** Reads what came after `#seq`: one read at a time, one more for signals during a read. */
+  readonly #catchUp = coalesced(() => this.#read());
 
   private constructor(store: Store, logger: Logger) {
     this.#store = store;
@@ -30,10 +31,10 @@ export class ChangeFeed {
     feed.#seq = await store.jobs.lastChange();
     feed.#unsubscribe.push(
       store.signals.subscribe((signal) => {
-        if (signal.type === 'changed') feed.#catchUp();
+        if (signal.type === 'changed') void feed.#catchUp();
         else if (signal.type === 'progress') feed.#emitter.emit('change', signal.change);
       }),
-      store.signals.onReconnect(() => feed.#catchUp()),
+      store.signals.onReconnect(() => void feed.#catchUp()),
     );
     return feed;
   }
@@ -60,20 +61,6 @@ export class ChangeFeed {
 
   close(): void {
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
-  }
-
-  #catchUp(): void {
-    if (this.#reading) {
-      this.#again = true;
-      return;
-    }
-    this.#reading = this.#read().finally(() => {
-      this.#reading = undefined;
-      if (this.#again) {
-        this.#again = false;
-        this.#catchUp();
-      }
-    });
   }
 
   async #read(): Promise<void> {

@@ -5,8 +5,10 @@ export class UnknownRecordError extends Error {
   override readonly name = 'UnknownRecordError';
 }
 
-export function notFound(what: string, id: string): UnknownRecordError {
-  return new UnknownRecordError(`no ${what} ${id}`);
+/** The record a command addresses, or UnknownRecordError. */
+export function found<T>(record: T | undefined, what: string, id: string): T {
+  if (record === undefined) throw new UnknownRecordError(`no ${what} ${id}`);
+  return record;
 }
 
 /** The command contradicts the record's state, such as stopping a job that has ended (409). */

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ACTIVE_STATUSES, ENDED_STATUSES, RETRYABLE_STATUSES } from '../../machines/status.js';
 import type { Execution, Id, Job, Store } from '../store/types.js';
 import type { WorkerPool } from '../worker/pool.js';
-import { conflict, notFound } from './errors.js';
+import { conflict, found } from './errors.js';
 
 /** How long STOP through one node waits for the node that holds the job to end it. */
 const STOP_WAIT_MS = 10_000;
@@ -33,15 +33,11 @@ export class JobControl {
   }
 
   async job(id: Id): Promise<Job> {
-    const job = await this.#store.jobs.get(id);
-    if (!job) throw notFound('job', id);
-    return job;
+    return found(await this.#store.jobs.get(id), 'job', id);
   }
 
   async execution(id: Id): Promise<Execution> {
-    const execution = await this.#store.executions.get(id);
-    if (!execution) throw notFound('execution', id);
-    return execution;
+    return found(await this.#store.executions.get(id), 'execution', id);
   }
 
   async stopJob(id: Id): Promise<Job> {

@@ -4,7 +4,7 @@ import type { Registries } from '../registry/registries.js';
 import type { Scheduler } from '../scheduler.js';
 import { ConflictError } from '../store/errors.js';
 import type { Execution, Id, Job, Policy, Registry, RegistryInput, Store } from '../store/types.js';
-import { conflict, notFound } from './errors.js';
+import { conflict, found, UnknownRecordError } from './errors.js';
 
 /**
  * Registries and policies, changed the one way whoever asks (the API, ferry.yaml, the CLI):
@@ -23,15 +23,11 @@ export class Settings {
   }
 
   async registry(id: Id): Promise<Registry> {
-    const registry = await this.#store.registries.get(id);
-    if (!registry) throw notFound('registry', id);
-    return registry;
+    return found(await this.#store.registries.get(id), 'registry', id);
   }
 
   async policy(id: Id): Promise<Policy> {
-    const policy = await this.#store.policies.get(id);
-    if (!policy) throw notFound('policy', id);
-    return policy;
+    return found(await this.#store.policies.get(id), 'policy', id);
   }
 
   addRegistry(input: RegistryInput): Promise<Registry> {
@@ -41,8 +37,7 @@ export class Settings {
   async updateRegistry(id: Id, patch: Partial<RegistryInput>): Promise<Registry> {
     const checked = checkRegistryPatch(patch);
     const before = await this.registry(id);
-    const after = await this.#store.registries.update(id, checked);
-    if (!after) throw notFound('registry', id);
+    const after = found(await this.#store.registries.update(id, checked), 'registry', id);
     if (checked.credentials !== undefined || after.url !== before.url || after.insecure !== before.insecure || after.ca !== before.ca) {
       await this.#reconnect([before.url, after.url]);
     }
@@ -66,14 +61,13 @@ export class Settings {
 
   async updatePolicy(id: Id, patch: Partial<PolicyDraft>): Promise<Policy> {
     await this.policy(id);
-    const policy = await this.#store.policies.update(id, await checkPolicyPatch(patch, this.#registryExists));
-    if (!policy) throw notFound('policy', id);
+    const policy = found(await this.#store.policies.update(id, await checkPolicyPatch(patch, this.#registryExists)), 'policy', id);
     await this.#policiesChanged();
     return policy;
   }
 
   async deletePolicy(id: Id): Promise<void> {
-    if (!(await this.#store.policies.delete(id))) throw notFound('policy', id);
+    if (!(await this.#store.policies.delete(id))) throw new UnknownRecordError(`no policy ${id}`);
     await this.#policiesChanged();
   }
 

@@ -496,6 +496,8 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       const ofA = await store.executions.list({ policyId: a.id, limit: 2, offset: 1 });
       expect(ofA.total).toBe(4);
       expect(ofA.items.map((execution) => execution.id)).toStrictEqual([created[3], created[2]]);
+      // An offset alone: the rest of the list (SQLite has no OFFSET without LIMIT).
+      expect((await store.executions.list({ policyId: a.id, offset: 3 })).items.map((execution) => execution.id)).toStrictEqual([created[0]]);
 
       expect(await store.executions.list({ policyId: a.id, status: 'error' })).toMatchObject({ total: 1, items: [{ trigger: 'event' }] });
       expect((await store.executions.list({ policyId: b.id, status: 'pending' })).total).toBe(2);
@@ -515,6 +517,7 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(all.total).toBe(5);
       expect(ids(all.items)).toStrictEqual(ids([...first.jobs, ...second.jobs]).toReversed());
       expect(ids((await store.jobs.list({ executionId: first.execution.id, limit: 1, offset: 1 })).items)).toStrictEqual([first.jobs[1]!.id]);
+      expect(ids((await store.jobs.list({ offset: 4 })).items)).toStrictEqual([first.jobs[0]!.id]);
       expect(await store.jobs.list({ executionId: first.execution.id, status: 'pending' })).toMatchObject({ total: 2 });
       expect(ids((await store.jobs.list({ status: 'finished' })).items)).toStrictEqual([first.jobs[1]!.id]);
     });

@@ -3,6 +3,7 @@ import type { InspectionEvent } from 'xstate';
 import type { JobObserver } from '../inspector/hub.js';
 import type { Environment } from '../interpreter.js';
 import type { Id, Job, NodeId, Store } from '../store/types.js';
+import { coalesced } from '../coalesced.js';
 import { JobRun } from './job-run.js';
 
 export interface WorkerPoolOptions {
@@ -28,8 +29,8 @@ export class WorkerPool {
   readonly #runs = new Map<Id, JobRun>();
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #unsubscribe: Array<() => void> = [];
-  #filling: Promise<void> | undefined;
-  #refill = false;
+  /** Claims while workers are free: one claiming loop at a time, once more for a wake during it. */
+  readonly #fill = coalesced(() => this.#claimWhileFree());
   #claiming = true;
   #storeFailing = false;
   /** When the leases were last renewed (this node's clock): past a lease, it holds nothing. */
@@ -63,18 +64,7 @@ export class WorkerPool {
 
   /** Takes claimable jobs while workers are free. */
   wake(): void {
-    if (!this.#claiming) return;
-    if (this.#filling) {
-      this.#refill = true;
-      return;
-    }
-    this.#filling = this.#fill().finally(() => {
-      this.#filling = undefined;
-      if (this.#refill) {
-        this.#refill = false;
-        this.wake();
-      }
-    });
+    if (this.#claiming) void this.#fill();
   }
 
   /** STOP for a job this node runs; false when it runs elsewhere or not at all. */
@@ -95,7 +85,7 @@ export class WorkerPool {
     this.#claiming = false;
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
-    await this.#filling;
+    await this.#fill.settled();
     const runs = [...this.#runs.values()];
     await Promise.all(runs.map((run) => run.halt()));
     await Promise.all(
@@ -112,7 +102,7 @@ export class WorkerPool {
     await this.#options.store.signals.publish({ type: 'queued' }).catch((error: unknown) => this.#options.logger.warn({ err: error }, 'jobs handed back but not signalled; the other nodes find them at their next look'));
   }
 
-  async #fill(): Promise<void> {
+  async #claimWhileFree(): Promise<void> {
     const { store, node, leaseMs, workers, logger } = this.#options;
     while (this.#claiming && this.#runs.size < workers) {
       let claimed;

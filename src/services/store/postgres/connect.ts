@@ -1,4 +1,5 @@
 import { Kysely, PostgresDialect } from 'kysely';
+import { coalesced } from '../../coalesced.js';
 import pg from 'pg';
 import { postgresDialect } from '../sql/dialect.js';
 import type { Tables } from '../sql/schema.js';
@@ -98,25 +99,4 @@ async function start(url: string, pool: pg.Pool, log: (message: string, error: u
     throw error;
   }
   return signals;
-}
-
-/**
- * At most one call under way and one waiting: changes written while a `changed` signal is on its
- * way are announced by one more, since a reader reads everything after what it has seen.
- */
-function coalesced(announce: () => Promise<void>): () => Promise<void> {
-  let running: Promise<void> | undefined;
-  let again: Promise<void> | undefined;
-  const run = (): Promise<void> =>
-    (running = announce().finally(() => {
-      running = undefined;
-    }));
-  return () => {
-    if (!running) return run();
-    again ??= running.then(() => {
-      again = undefined;
-      return run();
-    });
-    return again;
-  };
 }

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { Page } from '../types.js';
 import { ConflictError } from '../errors.js';
 import type { SqlDialect } from './dialect.js';
 import type { Tables } from './schema.js';
@@ -7,11 +8,17 @@ import type { Tables } from './schema.js';
 export interface Database {
   db: Kysely<Tables>;
   dialect: SqlDialect;
-  /**
-   * After a committed write that added to the feed of job changes: tells every node to read it.
-   * Never rejects (callers do not wait for it): a failure is the engine's to log.
-   */
+  /** After a committed write that added to the feed of job changes: tells every node to read it. */
   changed(): Promise<void>;
+}
+
+/**
+ * Tells every node that the feed has new changes, without waiting. The write stands even when
+ * the signal cannot be sent (the database going away; the engine logs it): each node reads every
+ * change after the last it passed on, at the next signal or once its signal connection is back.
+ */
+export function announce(database: Database): void {
+  void database.changed().catch(() => {});
 }
 
 export type Executor = Kysely<Tables> | Transaction<Tables>;
@@ -53,4 +60,13 @@ const ROWS_PER_INSERT = 500;
 /** `rows` in runs short enough for one INSERT each. */
 export function* batches<T>(rows: readonly T[]): Generator<T[]> {
   for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) yield rows.slice(start, start + ROWS_PER_INSERT);
+}
+
+/**
+ * A page of a listing, all of it when no limit is given. SQLite has no OFFSET without a LIMIT,
+ * so an offset alone comes with the largest limit both engines take.
+ */
+export function paged<Query extends { limit(limit: number): Query; offset(offset: number): Query }>(query: Query, page: Page): Query {
+  const limited = page.limit !== undefined || page.offset !== undefined ? query.limit(page.limit ?? Number.MAX_SAFE_INTEGER) : query;
+  return page.offset !== undefined ? limited.offset(page.offset) : limited;
 }

@@ -1,6 +1,6 @@
 import { NotFoundError } from '../errors.js';
 import type { ExecutionStore, Id, NewJob } from '../types.js';
-import { batches, write, type Database, type Executor } from './database.js';
+import { announce, batches, paged, write, type Database, type Executor } from './database.js';
 import { recordChanges, recordTransition } from './history.js';
 import { json, newId, now, toExecution, toJob, type JobRow } from './rows.js';
 
@@ -57,7 +57,7 @@ export function executionStore(database: Database): ExecutionStore {
         return { execution: (await read(trx, id))!, jobs };
       });
       // Every node reads the new jobs' first changes now, not at the next change.
-      void database.changed().catch(() => {});
+      announce(database);
       return created;
     },
     get: (id) => read(db, id),
@@ -66,13 +66,7 @@ export function executionStore(database: Database): ExecutionStore {
       if (filter.policyId !== undefined) query = query.where('policy_id', '=', filter.policyId);
       if (filter.status !== undefined) query = query.where('status', '=', filter.status);
       const { total } = await query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
-      const rows = await query
-        .selectAll()
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .$if(filter.limit !== undefined, (q) => q.limit(filter.limit!))
-        .$if(filter.offset !== undefined, (q) => q.offset(filter.offset!))
-        .execute();
+      const rows = await paged(query.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc'), filter).execute();
       return { items: rows.map(toExecution), total: Number(total) };
     },
   };

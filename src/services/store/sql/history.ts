@@ -31,7 +31,7 @@ export async function recordTransition(
     .execute();
 }
 
-export function changeOf(job: Pick<Job, 'id' | 'executionId' | 'status' | 'phase' | 'attempt' | 'progress' | 'error' | 'node'>): JobChange {
+function changeOf(job: Job): JobChange {
   return { jobId: job.id, executionId: job.executionId, status: job.status, phase: job.phase, attempt: job.attempt, progress: job.progress, error: job.error, node: job.node };
 }
 
@@ -45,7 +45,7 @@ export function changeOf(job: Pick<Job, 'id' | 'executionId' | 'status' | 'phase
 export async function recordChanges(
   trx: Executor,
   dialect: SqlDialect,
-  jobs: Array<Pick<Job, 'id' | 'executionId' | 'status' | 'phase' | 'attempt' | 'progress' | 'error' | 'node'>>,
+  jobs: Job[],
   at: Timestamp,
 ): Promise<void> {
   if (jobs.length === 0) return;
@@ -56,4 +56,16 @@ export async function recordChanges(
       .values(batch.map((job) => ({ job_id: job.id, change: json(changeOf(job)), at })))
       .execute();
   }
+}
+
+/** A step of one job: the row of its history and its change on the feed, the change last. */
+export async function recordStep(
+  trx: Executor,
+  dialect: SqlDialect,
+  job: Job,
+  transition: { from: string | null; to: string; event: string; node: NodeId | null },
+  at: Timestamp,
+): Promise<void> {
+  await recordTransition(trx, job.id, transition, at);
+  await recordChanges(trx, dialect, [job], at);
 }

@@ -1,31 +1,25 @@
 import { sql } from 'kysely';
 import { LeaseLostError, NotFoundError } from '../errors.js';
 import { ENDED_STATUSES, statePath } from '../../../machines/status.js';
-import type { Id, Job, JobStatus, JobStore, StoredSnapshot } from '../types.js';
-import { batches, write, type Database, type Executor } from './database.js';
-import { recordChanges, recordTransition } from './history.js';
-import { flag, JOB_COLUMNS, jsonOrNull, json, now, parsed, toJob, toLogEntry, toStoredChange, toTransition } from './rows.js';
+import type { Id, Job, JobStatus, JobStore } from '../types.js';
+import { announce, batches, paged, write, type Database, type Executor } from './database.js';
+import { recordStep } from './history.js';
+import { flag, JOB_COLUMNS, jsonOrNull, json, now, toJob, toLogEntry, toStoredChange, toStoredSnapshot, toTransition } from './rows.js';
 
 const DEFAULT_LOG_LIMIT = 1_000;
 const HELD: JobStatus[] = ['running', 'retrying'];
 
-
 export function jobStore(database: Database): JobStore {
   const { db, dialect } = database;
+
+  const lastChange = async (): Promise<number> => {
+    const last = await db.selectFrom('job_changes').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
+    return Number(last?.seq ?? 0);
+  };
 
   const read = async (trx: Executor, id: Id): Promise<Job | undefined> => {
     const found = await trx.selectFrom('jobs').select(JOB_COLUMNS).where('id', '=', id).executeTakeFirst();
     return found && toJob(found);
-  };
-
-  /**
-   * Changes written: every node reads the feed again. The write stands even when the signal
-   * cannot be sent (the database going away): the feed reads every change after the last it
-   * passed on, at the next signal or once its connection for signals is back.
-   */
-  const announce = <T>(result: T): T => {
-    void database.changed().catch(() => {});
-    return result;
   };
 
   return {
@@ -36,13 +30,7 @@ export function jobStore(database: Database): JobStore {
       if (filter.executionId !== undefined) query = query.where('execution_id', '=', filter.executionId);
       if (filter.status !== undefined) query = query.where('status', '=', filter.status);
       const { total } = await query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
-      const rows = await query
-        .select(JOB_COLUMNS)
-        .orderBy('created_at', 'desc')
-        .orderBy('id', 'desc')
-        .$if(filter.limit !== undefined, (q) => q.limit(filter.limit!))
-        .$if(filter.offset !== undefined, (q) => q.offset(filter.offset!))
-        .execute();
+      const rows = await paged(query.select(JOB_COLUMNS).orderBy('created_at', 'desc').orderBy('id', 'desc'), filter).execute();
       return { items: rows.map(toJob), total: Number(total) };
     },
 
@@ -51,7 +39,7 @@ export function jobStore(database: Database): JobStore {
 
     snapshot: async (id) => {
       const row = await db.selectFrom('jobs').select(['snapshot', 'snapshot_version']).where('id', '=', id).executeTakeFirst();
-      return row?.snapshot ? { version: row.snapshot_version ?? 0, snapshot: parsed(row.snapshot) } : null;
+      return row ? toStoredSnapshot(row) : null;
     },
 
     appendLogs: (id, entries) =>
@@ -127,13 +115,11 @@ export function jobStore(database: Database): JobStore {
           .executeTakeFirstOrThrow();
         const job = toJob(row);
         const state = statePath(next.status as JobStatus, next.phase);
-        await recordTransition(trx, job.id, takenOver ? { from: state, to: state, event: 'takeover', node } : { from: 'pending', to: 'running', event: 'claimed', node }, at);
-        await recordChanges(trx, dialect, [job], at);
-        const snapshot: StoredSnapshot | null =
-          row.snapshot === null ? null : { version: row.snapshot_version ?? 0, snapshot: parsed(row.snapshot) };
-        return { job, lease: { jobId: job.id, node, fence: Number(row.fence) }, snapshot, takenOver, stopRequested: flag(row.stop_requested) };
+        await recordStep(trx, dialect, job, takenOver ? { from: state, to: state, event: 'takeover', node } : { from: 'pending', to: 'running', event: 'claimed', node }, at);
+        return { job, lease: { jobId: job.id, node, fence: Number(row.fence) }, snapshot: toStoredSnapshot(row), takenOver, stopRequested: flag(row.stop_requested) };
       });
-      return claimed && announce(claimed);
+      if (claimed) announce(database);
+      return claimed;
     },
 
     saveStep: async (lease, step) => {
@@ -163,10 +149,9 @@ export function jobStore(database: Database): JobStore {
           .executeTakeFirst();
         if (saved === undefined) throw new LeaseLostError(`job ${lease.jobId}: node ${lease.node} no longer holds it (fence ${lease.fence})`);
         if (step.transition === undefined) return;
-        await recordTransition(trx, lease.jobId, { ...step.transition, node: lease.node }, at);
-        await recordChanges(trx, dialect, [toJob(saved)], at);
+        await recordStep(trx, dialect, toJob(saved), { ...step.transition, node: lease.node }, at);
       });
-      if (step.transition !== undefined) announce(undefined);
+      if (step.transition !== undefined) announce(database);
     },
 
     renewLeases: async (node, leaseMs) =>
@@ -207,12 +192,12 @@ export function jobStore(database: Database): JobStore {
           .returning(JOB_COLUMNS)
           .executeTakeFirst();
         if (row === undefined) return undefined;
-        await recordTransition(trx, id, { from: current.status, to: 'pending', event: 'retry', node: null }, at);
         const requeued = toJob(row);
-        await recordChanges(trx, dialect, [requeued], at);
+        await recordStep(trx, dialect, requeued, { from: current.status, to: 'pending', event: 'retry', node: null }, at);
         return requeued;
       });
-      return job && announce(job);
+      if (job) announce(database);
+      return job;
     },
 
     stopPending: async (id) => {
@@ -226,12 +211,12 @@ export function jobStore(database: Database): JobStore {
           .returning(JOB_COLUMNS)
           .executeTakeFirst();
         if (row === undefined) return undefined;
-        await recordTransition(trx, id, { from: 'pending', to: 'stopped', event: 'STOP', node: null }, at);
         const stopped = toJob(row);
-        await recordChanges(trx, dialect, [stopped], at);
+        await recordStep(trx, dialect, stopped, { from: 'pending', to: 'stopped', event: 'STOP', node: null }, at);
         return stopped;
       });
-      return job && announce(job);
+      if (job) announce(database);
+      return job;
     },
 
     requestStop: async (id) => {
@@ -256,12 +241,11 @@ export function jobStore(database: Database): JobStore {
           .where('id', '=', id)
           .returning(JOB_COLUMNS)
           .executeTakeFirstOrThrow();
-        await recordTransition(trx, id, { from: statePath(held.status as JobStatus, held.phase), to: 'stopped', event: 'STOP', node: null }, at);
         const stopped = toJob(row);
-        await recordChanges(trx, dialect, [stopped], at);
+        await recordStep(trx, dialect, stopped, { from: statePath(held.status as JobStatus, held.phase), to: 'stopped', event: 'STOP', node: null }, at);
         return { job: stopped, ended: true };
       });
-      if (result?.ended) announce(undefined);
+      if (result?.ended) announce(database);
       return result?.job;
     },
 
@@ -270,18 +254,10 @@ export function jobStore(database: Database): JobStore {
 
     forgetChanges: async (olderThanMs) => {
       const cutoff = new Date(Date.now() - olderThanMs).toISOString();
-      const last = await db.selectFrom('job_changes').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
-      const forgotten = await db
-        .deleteFrom('job_changes')
-        .where('at', '<', cutoff)
-        .where('seq', '<', Number(last?.seq ?? 0))
-        .executeTakeFirst();
+      const forgotten = await db.deleteFrom('job_changes').where('at', '<', cutoff).where('seq', '<', await lastChange()).executeTakeFirst();
       return Number(forgotten.numDeletedRows);
     },
 
-    lastChange: async () => {
-      const last = await db.selectFrom('job_changes').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirst();
-      return Number(last?.seq ?? 0);
-    },
+    lastChange,
   };
 }

@@ -1,7 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import type { ErrorInfo } from '../../registry/errors.js';
-import type { Execution, ExecutionStatus, ExecutionTrigger, Job, JobLogEntry, JobOperation, JobStatus, Policy, Registry, StoredJobChange, Timestamp, Transition } from '../types.js';
+import type { Execution, ExecutionStatus, ExecutionTrigger, Job, JobLogEntry, JobOperation, JobStatus, Policy, Registry, StoredJobChange, Timestamp, Transition, StoredSnapshot } from '../types.js';
 import type { ExecutionSummariesView, JobChangesTable, JobLogsTable, JobsTable, PoliciesTable, RegistriesTable, JobTransitionsTable } from './schema.js';
 
 /**
@@ -161,6 +161,11 @@ export function toJob(row: JobRow): Job {
     finishedAt: row.finished_at,
     updatedAt: row.updated_at,
   };
+}
+
+/** A job row's snapshot with the version of the machine that wrote it (those stored before versions count as 0). */
+export function toStoredSnapshot(row: { snapshot: string | null; snapshot_version: number | null }): StoredSnapshot | null {
+  return row.snapshot === null ? null : { version: row.snapshot_version ?? 0, snapshot: parsed(row.snapshot) };
 }
 
 export function toTransition(row: Omit<Selectable<JobTransitionsTable>, 'job_id'>): Transition {
