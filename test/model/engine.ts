@@ -30,11 +30,14 @@ export class Steering {
 
   hold({ proxy, method, path }: Marker): Held {
     const held = proxy.hold({ ...(method ? { method } : {}), path });
-    this.#releases.push(() => held.release());
+    this.#releases.push(() => held.release({ type: 'reset' }));
     return { arrived: within(held.arrived, 15_000, `${method ?? 'a request'} ${path} to arrive`).then(() => undefined), release: (fault) => held.release(fault) };
   }
 
-  /** Lets every request still held go (they belong to stopped jobs, or nobody). */
+  /**
+   * Ends every request still held with a reset: they belong to stopped jobs (or nobody), and a
+   * request forwarded now would reach the registry if the proxy has not yet seen its client go.
+   */
   releaseAll(): void {
     for (const release of this.#releases.splice(0)) release();
   }

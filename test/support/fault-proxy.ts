@@ -170,7 +170,7 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
     while (fault?.type === 'hold') {
       fault.onHeld?.(requests.indexOf(record));
       fault = (await fault.release) ?? undefined;
-      if (req.socket.destroyed) return;
+      if (req.socket.destroyed || record.aborted) return;
     }
     switch (fault?.type) {
       case 'status':
