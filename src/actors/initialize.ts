@@ -1,5 +1,6 @@
 import { phase } from './phase.js';
-import { openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { openRepository, referrersOf, type JobRuntime } from '../services/job-runtime.js';
+import { isReferrerTag } from '../services/registry/referrers.js';
 import { listTags } from '../services/registry/tags.js';
 import { isRegistryError } from '../services/registry/errors.js';
 import { filterTags, type TagFilter } from '../services/tag-filter.js';
@@ -32,8 +33,13 @@ export const resolveTags = (runtime: JobRuntime) =>
       // With the access the job's later requests ask for: one token serves them all.
       input.destination && tagsOf(runtime, input.destination, 'push', 'empty', signal),
     ]);
-    if (destinationTags) runtime.destinationTags = new Set(destinationTags);
-    return { tags: filterTags(tags, input.filter) };
+    referrersOf(runtime, input.list).tags = new Set(tags);
+    if (input.destination && destinationTags) {
+      runtime.destinationTags = new Set(destinationTags);
+      referrersOf(runtime, input.destination).tags = runtime.destinationTags;
+    }
+    // Signatures' and fallback indexes' tags go with their subjects, whatever the filter says.
+    return { tags: filterTags(tags.filter((tag) => !isReferrerTag(tag)), input.filter) };
   });
 
 async function tagsOf(runtime: JobRuntime, location: Location, access: 'pull' | 'push', absent: 'error' | 'empty', signal: AbortSignal): Promise<string[]> {

@@ -43,6 +43,7 @@ function runtimeFor(environment: Environment, options: RunOptions): JobRuntime {
     blobs: new Map(),
     manifests: new Map(),
     heads: new Map(),
+    referrers: new Map(),
   };
 }
 

@@ -4,6 +4,7 @@ import { Repository } from './registry/repository.js';
 import type { Registries } from './registry/registries.js';
 import { getManifest, type Manifest, type ManifestHead } from './registry/manifest.js';
 import type { BlobLocator } from './blob-locator.js';
+import type { RepositoryReferrers } from './registry/referrers.js';
 import type { TransferTuning } from './copy-blob.js';
 import type { Location } from '../actors/types.js';
 
@@ -29,6 +30,8 @@ export interface JobRuntime {
    * after a restore or for explicit items, which are then compared by HEAD.
    */
   destinationTags?: Set<string>;
+  /** Per job, by `registry/repository`: what is known of each repository's referrers. */
+  referrers: Map<string, RepositoryReferrers>;
   locator: BlobLocator;
   transfer: TransferTuning;
   logger: Logger;
@@ -62,4 +65,12 @@ export function absentOnDestination(runtime: JobRuntime, target: string): boolea
 export function markPresent(runtime: JobRuntime, destination: Repository, digest: string): void {
   runtime.blobs.set(digest, 'present');
   runtime.locator.add(destination.client.registry, destination.name, digest);
+}
+
+/** What the job knows of a repository's referrers; filled in as it learns (tags listed, API probed). */
+export function referrersOf(runtime: JobRuntime, location: Location): RepositoryReferrers {
+  const key = `${location.registry}/${location.repository}`;
+  let known = runtime.referrers.get(key);
+  if (!known) runtime.referrers.set(key, (known = {}));
+  return known;
 }

@@ -128,6 +128,21 @@ describe('listReferrers on distribution 2.8 (no referrers API: the fallback tag 
     ]);
   });
 
+  it('with the tags known and the API known absent, asks only for the fallback and cosign tags listed', async () => {
+    const tag = fallbackTag(subject);
+    const known = { tags: new Set(['single', tag, `${tag}.sig`]) };
+    proxy.requests.length = 0;
+    expect(await listReferrers(viaProxy, subject, { known })).toEqual([found(sbom, 'fallback-tag'), found(provenance, 'fallback-tag'), cosignFound(signature, COSIGN_SIGNATURE_ARTIFACT_TYPE)]);
+    expect(known).toMatchObject({ api: false });
+    const asked = () => proxy.requests.map(({ path }) => path.slice(`/v2/${REPOSITORY}/`.length)).sort();
+    expect(asked()).toEqual([`manifests/${tag}`, `manifests/${tag}.sig`, `referrers/${subject}`]);
+
+    // The API is not probed again; a subject with no tag listed costs no request at all.
+    proxy.requests.length = 0;
+    expect(await listReferrers(viaProxy, built.multi!.digest, { known })).toEqual([]);
+    expect(proxy.requests).toEqual([]);
+  });
+
   it('finds none for a manifest nothing refers to', async () => {
     expect(await listReferrers(app, built.multi!.digest)).toEqual([]);
   });

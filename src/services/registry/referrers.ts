@@ -24,6 +24,18 @@ export interface ListReferrersOptions {
   /** Only referrers of these artifact types; none or empty: all. */
   artifactTypes?: string[];
   signal?: AbortSignal;
+  /** What the caller knows of the repository, to spare requests; learnt as the listing goes. */
+  known?: RepositoryReferrers;
+}
+
+/**
+ * What a job knows of a repository's referrers, so that it asks only what it must: with the
+ * tags listed, a fallback index or cosign tag that is not among them is not asked for; once
+ * the referrers API answered 404, it is not asked again.
+ */
+export interface RepositoryReferrers {
+  tags?: ReadonlySet<string>;
+  api?: boolean;
 }
 
 /** cosign's tags beside the subject on registries without referrers: `sha256-<hex>.sig`, `.att`, `.sbom`. */
@@ -42,6 +54,16 @@ export function fallbackTag(subjectDigest: string): string {
   return `${algorithm}-${hex}`;
 }
 
+const REFERRER_TAG = /^(sha256-[0-9a-f]{64})(?:\.(sig|att|sbom))?$/;
+
+/**
+ * A fallback index's or a cosign tag (`sha256-<hex>`, `sha256-<hex>.sig`): not an image of its
+ * own but what refers to one, copied and deleted with its subject rather than as a tag.
+ */
+export function isReferrerTag(tag: string): boolean {
+  return REFERRER_TAG.test(tag);
+}
+
 /**
  * The manifests that refer to `subjectDigest`: from the referrers API, or the fallback tag
  * schema where the registry has no API, plus cosign's tags. Each digest once, API or fallback
@@ -54,7 +76,7 @@ export async function listReferrers(repo: Repository, subjectDigest: string, opt
   // Settled, not raced: a failure ends the listing only once no request of it is still out.
   const [listedResult, ...cosignResults] = await Promise.allSettled([
     fromApiOrFallback(repo, subjectDigest, what, options),
-    ...COSIGN_SUFFIXES.map((suffix) => cosignTag(repo, subjectDigest, suffix, what, options.signal)),
+    ...COSIGN_SUFFIXES.map((suffix) => cosignTag(repo, subjectDigest, suffix, what, options.signal, options.known?.tags)),
   ]);
   const listed = settled(listedResult!);
   const cosign = cosignResults.map(settled);
@@ -82,8 +104,13 @@ interface Listed {
 }
 
 async function fromApiOrFallback(repo: Repository, subject: string, what: string, options: ListReferrersOptions): Promise<Listed> {
-  const fromApi = await referrersApi(repo, subject, what, options);
-  if (fromApi !== undefined) return fromApi;
+  const known = options.known;
+  if (known?.api !== false) {
+    const fromApi = await referrersApi(repo, subject, what, options);
+    if (known) known.api = fromApi !== undefined;
+    if (fromApi !== undefined) return fromApi;
+  }
+  if (known?.tags && !known.tags.has(fallbackTag(subject))) return { referrers: [], filtered: false };
   return { referrers: await fallbackIndex(repo, subject, what, options.signal), filtered: false };
 }
 
@@ -138,8 +165,9 @@ async function fallbackIndex(repo: Repository, subject: string, what: string, si
   return indexEntries(manifest.bytes, manifest.mediaType, `${what}: fallback index ${repo.ref(tag)}`, 'fallback-tag');
 }
 
-async function cosignTag(repo: Repository, subject: string, suffix: string, what: string, signal?: AbortSignal): Promise<Referrer | undefined> {
+async function cosignTag(repo: Repository, subject: string, suffix: string, what: string, signal?: AbortSignal, tags?: ReadonlySet<string>): Promise<Referrer | undefined> {
   const tag = `${fallbackTag(subject)}.${suffix}`;
+  if (tags && !tags.has(tag)) return undefined;
   let head;
   try {
     head = await headManifest(repo, tag, signal);
