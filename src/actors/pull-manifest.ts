@@ -6,7 +6,9 @@ import { getManifest, headManifest, type Manifest, type ManifestHead } from '../
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { Repository } from '../services/registry/repository.js';
 import { deriveIndex, selectPlatforms } from '../services/platforms.js';
-import type { DerivedIndex, Location, ManifestRef, TagOutcome, TagPlan, WorkItem } from './types.js';
+import { findReferrers, notOnDestination } from '../services/referrer-plan.js';
+import { signingKey, verifyCosignSignature } from '../services/signatures/cosign.js';
+import type { DerivedIndex, Location, ManifestRef, ReferrerSelection, RefusedTag, SignatureRequirement, TagOutcome, TagPlan, WorkItem } from './types.js';
 
 export interface PullManifestInput {
   source: Location;
@@ -21,15 +23,19 @@ export interface PullManifestInput {
   platforms: string[];
   /** Replace a target tag that points at another digest. */
   override: boolean;
+  referrers: ReferrerSelection;
+  requireSignature?: SignatureRequirement;
 }
 
 export interface PullManifestOutput {
   /** How many of the items this answer covers, from the first. */
   taken: number;
-  /** Items whose target does not hold the wanted digest yet. */
+  /** Items whose target does not hold the wanted digest yet, or whose referrers it lacks. */
   plans: TagPlan[];
-  /** Items already at the wanted digest on the destination. */
+  /** Items already at the wanted digest on the destination (their missing referrers planned apart). */
   unchanged: TagOutcome[];
+  /** Items not copied: no signature verifies with the required key. */
+  refused: RefusedTag[];
   /** Items whose target points at another digest, left alone because override is off. */
   kept: TagOutcome[];
   /** Blobs of the plans that the destination lacks, each once. */
@@ -41,16 +47,31 @@ const NON_DISTRIBUTABLE = /\.(foreign|nondistributable)\./;
 
 export const planBatch = (runtime: JobRuntime) =>
   phase<PullManifestOutput, PullManifestInput>(runtime, async ({ input, signal }) => {
-    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], missing: [] };
+    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], refused: [], missing: [] };
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const compared = await Promise.all(input.items.map((item) => compare(runtime, source, destination, item, signal)));
     const taken = batchEnd(compared, input);
-    const outcomes = await Promise.all(compared.slice(0, taken).map((c) => planItem(runtime, source, c, input, signal)));
+    const key = input.requireSignature && signingKey(input.requireSignature.key, input.requireSignature.source);
+    const outcomes = await Promise.all(
+      compared.slice(0, taken).map(async (c): Promise<TagPlan | Settled | RefusedTag> => {
+        const planned = await planItem(runtime, source, c, input, signal);
+        if (!('manifests' in planned)) return planned;
+        if (key) {
+          const check = await verifyCosignSignature(source, planned.sourceDigest, key, signal);
+          if (!check.verified) return { item: planned.item, digest: planned.sourceDigest, sourceDigest: planned.sourceDigest, reason: check.reason };
+        }
+        return withReferrers(runtime, source, planned, input, signal);
+      }),
+    );
 
     const plans = outcomes.filter((o): o is TagPlan => 'manifests' in o);
-    const unchanged = outcomes.filter((o): o is Settled => 'settled' in o && o.settled === 'unchanged').map(outcome);
-    const kept = outcomes.filter((o): o is Settled => 'settled' in o && o.settled === 'kept').map(outcome);
+    const settled = outcomes.filter((o): o is Settled => 'settled' in o);
+    const unchanged = settled.filter((o) => o.settled === 'unchanged').map(outcome);
+    const kept = settled.filter((o) => o.settled === 'kept').map(outcome);
+    const refused = outcomes.filter((o): o is RefusedTag => 'reason' in o);
+    const referrersOnly = await Promise.all(unchanged.map((o) => missingReferrers(runtime, source, destination, o, input, signal)));
+    plans.push(...referrersOnly.filter((plan): plan is TagPlan => plan !== undefined));
     const blobs = new Map(plans.flatMap((p) => p.blobs).map((b) => [b.digest, b]));
     await Promise.all(
       [...blobs.values()]
@@ -66,8 +87,41 @@ export const planBatch = (runtime: JobRuntime) =>
       plan.missing = absent.map((b) => b.digest);
       plan.missingBytes = absent.reduce((sum, b) => sum + b.size, 0);
     }
-    return { taken, plans, unchanged, kept, missing };
+    return { taken, plans, unchanged, kept, refused, missing };
   });
+
+/**
+ * The plan with the referrers of every manifest it pushes that exists on the source (a
+ * platform index derived here has none), and their blobs.
+ */
+async function withReferrers(runtime: JobRuntime, source: Repository, plan: TagPlan, input: PullManifestInput, signal: AbortSignal): Promise<TagPlan> {
+  const subjects = plan.manifests.map((m) => m.digest).filter((digest) => !(plan.derived && digest === plan.targetDigest));
+  const referrers = await findReferrers(runtime, source, input.source, subjects, input.referrers, signal);
+  return { ...plan, referrers, blobs: [...new Map([...plan.blobs, ...blobsOf(runtime, referrers)].map((b) => [b.digest, b])).values()] };
+}
+
+/**
+ * For an image already at its target: the referrers the destination lacks (signed or given an
+ * SBOM after it was copied, or a copy stopped before them), as a plan that pushes only them.
+ */
+async function missingReferrers(runtime: JobRuntime, source: Repository, destination: Repository, unchanged: TagOutcome, input: PullManifestInput, signal: AbortSignal): Promise<TagPlan | undefined> {
+  const found = await findReferrers(runtime, source, input.source, [unchanged.digest], input.referrers, signal);
+  if (found.length === 0) return undefined;
+  const referrers = await notOnDestination(runtime, destination, input.destination, found, signal);
+  if (referrers.length === 0) return undefined;
+  return { ...unchanged, targetDigest: unchanged.digest, manifests: [], referrers, blobs: blobsOf(runtime, referrers), missing: [], missingBytes: 0 };
+}
+
+/** The blobs of manifests in the job's cache (fetched while planning), each once. */
+function blobsOf(runtime: JobRuntime, refs: ManifestRef[]): Descriptor[] {
+  const blobs = new Map<string, Descriptor>();
+  for (const ref of refs) {
+    const parsed = runtime.manifests.get(ref.digest)?.parsed;
+    if (parsed?.kind !== 'image') continue;
+    for (const blob of [parsed.config, ...parsed.layers]) if (!NON_DISTRIBUTABLE.test(blob.mediaType)) blobs.set(blob.digest, blob);
+  }
+  return [...blobs.values()];
+}
 
 /** An item that needs no push: its target already holds the digest, or is kept as it is. */
 type Settled = TagOutcome & { settled: 'unchanged' | 'kept' };
@@ -144,22 +198,17 @@ async function planItem(
   if (existing?.digest === target.digest) return settle('unchanged', target.digest);
   if (existing && !override) return settle('kept', existing.digest);
 
-  const manifests: Manifest[] = [];
-  await collect(runtime, source, target, manifests, signal);
-  const blobs = new Map<string, Descriptor>();
-  for (const manifest of manifests) {
-    if (manifest.parsed.kind !== 'image') continue;
-    for (const blob of [manifest.parsed.config, ...manifest.parsed.layers]) {
-      if (!NON_DISTRIBUTABLE.test(blob.mediaType)) blobs.set(blob.digest, blob);
-    }
-  }
+  const collected: Manifest[] = [];
+  await collect(runtime, source, target, collected, signal);
+  const manifests = collected.map((m): ManifestRef => ({ digest: m.digest, mediaType: m.mediaType }));
   return {
     item,
     sourceDigest: head.digest,
     targetDigest: target.digest,
-    manifests: manifests.map((m): ManifestRef => ({ digest: m.digest, mediaType: m.mediaType })),
+    manifests,
     ...(derived ? { derived } : {}),
-    blobs: [...blobs.values()],
+    referrers: [],
+    blobs: blobsOf(runtime, manifests),
     missing: [],
     missingBytes: 0,
   };

@@ -2,10 +2,11 @@ import { phase } from './phase.js';
 import { loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
+import { addToFallbackIndex, indexEntry, type IndexEntry } from '../services/registry/fallback-index.js';
 import { putManifest, type Manifest } from '../services/registry/manifest.js';
 import type { Repository } from '../services/registry/repository.js';
 import { deriveIndex, selectPlatforms } from '../services/platforms.js';
-import type { Location, ManifestRef, TagOutcome, TagPlan } from './types.js';
+import type { Location, ManifestRef, ReferrerOutcome, TagOutcome, TagPlan } from './types.js';
 
 export interface PushManifestInput {
   source: Location;
@@ -14,30 +15,56 @@ export interface PushManifestInput {
 }
 
 export interface PushManifestOutput {
+  /** Items whose image was pushed (not those that only lacked referrers). */
   pushed: TagOutcome[];
+  referrers: ReferrerOutcome[];
 }
 
 /**
- * Pushes each plan's manifests, children first, the root last at the target tag. A plan
- * whose blobs are not all known to be on the destination is not pushed.
+ * Pushes each plan's manifests, children first, then its referrers, each after what it refers
+ * to, and the root last at the target tag: the tag appears with its signatures. A plan whose
+ * blobs are not all known to be on the destination is not pushed.
  */
 export const pushManifests = (runtime: JobRuntime) =>
   phase<PushManifestOutput, PushManifestInput>(runtime, async ({ input, signal }) => {
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
-    const pushed = await Promise.all(
-      input.plans.map(async (plan): Promise<TagOutcome> => {
+    const outcomes = await Promise.all(
+      input.plans.map(async (plan) => {
         await verifyBlobs(runtime, destination, plan, signal);
-        const last = plan.manifests.length - 1;
-        for (const [index, ref] of plan.manifests.entries()) {
-          const manifest = await manifestBytes(runtime, source, plan, ref, signal);
-          await putManifest(destination, index === last ? plan.item.target : ref.digest, manifest, signal);
+        const root = plan.manifests.at(-1);
+        // Without referrers the root goes straight to its tag; with them, by digest first.
+        for (const ref of plan.referrers.length > 0 ? plan.manifests : plan.manifests.slice(0, -1)) {
+          await putManifest(destination, ref.digest, await manifestBytes(runtime, source, plan, ref, signal), signal);
         }
-        return { item: plan.item, digest: plan.targetDigest, sourceDigest: plan.sourceDigest };
+        const referrers = await pushReferrers(runtime, source, destination, plan, signal);
+        if (root) await putManifest(destination, plan.item.target, await manifestBytes(runtime, source, plan, root, signal), signal);
+        return { pushed: root ? { item: plan.item, digest: plan.targetDigest, sourceDigest: plan.sourceDigest } : undefined, referrers };
       }),
     );
-    return { pushed };
+    return {
+      pushed: outcomes.flatMap((o) => (o.pushed ? [o.pushed] : [])),
+      referrers: outcomes.flatMap((o) => o.referrers),
+    };
   });
+
+/**
+ * The plan's referrers, in order, cosign's under their tags; those a registry without the
+ * referrers API did not index are then listed in their subject's fallback index.
+ */
+async function pushReferrers(runtime: JobRuntime, source: Repository, destination: Repository, plan: TagPlan, signal: AbortSignal): Promise<ReferrerOutcome[]> {
+  const outcomes: ReferrerOutcome[] = [];
+  const unindexed = new Map<string, IndexEntry[]>();
+  for (const ref of plan.referrers) {
+    const manifest = await manifestBytes(runtime, source, plan, ref, signal);
+    const { indexedSubject } = await putManifest(destination, ref.tag ?? ref.digest, manifest, signal);
+    if (ref.subject === undefined) continue;
+    outcomes.push({ item: plan.item, subject: ref.subject, digest: ref.digest, ...(ref.artifactType === undefined ? {} : { artifactType: ref.artifactType }) });
+    if (ref.tag === undefined && indexedSubject !== ref.subject) unindexed.set(ref.subject, [...(unindexed.get(ref.subject) ?? []), indexEntry(manifest)]);
+  }
+  for (const [subject, entries] of unindexed) await addToFallbackIndex(destination, subject, entries, signal);
+  return outcomes;
+}
 
 async function verifyBlobs(runtime: JobRuntime, destination: Repository, plan: TagPlan, signal: AbortSignal): Promise<void> {
   await Promise.all(

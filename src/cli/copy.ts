@@ -1,12 +1,14 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { toPromise } from 'xstate';
 import { DEFAULT_RETRY } from '../machines/retry.js';
 import { REPLICATION_DEFAULTS, type ReplicationInput } from '../machines/replication.js';
 import { jobPhase, jobStatus } from '../machines/status.js';
-import type { WorkItem } from '../actors/types.js';
+import type { SignatureRequirement, WorkItem } from '../actors/types.js';
 import { BlobLocator } from '../services/blob-locator.js';
 import { InvalidInputError } from '../services/domain/errors.js';
 import { checkPlatforms } from '../services/domain/policy.js';
+import { checkSignatureRequirement, DEFAULT_REFERRERS, parseReferrers } from '../services/domain/referrers.js';
 import { createReplication } from '../services/interpreter.js';
 import { createLogger } from '../services/logger.js';
 import { logFormat } from './options.js';
@@ -37,12 +39,17 @@ Options:
   --src-ca FILE         PEM CA bundle to trust for the source
   --dest-ca FILE        the same for the destination
   --limit-rate KIB      blob bandwidth for the job, in KiB/s
-  --dry-run             print the plan (tags, blobs, bytes) and write nothing
+  --referrers WHICH     signatures, SBOMs and attestations copied with each image: all (default),
+                        none, or artifact types separated by commas (application/spdx+json,...)
+  --require-signature KEY.pub
+                        copy only images carrying a cosign signature that verifies with this
+                        public key (ECDSA P-256); the others are reported as refused
+  --dry-run             print the plan (tags, referrers, blobs, bytes) and write nothing
   --log-format FORMAT   text (default) or json (pino lines on stdout)
   --inspect             run the copy under the web console (its address is printed) and send
                         the job's inspection stream to Stately's inspector (ferry stately-inspector)
 
-Exit codes: 0 finished, 1 the job failed, 2 bad usage, 130 stopped (Ctrl-C).`;
+Exit codes: 0 finished, 1 the job failed or refused an image, 2 bad usage, 130 stopped (Ctrl-C).`;
 
 export async function copyCommand(argv: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -62,6 +69,8 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
       'src-ca': { type: 'string' },
       'dest-ca': { type: 'string' },
       'dry-run': { type: 'boolean' },
+      referrers: { type: 'string' },
+      'require-signature': { type: 'string' },
       'limit-rate': { type: 'string' },
       'log-format': { type: 'string' },
       inspect: { type: 'boolean' },
@@ -84,6 +93,8 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     dryRun: values['dry-run'] ?? false,
     override: true,
     bandwidthKiBps: values['limit-rate'] === undefined ? null : positiveInteger(values['limit-rate'], '--limit-rate', 0),
+    referrers: values.referrers === undefined ? DEFAULT_REFERRERS : usage('--referrers', () => parseReferrers(values.referrers!)),
+    ...(values['require-signature'] ? { requireSignature: await signatureRequirement(values['require-signature']) } : {}),
   };
 
   const logger = createLogger(format, io.stdout);
@@ -115,9 +126,30 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
   const snapshot = actor.getSnapshot();
   const status = jobStatus(snapshot);
   reporter.finish(status, snapshot.context);
-  if (status === 'finished') return 0;
+  if (status === 'finished') return snapshot.context.progress.tagsRefused > 0 ? 1 : 0;
   if (status === 'stopped' && stopped) return 130;
   return 1;
+}
+
+/** The key file, read and checked before the job starts: a wrong file is bad usage, not a failed job. */
+async function signatureRequirement(file: string): Promise<SignatureRequirement> {
+  let key: string;
+  try {
+    key = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--require-signature: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  return usage('--require-signature', () => checkSignatureRequirement({ key, source: file }));
+}
+
+/** A domain rule broken on the command line is bad usage, worded after the option. */
+function usage<T>(option: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof InvalidInputError) throw new UsageError(`${option} ${error.problem}`);
+    throw error;
+  }
 }
 
 /** What to copy when SRC names a tag or digest; undefined copies every (filtered) tag. */
@@ -135,10 +167,5 @@ function workItems(source: Reference, destination: Reference, tagGlobs: string[]
 /** Repeated or comma-separated, checked by the rule policies follow. */
 function platformOption(values: string[]): string[] {
   const platforms = values.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
-  try {
-    return checkPlatforms(platforms);
-  } catch (error) {
-    if (error instanceof InvalidInputError) throw new UsageError(`--platform ${error.problem}`);
-    throw error;
-  }
+  return usage('--platform', () => checkPlatforms(platforms));
 }

@@ -5,7 +5,7 @@ import type { InitializeInput, InitializeOutput } from '../actors/initialize.js'
 import type { PullManifestInput, PullManifestOutput } from '../actors/pull-manifest.js';
 import type { PushManifestInput, PushManifestOutput } from '../actors/push-manifest.js';
 import type { TransferBlobInput, TransferBlobOutput, TransferEvent } from '../actors/transfer-blob.js';
-import type { Location, TagOutcome, TagPlan, WorkItem } from '../actors/types.js';
+import type { Location, ReferrerOutcome, ReferrerSelection, RefusedTag, SignatureRequirement, TagOutcome, TagPlan, WorkItem } from '../actors/types.js';
 import type { ErrorInfo } from '../services/registry/errors.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { TagFilter } from '../services/tag-filter.js';
@@ -30,6 +30,10 @@ export interface ReplicationInput {
   blobConcurrency: number;
   retry: RetryPolicy;
   dryRun: boolean;
+  /** Which referrers (signatures, SBOMs, attestations) travel with each image. */
+  referrers: ReferrerSelection;
+  /** Copy only images carrying a cosign signature that verifies with this key. */
+  requireSignature?: SignatureRequirement;
 }
 
 export interface ReplicationProgress {
@@ -38,6 +42,10 @@ export interface ReplicationProgress {
   tagsUnchanged: number;
   /** Tags left as they were because they point elsewhere and override is off. */
   tagsKept: number;
+  /** Tags not copied because no signature verified with the required key. */
+  tagsRefused: number;
+  /** Referrers pushed with their subjects, apart from tags. */
+  referrersCopied: number;
   blobsCopied: number;
   blobsMounted: number;
   bytesCopied: number;
@@ -59,7 +67,9 @@ export type ReplicationEmitted =
   | { type: 'tag.planned'; plan: TagPlan }
   | ({ type: 'tag.copied' } & TagOutcome)
   | ({ type: 'tag.unchanged' } & TagOutcome)
-  | ({ type: 'tag.kept' } & TagOutcome);
+  | ({ type: 'tag.kept' } & TagOutcome)
+  | ({ type: 'tag.refused' } & RefusedTag)
+  | ({ type: 'referrer.copied' } & ReferrerOutcome);
 
 const phaseFailed = phaseFailedIn('replication');
 
@@ -109,10 +119,12 @@ export const replicationMachine = setup({
           ...context.progress,
           tagsUnchanged: context.progress.tagsUnchanged + batch.unchanged.length,
           tagsKept: context.progress.tagsKept + batch.kept.length,
+          tagsRefused: context.progress.tagsRefused + batch.refused.length,
         },
       });
       for (const outcome of batch.unchanged) enqueue.emit({ type: 'tag.unchanged', ...outcome });
       for (const outcome of batch.kept) enqueue.emit({ type: 'tag.kept', ...outcome });
+      for (const outcome of batch.refused) enqueue.emit({ type: 'tag.refused', ...outcome });
     }),
     reportPlans: enqueueActions(({ enqueue }, batch: PullManifestOutput) => {
       for (const plan of batch.plans) enqueue.emit({ type: 'tag.planned', plan });
@@ -131,9 +143,14 @@ export const replicationMachine = setup({
       enqueue.assign({
         attempt: 0,
         plans: [],
-        progress: { ...context.progress, tagsCopied: context.progress.tagsCopied + output.pushed.length },
+        progress: {
+          ...context.progress,
+          tagsCopied: context.progress.tagsCopied + output.pushed.length,
+          referrersCopied: context.progress.referrersCopied + output.referrers.length,
+        },
       });
       for (const outcome of output.pushed) enqueue.emit({ type: 'tag.copied', ...outcome });
+      for (const outcome of output.referrers) enqueue.emit({ type: 'referrer.copied', ...outcome });
     }),
     scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
     fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
@@ -141,14 +158,14 @@ export const replicationMachine = setup({
 }).createMachine({
   id: 'replication',
   // Raise it when a change makes snapshots stored by the previous definition unsafe to restore.
-  version: '1',
+  version: '2',
   initial: 'pending',
   context: ({ input }) => ({
     job: input,
     pending: [],
     plans: [],
     missing: [],
-    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, tagsKept: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
+    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, tagsKept: 0, tagsRefused: 0, referrersCopied: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
     attempt: 0,
     retryAt: undefined,
     error: undefined,
@@ -197,6 +214,8 @@ export const replicationMachine = setup({
               batchSize: job.batchSize,
               platforms: job.platforms,
               override: job.override,
+              referrers: job.referrers,
+              ...(job.requireSignature ? { requireSignature: job.requireSignature } : {}),
             }),
             onDone: [
               { guard: { type: 'noTagLeft', params: ({ event }) => event.output }, target: '#replication.finished' },

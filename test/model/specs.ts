@@ -1,3 +1,6 @@
+import type { PullManifestOutput } from '../../src/actors/pull-manifest.js';
+import type { PushManifestOutput } from '../../src/actors/push-manifest.js';
+import type { TagPlan } from '../../src/actors/types.js';
 import { deletionMachine, type DeletionInput } from '../../src/machines/deletion.js';
 import { replicationMachine, type ReplicationInput } from '../../src/machines/replication.js';
 import { replicationInput } from '../support/ferry.js';
@@ -23,23 +26,23 @@ export function modelInput(source: string, destination: string, overrides: Parti
 
 const replicationSpecInput = modelInput(`${location.registry}/${location.repository}`, `${location.registry}/${location.repository}`, { tagFilter: EVERY_TAG });
 
-const plan = { item: { source: 't', target: 't' }, sourceDigest: 'sha256:0', targetDigest: 'sha256:0', manifests: [], blobs: [], missing: [], missingBytes: 0 };
+const plan: TagPlan = { item: { source: 't', target: 't' }, sourceDigest: 'sha256:0', targetDigest: 'sha256:0', manifests: [], referrers: [], blobs: [], missing: [], missingBytes: 0 };
 const blob = { mediaType: 'application/octet-stream', digest: 'sha256:1', size: 1 };
 const outcome = { item: plan.item, digest: 'sha256:0', sourceDigest: 'sha256:0' };
 
 /** pullManifest's answer for each of its guarded branches: none left, all present, blobs missing, only the push left. */
-const batches: Record<string, unknown> = {
-  noTagLeft: { taken: 0, plans: [], unchanged: [], kept: [], missing: [] },
-  isDryRun: { taken: 1, plans: [plan], unchanged: [], kept: [], missing: [blob] },
-  alreadyOnDestination: { taken: 1, plans: [], unchanged: [outcome], kept: [], missing: [] },
-  blobsMissing: { taken: 1, plans: [plan], unchanged: [], kept: [], missing: [blob] },
-  default: { taken: 1, plans: [plan], unchanged: [], kept: [], missing: [] },
+const batches: Record<string, PullManifestOutput> = {
+  noTagLeft: { taken: 0, plans: [], unchanged: [], kept: [], refused: [], missing: [] },
+  isDryRun: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], missing: [blob] },
+  alreadyOnDestination: { taken: 1, plans: [], unchanged: [outcome], kept: [], refused: [], missing: [] },
+  blobsMissing: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], missing: [blob] },
+  default: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], missing: [] },
 };
 
 const outputs: Record<string, unknown> = {
   initialize: { tags: ['t'] },
   transferBlob: { copied: 1, mounted: 0, bytes: 1 },
-  pushManifest: { pushed: [outcome] },
+  pushManifest: { pushed: [outcome], referrers: [] } satisfies PushManifestOutput,
   delete: { deleted: ['t'], absent: [] },
 };
 

@@ -75,6 +75,7 @@ export function replicationInput(source: string, destination: string, overrides:
     blobConcurrency: 4,
     retry: { ...DEFAULT_RETRY, baseDelayMs: 50, maxDelayMs: 200 },
     dryRun: false,
+    referrers: 'all',
     ...overrides,
   };
 }

@@ -111,6 +111,7 @@ describe('planJobs for every repository', () => {
         blobConcurrency: 8,
         retry: DEFAULT_RETRY,
         dryRun: false,
+        referrers: 'all',
       } satisfies ReplicationInput,
     });
   });
@@ -180,6 +181,7 @@ describe('planJobs for a pushed tag', () => {
           blobConcurrency: 8,
           retry: DEFAULT_RETRY,
           dryRun: false,
+          referrers: 'all',
         } satisfies ReplicationInput,
       },
     ]);

@@ -1,5 +1,6 @@
 import type { WorkItem } from '../../actors/types.js';
 import type { DeletionInput } from '../../machines/deletion.js';
+import { DEFAULT_REFERRERS } from '../domain/referrers.js';
 import { REPLICATION_DEFAULTS, type ReplicationInput } from '../../machines/replication.js';
 import { DEFAULT_RETRY } from '../../machines/retry.js';
 import { listRepositories } from '../registry/catalog.js';
@@ -62,6 +63,7 @@ function copyJob(policy: Policy, source: Registry, destination: Registry, reposi
     blobConcurrency: REPLICATION_DEFAULTS.blobConcurrency,
     retry: DEFAULT_RETRY,
     dryRun: false,
+    referrers: DEFAULT_REFERRERS,
   };
   return {
     operation: 'copy',

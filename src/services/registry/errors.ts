@@ -19,13 +19,16 @@ export type ErrorCode =
   | 'TLS'
   | 'ABORTED'
   | 'PROTOCOL'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  /** Someone else changed what we were changing (a fallback index) while we did. */
+  | 'CONFLICT';
 
 const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set([
   'TOO_MANY_REQUESTS',
   'SERVER_ERROR',
   'NETWORK',
   'TIMEOUT',
+  'CONFLICT',
 ]);
 
 export interface RegistryErrorOptions {

@@ -94,13 +94,21 @@ async function readManifest(response: RegistryResponse, what: string, signal?: A
   return Buffer.concat(chunks, size);
 }
 
+export interface ManifestPut {
+  /**
+   * The subject the registry indexed the manifest under (`OCI-Subject`): a registry with the
+   * referrers API lists it from there; without it the pusher keeps the fallback index.
+   */
+  indexedSubject: string | undefined;
+}
+
 /** Pushes the exact bytes; the registry's digest must be the digest of those bytes. */
 export async function putManifest(
   repo: Repository,
   reference: string,
   manifest: { bytes: Buffer; mediaType: string; digest: string },
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<ManifestPut> {
   const what = `PUT manifest ${repo.ref(reference)} (${manifest.digest})`;
   const response = await repo.client.expect(
     {
@@ -119,6 +127,7 @@ export async function putManifest(
   if (stored && stored !== manifest.digest) {
     throw new RegistryError('DIGEST_MISMATCH', `${what}: registry stored digest ${stored}`);
   }
+  return { indexedSubject: header(response, 'oci-subject') };
 }
 
 /** Deleting what is already gone is done: 404 answers 'absent'. */

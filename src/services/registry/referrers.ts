@@ -202,7 +202,8 @@ function indexEntries(bytes: Buffer, contentType: string | undefined, what: stri
   });
 }
 
-function isStringRecord(value: unknown): value is Record<string, string> {
+/** Annotations' shape: an object whose values are all strings. */
+export function isStringRecord(value: unknown): value is Record<string, string> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string');
 }
 
