@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Logger } from 'pino';
-import type { ReplicationContext, ReplicationInput } from '../machines/replication.js';
+import type { ReplicationContext, ReplicationInput, ReplicationProgress } from '../machines/replication.js';
 import type { JobStatus } from '../machines/status.js';
 import type { JobEvent } from '../services/interpreter.js';
 import type { LogFormat } from '../services/logger.js';
@@ -71,6 +71,7 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   };
   const planned = new Map<string, number>();
   let plannedTags = 0;
+  let plannedReferrers = 0;
   let lastRetry: number | undefined;
   const line = (text: string) => (bars ? bars.log(`${text}\n`) : stdout.write(`${text}\n`));
 
@@ -86,11 +87,21 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
         case 'tag.unchanged':
           line(`unchanged  ${event.item.target}  ${event.digest}`);
           break;
+        case 'tag.refused':
+          line(`refused    ${event.item.target}  ${event.sourceDigest}  ${event.reason}`);
+          break;
+        case 'referrer.copied':
+          line(`referrer   ${event.item.target}  ${event.digest}  ${event.artifactType ?? 'untyped'} of ${event.subject}`);
+          break;
         case 'tag.planned': {
           const { plan } = event;
-          plannedTags += 1;
+          if (plan.manifests.length > 0) plannedTags += 1;
           for (const blob of plan.blobs) if (plan.missing.includes(blob.digest)) planned.set(blob.digest, blob.size);
-          line(`to copy    ${plan.item.target}  ${plan.targetDigest}  ${plan.missing.length} of ${count(plan.blobs.length, 'blob')} missing (${formatBytes(plan.missingBytes)})`);
+          const referrers = plan.referrers.filter((r) => r.subject !== undefined);
+          plannedReferrers += referrers.length;
+          const what = plan.manifests.length > 0 ? 'to copy   ' : 'referrers ';
+          line(`${what} ${plan.item.target}  ${plan.targetDigest}  ${plan.missing.length} of ${count(plan.blobs.length, 'blob')} missing (${formatBytes(plan.missingBytes)})`);
+          for (const referrer of referrers) line(`  referrer ${referrer.digest}  ${referrer.artifactType ?? 'untyped'}${referrer.tag ? ` (tag ${referrer.tag})` : ''} of ${referrer.subject}`);
           break;
         }
         case 'blob.started':
@@ -135,9 +146,9 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
       const took = formatDuration(Date.now() - started);
       if (status === 'finished' && dryRun) {
         const bytes = [...planned.values()].reduce((sum, size) => sum + size, 0);
-        stdout.write(`dry run: ${count(plannedTags, 'tag')} to copy, ${p.tagsUnchanged} unchanged; ${count(planned.size, 'blob')} to copy (${formatBytes(bytes)}); nothing written; ${took}\n`);
+        stdout.write(`dry run: ${count(plannedTags, 'tag')} to copy, ${p.tagsUnchanged} unchanged${refused(p)}; ${referrers(plannedReferrers, 'to copy')}${count(planned.size, 'blob')} to copy (${formatBytes(bytes)}); nothing written; ${took}\n`);
       } else if (status === 'finished') {
-        stdout.write(`finished: ${count(p.tagsTotal, 'tag')} (${p.tagsCopied} copied, ${p.tagsUnchanged} unchanged); ${count(p.blobsCopied, 'blob')} copied (${formatBytes(p.bytesCopied)}), ${p.blobsMounted} mounted; ${took}\n`);
+        stdout.write(`finished: ${count(p.tagsTotal, 'tag')} (${p.tagsCopied} copied, ${p.tagsUnchanged} unchanged${refused(p)}); ${referrers(p.referrersCopied, 'copied')}${count(p.blobsCopied, 'blob')} copied (${formatBytes(p.bytesCopied)}), ${p.blobsMounted} mounted; ${took}\n`);
       } else if (status === 'stopped') {
         stderr.write(`stopped after ${took}: ${count(p.tagsCopied, 'tag')} copied, ${p.tagsTotal - p.tagsCopied - p.tagsUnchanged} not done\n`);
       } else {
@@ -145,4 +156,14 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
       }
     },
   };
+}
+
+/** Refused tags are named only when there are some: `, 2 refused (no verified signature)`. */
+function refused(progress: ReplicationProgress): string {
+  return progress.tagsRefused > 0 ? `, ${progress.tagsRefused} refused (no verified signature)` : '';
+}
+
+/** Referrers are named only when there are some: `5 referrers copied; `. */
+function referrers(n: number, done: string): string {
+  return n > 0 ? `${count(n, 'referrer')} ${done}; ` : '';
 }

@@ -50,12 +50,14 @@ export function eventName(event) {
   return actor ? `${actor[1]} (${actor[2]})` : event;
 }
 
-/** Tags, blobs and bytes of a job's progress, whichever machine it ran. @param {Record<string, number>} p */
+/** Tags, referrers, blobs and bytes of a job's progress, whichever machine it ran. @param {Record<string, number>} p */
 export function progressSummary(p = {}) {
   const total = p.tagsTotal ?? 0;
-  const done = (p.tagsCopied ?? 0) + (p.tagsUnchanged ?? 0) + (p.tagsKept ?? 0) + (p.tagsDeleted ?? 0) + (p.tagsAbsent ?? 0);
+  const refused = p.tagsRefused ?? 0;
+  const done = (p.tagsCopied ?? 0) + (p.tagsUnchanged ?? 0) + (p.tagsKept ?? 0) + refused + (p.tagsDeleted ?? 0) + (p.tagsAbsent ?? 0);
   const blobs = (p.blobsCopied ?? 0) + (p.blobsMounted ?? 0);
-  return { done, total, blobs, blobsCopied: p.blobsCopied ?? 0, blobsMounted: p.blobsMounted ?? 0, bytes: p.bytesCopied ?? 0 };
+  const referrers = (p.referrersCopied ?? 0) + (p.referrersDeleted ?? 0);
+  return { done, total, refused, referrers, blobs, blobsCopied: p.blobsCopied ?? 0, blobsMounted: p.blobsMounted ?? 0, bytes: p.bytesCopied ?? 0 };
 }
 
 /**

@@ -150,7 +150,8 @@ export async function mountJobPage(view, { id }) {
     retryButton.disabled = !retryable.has(job.status);
     const p = progressSummary(job.progress);
     progress.replaceChildren(
-      h('dt', null, 'tags'), h('dd', { 'data-progress': 'tags' }, `${p.done} / ${p.total}`),
+      h('dt', null, 'tags'), h('dd', { 'data-progress': 'tags' }, `${p.done} / ${p.total}${p.refused ? ` (${p.refused} refused: no verified signature)` : ''}`),
+      h('dt', null, 'referrers'), h('dd', { 'data-progress': 'referrers' }, `${p.referrers} ${job.operation === 'delete' ? 'deleted' : 'copied'}`),
       h('dt', null, 'blobs'), h('dd', { 'data-progress': 'blobs' }, `${p.blobsCopied} copied + ${p.blobsMounted} mounted`),
       h('dt', null, 'bytes'), h('dd', { 'data-progress': 'bytes' }, bytes(p.bytes)),
       h('dt', null, 'started'), h('dd', null, clock(job.startedAt)),

@@ -36,7 +36,7 @@ function progressCell(job) {
     { class: 'progress-cell' },
     h('div', { class: 'meter small', title: `${p.done} of ${p.total} tags` }, h('span', { style: `width:${pct}%` })),
     h('span', { class: 'mono' }, `${p.done}/${p.total} tags`),
-    h('span', { class: 'muted' }, ` · ${p.blobsCopied}+${p.blobsMounted} blobs · ${bytes(p.bytes)}`),
+    h('span', { class: 'muted' }, `${p.referrers ? ` · ${p.referrers} referrers` : ''} · ${p.blobsCopied}+${p.blobsMounted} blobs · ${bytes(p.bytes)}`),
   );
 }
 

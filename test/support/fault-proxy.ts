@@ -13,7 +13,9 @@ export type Fault =
   /** Holds the request until `release` settles; a Fault it resolves to is then applied to the request. */
   | { type: 'hold'; release: Promise<void | Fault>; onHeld?: (index: number) => void }
   | { type: 'delay'; ms: number }
-  | { type: 'throttle'; bytesPerSecond: number };
+  | { type: 'throttle'; bytesPerSecond: number }
+  /** Forwards the request and adds these headers to the registry's answer. */
+  | { type: 'addHeaders'; headers: Record<string, string> };
 
 export interface FaultRule {
   method?: string;
@@ -135,7 +137,7 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
       },
       (upstreamRes) => {
         record.status = upstreamRes.statusCode ?? 502;
-        res.writeHead(record.status, endToEndHeaders(upstreamRes.headers));
+        res.writeHead(record.status, { ...endToEndHeaders(upstreamRes.headers), ...(fault?.type === 'addHeaders' ? fault.headers : {}) });
         const sending =
           fault?.type === 'resetAfterBytes'
             ? sendTruncated(upstreamRes, res, fault.bytes)

@@ -199,6 +199,12 @@ function logEvent(logger: Logger, event: JobEvent): void {
     case 'tag.kept':
       logger.info({ tag: event.item.target, digest: event.digest }, `kept ${event.item.target}: it points elsewhere and override is off`);
       break;
+    case 'tag.refused':
+      logger.warn({ tag: event.item.target, sourceDigest: event.sourceDigest, reason: event.reason }, `refused ${event.item.target}: ${event.reason}`);
+      break;
+    case 'referrer.copied':
+      logger.info({ tag: event.item.target, subject: event.subject, digest: event.digest, artifactType: event.artifactType }, `copied referrer ${event.digest} (${event.artifactType ?? 'untyped'}) of ${event.subject}`);
+      break;
     case 'blob.done':
       if (event.how !== 'present') logger.info({ digest: event.digest, size: event.size, how: event.how }, `${event.how} blob ${event.digest}`);
       break;
