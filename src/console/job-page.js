@@ -151,6 +151,7 @@ export async function mountJobPage(view, { id }) {
     const p = progressSummary(job.progress);
     progress.replaceChildren(
       h('dt', null, 'tags'), h('dd', { 'data-progress': 'tags' }, `${p.done} / ${p.total}`),
+      ...(job.progress?.referrersDeleted === undefined ? [] : [h('dt', null, 'referrers'), h('dd', { 'data-progress': 'referrers' }, `${job.progress.referrersDeleted} deleted`)]),
       h('dt', null, 'blobs'), h('dd', { 'data-progress': 'blobs' }, `${p.blobsCopied} copied + ${p.blobsMounted} mounted`),
       h('dt', null, 'bytes'), h('dd', { 'data-progress': 'bytes' }, bytes(p.bytes)),
       h('dt', null, 'started'), h('dd', null, clock(job.startedAt)),
