@@ -10,6 +10,7 @@ import { FerryService } from '../src/services/service.js';
 import { writeOciLayout, type BuiltTag } from './support/images.js';
 import { freePort, startRegistry, type RunningRegistry } from './support/registry.js';
 import { listTags, rawManifest, seedTag } from './support/skopeo.js';
+import { digestTag, fetchManifest, generateSigningKeys, signImage } from './support/referrers.js';
 
 const TOKEN = 'webhook-test-token';
 
@@ -65,6 +66,17 @@ async function arrives(repository: string, tag: string, timeoutMs = 20_000): Pro
   throw new Error(`${repository}:${tag} did not arrive within ${timeoutMs} ms`);
 }
 
+/** The finished deletion job that counts a referrer deleted, once its end is stored (a step after its last request). */
+async function deletedReferrer(timeoutMs = 10_000) {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    const job = (await service.store.jobs.list({ status: 'finished' })).items.find((j) => j.operation === 'delete' && j.progress.referrersDeleted === 1);
+    if (job) return job;
+    await sleep(50);
+  }
+  throw new Error(`no deletion job counted a referrer deleted within ${timeoutMs} ms`);
+}
+
 describe('event triggers', () => {
   it('replicate a tag pushed on the source within seconds, through the registry\'s notifications', async () => {
     const pushed = Date.now();
@@ -89,8 +101,9 @@ describe('event triggers', () => {
     expect((await service.store.executions.list()).total).toBe(before);
   });
 
-  it('replicate a deletion when the policy asks for it', async () => {
+  it('replicate a deletion when the policy asks for it, the signature at the destination with it', async () => {
     const digest = built.v1!.digest;
+    const signature = await signImage(destination.host, 'events/hooks/app', digest, generateSigningKeys().privateKey);
     const deleted = await fetch(`${source.url}/v2/hooks/app/manifests/${digest}`, { method: 'DELETE' });
     expect(deleted.status).toBe(202);
     const started = Date.now();
@@ -100,6 +113,10 @@ describe('event triggers', () => {
       await sleep(50);
     }
     expect(await listTags({ host: destination.host, repository: 'events/hooks/app' })).toEqual(['v2']);
+    expect(await fetchManifest(destination.host, 'events/hooks/app', signature.digest)).toBeUndefined();
+    // The source notifies the deletion of the tag and of the manifest: two jobs, one of which deleted the signature.
+    const job = await deletedReferrer();
+    expect((await service.store.jobs.logs(job.id)).map((entry) => entry.message)).toContain(`deleted referrer ${digestTag(digest)}.sig of ${digest}`);
   });
 
   it('refuse a notification without the token', async () => {

@@ -124,6 +124,9 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
         case 'tag.deleted':
           line(`deleted    ${event.reference}`);
           break;
+        case 'referrer.deleted':
+          line(`deleted    ${event.tag ?? event.digest}  referrer of ${event.subject}`);
+          break;
       }
     },
     status: (status, _phase, context) => {

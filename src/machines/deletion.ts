@@ -23,6 +23,8 @@ export interface DeletionProgress {
   tagsTotal: number;
   tagsDeleted: number;
   tagsAbsent: number;
+  /** Referrers deleted with their subjects: counted apart, tags are what the job was asked for. */
+  referrersDeleted: number;
 }
 
 export interface DeletionContext extends RetryContext {
@@ -55,7 +57,7 @@ export const deletionMachine = setup({
     })),
     countDeleted: assign(({ context }, output: DeleteOutput) => ({
       attempt: 0,
-      progress: { ...context.progress, tagsDeleted: output.deleted.length, tagsAbsent: output.absent.length },
+      progress: { ...context.progress, tagsDeleted: output.deleted.length, tagsAbsent: output.absent.length, referrersDeleted: output.referrersDeleted },
     })),
     scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
     fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
@@ -63,12 +65,13 @@ export const deletionMachine = setup({
 }).createMachine({
   id: 'deletion',
   // Raise it when a change makes snapshots stored by the previous definition unsafe to restore.
-  version: '1',
+  // 2: referrers are deleted with their subjects and counted (referrersDeleted), which 1's progress lacks.
+  version: '2',
   initial: 'pending',
   context: ({ input }) => ({
     job: input,
     tags: [],
-    progress: { tagsTotal: 0, tagsDeleted: 0, tagsAbsent: 0 },
+    progress: { tagsTotal: 0, tagsDeleted: 0, tagsAbsent: 0, referrersDeleted: 0 },
     attempt: 0,
     retryAt: undefined,
     error: undefined,

@@ -24,7 +24,7 @@ export interface RunOptions {
   /** A persisted snapshot to resume instead of starting from `pending`. */
   snapshot?: Snapshot<unknown>;
   inspect?: (event: InspectionEvent) => void;
-  /** Events the job emits: tags planned, copied, unchanged; blob progress; tags deleted. */
+  /** Events the job emits: tags planned, copied, unchanged; blob progress; tags and referrers deleted. */
   onEvent?: (event: JobEvent) => void;
   /** The persistence barrier: each phase waits for it before its side effects (none: no store). */
   durable?: (signal?: AbortSignal) => Promise<void>;

@@ -208,7 +208,7 @@ export function isStringRecord(value: unknown): value is Record<string, string> 
 }
 
 /** The same error, its message prefixed with what was being listed. */
-function withContext(error: unknown, what: string): RegistryError {
+export function withContext(error: unknown, what: string): RegistryError {
   if (!(error instanceof RegistryError)) return networkError(error, what);
   return new RegistryError(error.code, `${what}: ${error.message}`, {
     ...(error.status === undefined ? {} : { status: error.status }),

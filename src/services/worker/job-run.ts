@@ -211,6 +211,9 @@ function logEvent(logger: Logger, event: JobEvent): void {
     case 'tag.deleted':
       logger.info({ reference: event.reference, digest: event.digest }, `deleted ${event.reference}`);
       break;
+    case 'referrer.deleted':
+      logger.info({ subject: event.subject, digest: event.digest, artifactType: event.artifactType, tag: event.tag }, `deleted referrer ${event.tag ?? event.digest} of ${event.subject}`);
+      break;
     default:
       break;
   }
