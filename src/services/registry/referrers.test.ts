@@ -143,6 +143,13 @@ describe('listReferrers on distribution 2.8 (no referrers API: the fallback tag 
     expect(proxy.requests).toEqual([]);
   });
 
+  it('probes the API once for listings started together', async () => {
+    const known = { tags: new Set<string>() };
+    proxy.requests.length = 0;
+    await Promise.all([subject, built.multi!.digest, ...built.multi!.manifests].map((digest) => listReferrers(viaProxy, digest, { known })));
+    expect(proxy.requests.filter(({ path }) => path.includes('/referrers/'))).toHaveLength(1);
+  });
+
   it('finds none for a manifest nothing refers to', async () => {
     expect(await listReferrers(app, built.multi!.digest)).toEqual([]);
   });

@@ -36,6 +36,8 @@ export interface ListReferrersOptions {
 export interface RepositoryReferrers {
   tags?: ReadonlySet<string>;
   api?: boolean;
+  /** The first listing's request to the API, which listings started meanwhile wait for. */
+  probe?: Promise<unknown>;
 }
 
 /** cosign's tags beside the subject on registries without referrers: `sha256-<hex>.sig`, `.att`, `.sbom`. */
@@ -105,8 +107,11 @@ interface Listed {
 
 async function fromApiOrFallback(repo: Repository, subject: string, what: string, options: ListReferrersOptions): Promise<Listed> {
   const known = options.known;
+  if (known?.api === undefined && known?.probe) await known.probe.catch(() => undefined);
   if (known?.api !== false) {
-    const fromApi = await referrersApi(repo, subject, what, options);
+    const asking = referrersApi(repo, subject, what, options);
+    if (known?.api === undefined && known) known.probe = asking;
+    const fromApi = await asking;
     if (known) known.api = fromApi !== undefined;
     if (fromApi !== undefined) return fromApi;
   }
