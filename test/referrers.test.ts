@@ -287,13 +287,14 @@ describe('--require-signature: verify before copy, fail closed', () => {
     const signed = await ferry(['copy', `${src}:1.0`, `${dst}:1.0`, '--require-signature', pub]);
     expect(signed.stderr).toBe('');
     expect(signed.code).toBe(0);
-    expect(signed.stdout).toMatch(new RegExp(`referrer +1\\.0 +${attached.sbom.digest} +${SPDX.replace('+', '\\+')} of ${digest('1.0')}`));
+    expect(signed.stdout).toContain(`referrer   1.0  ${attached.sbom.digest}  ${SPDX}\n`);
+    expect(signed.stdout).toContain(`referrer   1.0  ${attached.sbomSignature.digest}  ${NOTATION} of ${attached.sbom.digest}\n`);
     expect(signed.stdout).toMatch(/finished: 1 tag \(1 copied, 0 unchanged\); 5 referrers copied;/);
 
     const unsigned = await ferry(['copy', `${src}:unsigned`, `${dst}:unsigned`, '--require-signature', pub]);
     expect(unsigned.code).toBe(1);
     expect(unsigned.stdout).toMatch(/refused +unsigned +sha256:[0-9a-f]{64} +.*is not signed/);
-    expect(unsigned.stdout).toMatch(/1 refused \(no verified signature\)/);
+    expect(unsigned.stdout).toMatch(/^finished: 1 tag \(0 copied, 0 unchanged, 1 refused\);/m);
   });
 
   it('refuses a key file that is not an ECDSA P-256 public key, and an artifact type that is not one, as bad usage', async () => {

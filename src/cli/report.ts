@@ -72,6 +72,8 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   const planned = new Map<string, number>();
   let plannedTags = 0;
   let plannedReferrers = 0;
+  /** What each target tag holds, to name a referrer's subject only when it is not the image itself. */
+  const images = new Map<string, string>();
   let lastRetry: number | undefined;
   const line = (text: string) => (bars ? bars.log(`${text}\n`) : stdout.write(`${text}\n`));
 
@@ -80,18 +82,20 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
     event: (event) => {
       switch (event.type) {
         case 'tag.copied': {
+          images.set(event.item.target, event.digest);
           const filtered = event.digest !== event.sourceDigest ? ` (platforms filtered: differs from source ${event.sourceDigest})` : '';
           line(`copied     ${event.item.target}  ${event.digest}${filtered}`);
           break;
         }
         case 'tag.unchanged':
+          images.set(event.item.target, event.digest);
           line(`unchanged  ${event.item.target}  ${event.digest}`);
           break;
         case 'tag.refused':
           line(`refused    ${event.item.target}  ${event.sourceDigest}  ${event.reason}`);
           break;
         case 'referrer.copied':
-          line(`referrer   ${event.item.target}  ${event.digest}  ${event.artifactType ?? 'untyped'} of ${event.subject}`);
+          line(`referrer   ${event.item.target}  ${event.digest}  ${event.artifactType ?? 'untyped'}${of(event.subject, images.get(event.item.target))}`);
           break;
         case 'tag.planned': {
           const { plan } = event;
@@ -101,7 +105,10 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
           plannedReferrers += referrers.length;
           const what = plan.manifests.length > 0 ? 'to copy   ' : 'referrers ';
           line(`${what} ${plan.item.target}  ${plan.targetDigest}  ${plan.missing.length} of ${count(plan.blobs.length, 'blob')} missing (${formatBytes(plan.missingBytes)})`);
-          for (const referrer of referrers) line(`  referrer ${referrer.digest}  ${referrer.artifactType ?? 'untyped'}${referrer.tag ? ` (tag ${referrer.tag})` : ''} of ${referrer.subject}`);
+          for (const referrer of referrers) {
+            const cosign = referrer.tag ? ` (cosign .${referrer.tag.split('.').at(-1)} tag)` : '';
+            line(`  referrer ${referrer.digest}  ${referrer.artifactType ?? 'untyped'}${cosign}${of(referrer.subject!, plan.targetDigest)}`);
+          }
           break;
         }
         case 'blob.started':
@@ -161,12 +168,17 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   };
 }
 
-/** Refused tags are named only when there are some: `, 2 refused (no verified signature)`. */
+/** Refused tags are counted only when there are some (their lines say why). */
 function refused(progress: ReplicationProgress): string {
-  return progress.tagsRefused > 0 ? `, ${progress.tagsRefused} refused (no verified signature)` : '';
+  return progress.tagsRefused > 0 ? `, ${progress.tagsRefused} refused` : '';
 }
 
 /** Referrers are named only when there are some: `5 referrers copied; `. */
 function referrers(n: number, done: string): string {
   return n > 0 ? `${count(n, 'referrer')} ${done}; ` : '';
+}
+
+/** ` of sha256:…` for a referrer of a platform manifest or of another referrer; nothing for one of the image. */
+function of(subject: string, image: string | undefined): string {
+  return subject === image ? '' : ` of ${subject}`;
 }
