@@ -6,7 +6,7 @@ import { FerryService } from '../services/service.js';
 import { ENDED_STATUSES } from '../machines/status.js';
 import type { Execution, Policy } from '../services/store/types.js';
 import type { CommandIO } from './io.js';
-import { formatBytes, formatDuration } from './format.js';
+import { count, formatBytes, formatDuration } from './format.js';
 import { logFormat } from './options.js';
 import { table } from './table.js';
 import { positiveInteger, UsageError } from './usage.js';
@@ -67,14 +67,18 @@ export async function syncCommand(argv: string[], io: CommandIO): Promise<number
       const now = (await service.store.executions.get(execution.id))!;
       const jobs = await executionJobs(service.store, execution.id);
       const sum = (key: string) => jobs.reduce((total, job) => total + (job.progress[key] ?? 0), 0);
-      failed ||= now.status !== 'finished';
+      // An image refused for want of a verified signature fails the sync, as it fails ferry copy.
+      failed ||= now.status !== 'finished' || sum('tagsRefused') > 0;
       rows.push([
         policy.name, now.status, String(jobs.length), String(now.jobs.finished), String(now.jobs.error), String(now.jobs.stopped),
-        String(sum('tagsCopied')), String(sum('tagsUnchanged')), formatBytes(sum('bytesCopied')),
+        String(sum('tagsCopied')), String(sum('tagsUnchanged')), String(sum('tagsRefused')), String(sum('referrersCopied')), formatBytes(sum('bytesCopied')),
       ]);
       for (const job of jobs.filter((j) => j.status === 'error')) io.stderr.write(`${policy.name}: ${job.source ?? job.destination}: ${job.error?.message}\n`);
+      for (const job of jobs.filter((j) => (j.progress.tagsRefused ?? 0) > 0)) {
+        io.stderr.write(`${policy.name}: ${job.source}: ${count(job.progress.tagsRefused ?? 0, 'image')} refused, no signature verifies with the required key (the job's log says which)\n`);
+      }
     }
-    io.stdout.write(table(['POLICY', 'STATUS', 'JOBS', 'FINISHED', 'ERROR', 'STOPPED', 'COPIED', 'UNCHANGED', 'BYTES'], rows));
+    io.stdout.write(table(['POLICY', 'STATUS', 'JOBS', 'FINISHED', 'ERROR', 'STOPPED', 'COPIED', 'UNCHANGED', 'REFUSED', 'REFERRERS', 'BYTES'], rows));
     io.stdout.write(`${runs.length} policies in ${formatDuration(Date.now() - started)}\n`);
     if (interrupted) return 130;
     return failed ? 1 : 0;
