@@ -182,6 +182,17 @@ describe('referrers travel with their images (distribution 2.8: the fallback tag
     expect(await sameBytes(repository, multi.platformSbom.digest)).toBe(true);
   });
 
+  it('with a platform filter, copies the referrers of the platform manifest kept, not those of the source index', async () => {
+    const repository = 'copy/platform';
+    const { status, actor } = await replicate(input(repository, { items: items('multi'), platforms: ['linux/amd64'] }));
+    expect(status).toBe('finished');
+    expect(actor.getSnapshot().context.progress).toMatchObject({ tagsCopied: 1, referrersCopied: 1 });
+    const amd64 = fixture.built.multi!.manifests[0]!;
+    expect((await fetchManifest(fixture.destination.host, repository, 'multi'))?.digest).toBe(amd64);
+    expect(await listed(repository, amd64)).toEqual([multi.platformSbom.digest]);
+    expect(await fetchManifest(fixture.destination.host, repository, multi.signature.tag)).toBeUndefined();
+  });
+
   it('selects referrers by artifact type, and copies none with none', async () => {
     const typed = await replicate(input('copy/typed', { items: items('1.0'), referrers: [SPDX] }));
     expect(typed.actor.getSnapshot().context.progress).toMatchObject({ tagsCopied: 1, referrersCopied: 1 });
