@@ -8,8 +8,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../src/services/api/app.js';
 import { FerryService } from '../src/services/service.js';
-import type { Job } from '../src/services/store/types.js';
+import type { Job, Policy } from '../src/services/store/types.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
+import { generateSigningKeys } from './support/referrers.js';
 import { freePort } from './support/registry.js';
 
 /**
@@ -198,6 +199,60 @@ describe('the web console', () => {
       `console: job page load ${freshLoad?.toFixed(0)} ms (navigation start to the current state highlighted); ` +
         `update latency median ${median} ms, max ${Math.max(...latencies)} ms over ${latencies.length} transitions`,
     );
+    await context.close();
+  });
+
+  it("shows a policy's settings and edits its referrers and signing key", async () => {
+    const source = await service.store.registries.create({ name: 'policy-source', url: 'policy-source.example.com' });
+    const destination = await service.store.registries.create({ name: 'policy-destination', url: 'policy-destination.example.com' });
+    const { id } = await service.store.policies.create({ name: 'signed-mirror', sourceRegistryId: source.id, destinationRegistryId: destination.id });
+    const stored = async (): Promise<Policy> => (await fetch(`${base}/api/v1/policies/${id}`)).json() as Promise<Policy>;
+    const key = generateSigningKeys().publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const failures: string[] = [];
+    page.on('pageerror', (error) => failures.push(String(error)));
+    const setting = (term: string) => page.locator(`dd[data-setting="${term}"]`);
+    // Saved: the form is drawn again from the answer; refused: the form says why.
+    const save = async () => {
+      await page.locator('form.referrers-form').evaluate((form) => form.setAttribute('data-submitted', ''));
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.locator('form.referrers-form:not([data-submitted]) .saved, form.referrers-form .message:not(:empty)').waitFor();
+    };
+
+    await page.goto(`${base}/#/policies`);
+    await page.locator(`tr[data-policy="${id}"] a`).click();
+    await expect(setting('registries').textContent()).resolves.toBe('policy-source → policy-destination');
+    await expect(setting('referrers').textContent()).resolves.toBe('all');
+    await expect(setting('signature').textContent()).resolves.toBe('not required');
+
+    // A key that is none is refused, and nothing is stored.
+    await page.getByLabel('only these artifact types:').check();
+    await page.locator('input[name=referrer-types]').fill('application/spdx+json, application/vnd.in-toto+json');
+    await page.locator('textarea[name=signing-key]').fill('not a key');
+    await save();
+    await expect(page.locator('.message').textContent()).resolves.toMatch(/^body\.requireSignature the key of policy signed-mirror is not a PEM public key/);
+    expect(await stored()).toMatchObject({ referrers: 'all', requireSignature: null });
+
+    await page.locator('textarea[name=signing-key]').fill(key);
+    await save();
+    await expect(setting('referrers').textContent()).resolves.toBe('application/spdx+json, application/vnd.in-toto+json');
+    await expect(setting('signature').textContent()).resolves.toBe('required, with the key of policy signed-mirror');
+    expect(await stored()).toMatchObject({ referrers: ['application/spdx+json', 'application/vnd.in-toto+json'], requireSignature: { key } });
+
+    // A key left as it was keeps where it came from.
+    await service.store.policies.update(id, { requireSignature: { key, source: '/etc/ferry/cosign.pub' } });
+    await page.reload();
+    await page.getByLabel('all', { exact: true }).check();
+    await save();
+    expect(await stored()).toMatchObject({ referrers: 'all', requireSignature: { key, source: '/etc/ferry/cosign.pub' } });
+
+    await page.getByLabel('none', { exact: true }).check();
+    await page.locator('textarea[name=signing-key]').fill('');
+    await save();
+    await expect(setting('signature').textContent()).resolves.toBe('not required');
+    expect(await stored()).toMatchObject({ referrers: 'none', requireSignature: null });
+    expect(failures).toEqual([]);
     await context.close();
   });
 

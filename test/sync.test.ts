@@ -93,6 +93,11 @@ policies:
       'registries:\n  - { name: a, url: x.io }\npolicies:\n  - { name: p, source: a, destination: a, trigger: { type: cron, schedule: "* * *" } }\n',
       /: policy p: trigger\.schedule "\* \* \*" is not a cron schedule: /,
     ],
+    [
+      'a signing key that cannot be read',
+      'registries:\n  - { name: a, url: x.io }\npolicies:\n  - { name: p, source: a, destination: a, requireSignature: ./no-such-cosign.pub }\n',
+      /: policy p: requireSignature \/.+\/no-such-cosign\.pub cannot be read \(ENOENT\)/,
+    ],
   ] as const) {
     it(`rejects ${what} with the path and exit 2`, async () => {
       const path = await config(`bad-${what.replace(/ /g, '-')}.yaml`, text);

@@ -5,6 +5,7 @@ import { ApiError, onUnauthorized, setToken, token } from './api.js';
 import { h } from './format.js';
 import { mountJobPage } from './job-page.js';
 import { mountExecution, mountHome } from './jobs.js';
+import { mountPolicies, mountPolicy } from './policies.js';
 
 /** @typedef {(view: HTMLElement, params: Record<string, string>) => Promise<() => void>} Mount */
 
@@ -13,6 +14,8 @@ const ROUTES = [
   [/^#?\/?$/, mountHome, []],
   [/^#\/executions\/([^/]+)$/, mountExecution, ['id']],
   [/^#\/jobs\/([^/]+)$/, mountJobPage, ['id']],
+  [/^#\/policies$/, mountPolicies, []],
+  [/^#\/policies\/([^/]+)$/, mountPolicy, ['id']],
 ];
 
 const view = /** @type {HTMLElement} */ (document.getElementById('view'));

@@ -65,7 +65,7 @@ function executionRow(execution) {
     'tr',
     { 'data-execution': execution.id, 'data-status': execution.status },
     h('td', null, h('a', { href: `#/executions/${execution.id}`, class: 'mono' }, shortId(execution.id))),
-    h('td', { class: 'mono' }, execution.policyId ? shortId(execution.policyId) : '—'),
+    h('td', { class: 'mono' }, execution.policyId ? h('a', { href: `#/policies/${execution.policyId}` }, shortId(execution.policyId)) : '—'),
     h('td', null, execution.trigger),
     h('td', null, badge(execution.status)),
     h('td', null, ...counts.map(([status, n]) => h('span', { class: `count status-${status}` }, `${n} ${status}`))),

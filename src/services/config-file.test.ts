@@ -1,7 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { generateSigningKeys } from '../../test/support/referrers.js';
 import { applyConfig, readConfigFile } from './config-file.js';
 import { RegistryError } from './registry/errors.js';
 import pino from 'pino';
@@ -108,6 +110,9 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
     ['a regular expression that is not one', 'tags: { include: ["v("], syntax: regex }', /: policy p: tags\.include\.0 "v\(" is not a regular expression: /],
     ['a namespace that is not a repository path', 'rewrite: { namespace: Mirror }', /: policy p: rewrite\.namespace "Mirror" is not a repository path/],
     ['a bandwidth below zero', 'bandwidthKiBps: -1', /: policy p: bandwidthKiBps -1 is not a positive number/],
+    ['referrers neither all, none nor a list', 'referrers: some', /: policies\[1\]\.referrers must be all, none or a list of artifact types$/],
+    ['a referrer type that is no media type', 'referrers: [application/spdx+json, sbom]', /: policy p: referrers\.1 "sbom" is not an artifact type/],
+    ['an empty list of referrer types', 'referrers: []', /: policy p: referrers lists no artifact type/],
   ])('stores nothing of a file with %s', async (_, setting, message) => {
     const path = await file('bad-policy.yaml', `${REGISTRIES}policies:\n${FIRST}  - { name: p, source: upstream, destination: local, ${setting} }\n`);
     expect((await refusal(path)).message).toMatch(message);
@@ -124,6 +129,33 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
     await writeFile(join(dir, 'not-a-ca.pem'), 'not a certificate\n');
     const path = await file('bad-ca.yaml', 'registries:\n  - { name: tls, url: tls.example.com, caFile: not-a-ca.pem }\n');
     expect((await refusal(path)).message).toBe(`${path}: registry tls: caFile "not-a-ca.pem" holds no PEM certificate (a -----BEGIN CERTIFICATE----- block)`);
+    await storesNothing();
+  });
+
+  it('keeps the referrers chosen and the key a requireSignature path names, read relative to the file; null removes the key', async () => {
+    const key = generateSigningKeys().publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    await mkdir(join(dir, 'signed', 'keys'), { recursive: true });
+    await writeFile(join(dir, 'signed', 'keys', 'cosign.pub'), key);
+    const path = await file('signed/ferry.yaml', `${REGISTRIES}policies:\n  - { name: p, source: upstream, destination: local, referrers: [application/spdx+json], requireSignature: keys/cosign.pub }\n`);
+    const [applied] = (await applyConfig(store, settings, await readConfigFile(path, {}))).policies;
+    expect(applied).toMatchObject({ referrers: ['application/spdx+json'], requireSignature: { key, source: join(dir, 'signed', 'keys', 'cosign.pub') } });
+
+    await writeFile(path, `${REGISTRIES}policies:\n  - { name: p, source: upstream, destination: local, referrers: none }\n`);
+    expect(await applyConfig(store, settings, await readConfigFile(path, {}))).toMatchObject({ policies: [{ referrers: 'none', requireSignature: { key } }] });
+    await writeFile(path, `${REGISTRIES}policies:\n  - { name: p, source: upstream, destination: local, requireSignature: null }\n`);
+    expect(await applyConfig(store, settings, await readConfigFile(path, {}))).toMatchObject({ policies: [{ referrers: 'none', requireSignature: null }] });
+  });
+
+  it('names the policy and the key file it cannot read', async () => {
+    const path = await file('missing-key.yaml', `${REGISTRIES}policies:\n  - { name: p, source: upstream, destination: local, requireSignature: ./missing.pub }\n`);
+    expect((await refusal(path)).message).toBe(`${path}: policy p: requireSignature ${join(dir, 'missing.pub')} cannot be read (ENOENT)`);
+    await storesNothing();
+  });
+
+  it('stores nothing of a file whose policy requires a signature with a key that is not ECDSA P-256, and names the key file', async () => {
+    await writeFile(join(dir, 'p384.pub'), generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }));
+    const path = await file('p384-key.yaml', `${REGISTRIES}policies:\n${FIRST}  - { name: p, source: upstream, destination: local, requireSignature: p384.pub }\n`);
+    expect((await refusal(path)).message).toBe(`${path}: policy p: requireSignature ${join(dir, 'p384.pub')} is not an ECDSA P-256 public key (cosign's keys are)`);
     await storesNothing();
   });
 

@@ -6,7 +6,7 @@ import { checkPolicySettings, POLICY_DEFAULTS, type PolicySettings, type PolicyS
 import { checkRegistryPatch, type RegistrySettings } from './domain/registry.js';
 import { RegistryError } from './registry/errors.js';
 import type { Settings } from './application/settings.js';
-import type { NamespaceRewrite, Policy, Registry, RegistryInput, Store } from './store/types.js';
+import type { NamespaceRewrite, Policy, ReferrerSelection, Registry, RegistryInput, SignatureRequirement, Store } from './store/types.js';
 import type { Filter, TagFilter } from './tag-filter.js';
 
 /**
@@ -27,14 +27,16 @@ import type { Filter, TagFilter } from './tag-filter.js';
  *       tags: { include: ["v*"], exclude: ["*-rc*"] }
  *       rewrite: { namespace: mirror, flatten: 1 }
  *       trigger: { type: cron, schedule: "0 * * * *" }
+ *       referrers: [application/spdx+json]      # or all (the default), or none
+ *       requireSignature: ./cosign.pub          # relative to this file, read at load time
  */
 export interface ConfigFile {
   /** Where it was read from, for messages. */
   path: string;
   /** `ca` holds what `caFile` names. */
   registries: Array<RegistryInput & { caFile?: string }>;
-  /** Registries by name, as the file has them. */
-  policies: Array<PolicySettingsDraft & { source: string; destination: string }>;
+  /** Registries by name, as the file has them; `requireSignature` holds the key `requireSignatureFile` names. */
+  policies: Array<PolicySettingsDraft & { source: string; destination: string; requireSignatureFile?: string }>;
 }
 
 /** What an entry gives, checked (every entry gives its name, and a registry its URL). */
@@ -46,7 +48,7 @@ export async function readConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw invalid(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw invalid(path, `cannot be read (${unreadable(error)})`);
   }
   let document: unknown;
   try {
@@ -58,7 +60,24 @@ export async function readConfigFile(path: string, env: NodeJS.ProcessEnv = proc
   for (const registry of config.registries) {
     if (registry.caFile) registry.ca = await readFile(resolve(dirname(path), registry.caFile), 'utf8');
   }
+  for (const policy of config.policies) {
+    if (policy.requireSignatureFile) policy.requireSignature = await signingKeyFile(path, policy.name, policy.requireSignatureFile);
+  }
   return config;
+}
+
+/** Read at load time: the policy keeps the key itself, and names the file it came from in messages. */
+async function signingKeyFile(path: string, policy: string, file: string): Promise<SignatureRequirement> {
+  const source = resolve(dirname(path), file);
+  try {
+    return { key: await readFile(source, 'utf8'), source };
+  } catch (error) {
+    throw invalid(path, `policy ${policy}: requireSignature ${source} cannot be read (${unreadable(error)})`);
+  }
+}
+
+function unreadable(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
 }
 
 /**
@@ -158,7 +177,7 @@ function registryEntry(path: string, value: unknown, at: string): ConfigFile['re
 
 function policyEntry(path: string, value: unknown, at: string): ConfigFile['policies'][number] {
   const o = object(path, value, at);
-  only(path, o, at, ['name', 'enabled', 'source', 'destination', 'repositories', 'tags', 'rewrite', 'override', 'platforms', 'replicateDeletions', 'bandwidthKiBps', 'trigger', 'priority']);
+  only(path, o, at, ['name', 'enabled', 'source', 'destination', 'repositories', 'tags', 'rewrite', 'override', 'platforms', 'replicateDeletions', 'bandwidthKiBps', 'trigger', 'priority', 'referrers', 'requireSignature']);
   const policy: ConfigFile['policies'][number] = {
     name: string(path, o.name, `${at}.name`),
     source: string(path, o.source, `${at}.source`),
@@ -188,7 +207,16 @@ function policyEntry(path: string, value: unknown, at: string): ConfigFile['poli
   if (o.bandwidthKiBps !== undefined) policy.bandwidthKiBps = o.bandwidthKiBps === null ? null : number(path, o.bandwidthKiBps, `${at}.bandwidthKiBps`);
   if (o.priority !== undefined) policy.priority = number(path, o.priority, `${at}.priority`);
   if (o.trigger !== undefined) policy.trigger = trigger(path, o.trigger, `${at}.trigger`);
+  if (o.referrers !== undefined) policy.referrers = referrers(path, o.referrers, `${at}.referrers`);
+  if (o.requireSignature === null) policy.requireSignature = null;
+  else if (o.requireSignature !== undefined) policy.requireSignatureFile = string(path, o.requireSignature, `${at}.requireSignature`);
   return policy;
+}
+
+function referrers(path: string, value: unknown, at: string): ReferrerSelection {
+  if (value === 'all' || value === 'none') return value;
+  if (!Array.isArray(value)) throw invalid(path, `${at} must be all, none or a list of artifact types`);
+  return value.map((type, i) => string(path, type, `${at}[${i}]`));
 }
 
 function trigger(path: string, value: unknown, at: string): TriggerInput {

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { OCI_MEDIA_TYPES, writeOciLayout } from '../../../test/support/images.js';
+import { generateSigningKeys } from '../../../test/support/referrers.js';
 import { ACTIVE_STATUSES, ENDED_STATUSES, EXECUTION_STATUSES, JOB_STATUSES, RETRYABLE_STATUSES } from '../../machines/status.js';
 import { DEFAULT_USER, startRegistry, type RunningRegistry } from '../../../test/support/registry.js';
 import { seedLayout } from '../../../test/support/skopeo.js';
@@ -191,6 +192,12 @@ describe('validation', () => {
     policyCase('a tag filter that is not a regular expression', { tags: { include: ['v('], syntax: 'regex' } }, 'body.tags.include.0'),
     policyCase('a namespace that is not a repository path', { rewrite: { namespace: 'Mirror', flatten: 0 } }, 'body.rewrite.namespace'),
     policyCase('a bandwidth of nothing', { bandwidthKiBps: 0 }, 'body.bandwidthKiBps'),
+    policyCase('referrers neither all, none nor a list', { referrers: 'some' }, 'body.referrers'),
+    policyCase('one referrer type not in a list', { referrers: 'application/spdx+json' }, 'body.referrers'),
+    policyCase('a referrer type that is no media type', { referrers: ['application/spdx+json', 'sbom'] }, 'body.referrers.1'),
+    policyCase('an empty list of referrer types', { referrers: [] }, 'body.referrers'),
+    policyCase('a signature requirement without a key', { requireSignature: { source: 'cosign.pub' } }, 'body.requireSignature.key'),
+    policyCase('a signing key that is no key', { requireSignature: { key: 'not a key' } }, 'body.requireSignature'),
   ];
 
   it.each(cases)('answers 400 naming the field for $what', async ({ method, path, body, field }) => {
@@ -241,6 +248,25 @@ describe('policies', () => {
     });
     expect((await api<Policy>('GET', `/policies/${policy.id}`)).body).toEqual(policy);
     expect(await api('DELETE', `/policies/${policy.id}`)).toMatchObject({ status: 204 });
+  });
+
+  it('keeps the referrers chosen and the signing key, which null removes; a key given alone is named after the policy', async () => {
+    const key = generateSigningKeys().publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const created = await createPolicy({ name: 'signed', referrers: ['application/spdx+json'], requireSignature: { key } });
+    expect(created).toMatchObject({ referrers: ['application/spdx+json'], requireSignature: { key, source: 'the key of policy signed' } });
+    expect((await api<Policy>('GET', `/policies/${created.id}`)).body).toEqual(created);
+
+    const fromFile = await api<Policy>('PATCH', `/policies/${created.id}`, { body: { referrers: 'none', requireSignature: { key, source: 'cosign.pub' } } });
+    expect(fromFile).toMatchObject({ status: 200, body: { referrers: 'none', requireSignature: { key, source: 'cosign.pub' } } });
+    const renamed = await api<Policy>('PATCH', `/policies/${created.id}`, { body: { name: 'still-signed', requireSignature: { key } } });
+    expect(renamed.body.requireSignature).toEqual({ key, source: 'the key of policy still-signed' });
+    expect(await api<ErrorBody>('PATCH', `/policies/${created.id}`, { body: { requireSignature: { key: 'not a key' } } })).toMatchObject({
+      status: 400,
+      body: { field: 'body.requireSignature', message: expect.stringMatching(/^body\.requireSignature the key of policy still-signed is not a PEM public key: /) },
+    });
+    expect(await api<Policy>('PATCH', `/policies/${created.id}`, { body: { requireSignature: null } })).toMatchObject({ status: 200, body: { referrers: 'none', requireSignature: null } });
+    expect(await api<ErrorBody>('PATCH', '/policies/nope', { body: { requireSignature: { key } } })).toMatchObject({ status: 404 });
+    expect(await api('DELETE', `/policies/${created.id}`)).toMatchObject({ status: 204 });
   });
 
   it('refuses a schedule on a trigger that is not cron', async () => {

@@ -17,6 +17,17 @@ function object(properties: Record<string, object>, description?: string) {
 
 const filter = object({ include: { type: 'array', items: { type: 'string' } }, exclude: { type: 'array', items: { type: 'string' } } });
 
+const REFERRERS = 'Which referrers (signatures, SBOMs, attestations) travel with each image: all, none, or those of the artifact types listed';
+
+/** As answers show it: a serializer told string-or-array would write a list of one as its string. */
+const referrerSelection = { anyOf: [{ enum: ['all', 'none'] }, { type: 'array', items: { type: 'string' } }], description: REFERRERS } as const;
+
+/**
+ * As requests give it. Not the anyOf above: the validator coerces types (for querystrings), and
+ * would take any string there as a list of one.
+ */
+export const referrerSelectionInput = { type: ['string', 'array'], pattern: '^(all|none)$', items: { type: 'string' }, description: REFERRERS } as const;
+
 export const sharedSchemas = [
   {
     $id: 'Error',
@@ -62,6 +73,12 @@ export const sharedSchemas = [
       bandwidthKiBps: { type: ['number', 'null'] },
       trigger: { type: 'object', required: ['type'], properties: { type: { enum: TRIGGERS }, schedule: { type: 'string' } } },
       priority: { type: 'integer' },
+      referrers: referrerSelection,
+      requireSignature: {
+        ...object({ key: { type: 'string' }, source: { type: 'string' } }),
+        type: ['object', 'null'],
+        description: 'The PEM public key whose cosign signature an image needs to be copied, and where it came from; null: none needed',
+      },
       createdAt: timestamp,
       updatedAt: timestamp,
     }),

@@ -1,10 +1,14 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { generateSigningKeys } from '../../../test/support/referrers.js';
 import { InvalidInputError } from './errors.js';
 import { checkPolicy, checkPolicyPatch, checkPolicySettings, POLICY_DEFAULTS, type PolicyDraft, type RegistryExists } from './policy.js';
 
 const REGISTRIES = new Set(['source-id', 'destination-id']);
 const registryExists: RegistryExists = async (id) => REGISTRIES.has(id);
 const DRAFT: PolicyDraft = { name: 'mirror', sourceRegistryId: 'source-id', destinationRegistryId: 'destination-id' };
+const COSIGN_KEY = generateSigningKeys().publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const P384_KEY = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
 async function refusal(check: () => Promise<unknown>): Promise<InvalidInputError> {
   const error = await check().then(
@@ -19,6 +23,7 @@ describe('checkPolicy', () => {
   it('fills in the defaults', async () => {
     expect(await checkPolicy(DRAFT, registryExists)).toEqual({ ...POLICY_DEFAULTS, ...DRAFT });
     expect(POLICY_DEFAULTS).toMatchObject({ enabled: true, override: true, trigger: { type: 'manual' }, repositories: { include: ['**'] }, tags: { include: ['*'], syntax: 'glob' } });
+    expect(POLICY_DEFAULTS).toMatchObject({ referrers: 'all', requireSignature: null });
   });
 
   it('keeps every setting given, in its stored form', async () => {
@@ -34,8 +39,11 @@ describe('checkPolicy', () => {
       bandwidthKiBps: 512.5,
       trigger: { type: 'cron', schedule: '0 3 * * *' },
       priority: -3,
+      referrers: ['application/spdx+json', 'application/vnd.in-toto+json'],
+      requireSignature: { key: COSIGN_KEY, source: 'keys/cosign.pub' },
     };
     expect(await checkPolicy(draft, registryExists)).toEqual(draft);
+    expect((await checkPolicy({ ...DRAFT, referrers: 'none' }, registryExists)).referrers).toBe('none');
     expect((await checkPolicy({ ...DRAFT, trigger: { type: 'cron', schedule: '@daily' } }, registryExists)).trigger).toEqual({ type: 'cron', schedule: '@daily' });
   });
 
@@ -70,6 +78,11 @@ describe('checkPolicy', () => {
     ['words for a schedule', { trigger: { type: 'cron', schedule: 'every day' } }, 'trigger.schedule', /^trigger\.schedule "every day" is not a cron schedule/],
     ['a date for a schedule', { trigger: { type: 'cron', schedule: '2099-01-01T00:00:00' } }, 'trigger.schedule', /^trigger\.schedule "2099-01-01T00:00:00" is a date, not a cron schedule/],
     ['a schedule that never fires', { trigger: { type: 'cron', schedule: '0 0 30 2 *' } }, 'trigger.schedule', /^trigger\.schedule "0 0 30 2 \*" never fires$/],
+    ['an empty list of referrers', { referrers: [] }, 'referrers', /^referrers lists no artifact type \(say none to copy no referrers\)$/],
+    ['a referrer type that is no media type', { referrers: ['application/spdx+json', 'sbom'] }, 'referrers.1', /^referrers\.1 "sbom" is not an artifact type/],
+    ['a referrer type listed twice', { referrers: ['application/spdx+json', 'application/spdx+json'] }, 'referrers.1', /^referrers\.1 "application\/spdx\+json" is listed twice$/],
+    ['a signing key that is no key', { requireSignature: { key: 'ssh-ed25519 AAAA', source: 'cosign.pub' } }, 'requireSignature', /^requireSignature cosign\.pub is not a PEM public key: /],
+    ['a signing key on another curve', { requireSignature: { key: P384_KEY, source: 'p384.pub' } }, 'requireSignature', /^requireSignature p384\.pub is not an ECDSA P-256 public key/],
   ])('refuses %s, naming the field', async (_, change, field, message) => {
     const error = await refusal(() => checkPolicy({ ...DRAFT, ...change } as PolicyDraft, registryExists));
     expect(error.field).toBe(field);
@@ -81,11 +94,13 @@ describe('checkPolicyPatch', () => {
   it('checks only what a change gives, and adds no defaults', async () => {
     expect(await checkPolicyPatch({ enabled: false, trigger: { type: 'event' }, priority: undefined }, registryExists)).toEqual({ enabled: false, trigger: { type: 'event' } });
     expect(await checkPolicyPatch({ destinationRegistryId: 'source-id' }, registryExists)).toEqual({ destinationRegistryId: 'source-id' });
+    expect(await checkPolicyPatch({ requireSignature: null }, registryExists)).toEqual({ requireSignature: null });
   });
 
   it('refuses what a new policy would be refused', async () => {
     expect((await refusal(() => checkPolicyPatch({ trigger: { type: 'cron', schedule: 'soon' } }, registryExists))).field).toBe('trigger.schedule');
     expect((await refusal(() => checkPolicyPatch({ sourceRegistryId: 'gone' }, registryExists))).field).toBe('sourceRegistryId');
+    expect((await refusal(() => checkPolicyPatch({ referrers: ['sbom'] }, registryExists))).field).toBe('referrers.0');
   });
 });
 

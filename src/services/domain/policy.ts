@@ -4,6 +4,7 @@ import type { Filter, Id, NamespaceRewrite, Policy, PolicyInput, TagFilter, Trig
 import { wholeNameExpression } from '../tag-filter.js';
 import { InvalidInputError } from './errors.js';
 import { checkGiven, checkName, required, type FieldChecks } from './fields.js';
+import { checkReferrers, checkSignatureRequirement, DEFAULT_REFERRERS } from './referrers.js';
 
 /**
  * The rules for policies, whether they come from the API or from a ferry.yaml (`ferry serve
@@ -47,6 +48,8 @@ export const POLICY_DEFAULTS: Omit<PolicySettings, 'name'> = {
   bandwidthKiBps: null,
   trigger: { type: 'manual' },
   priority: 0,
+  referrers: DEFAULT_REFERRERS,
+  requireSignature: null,
 };
 
 /** As image indexes name platforms, which is what the selection matches (platforms.ts). */
@@ -64,6 +67,8 @@ const checks: FieldChecks<PolicySettingsDraft, PolicySettings> = {
   bandwidthKiBps: (bandwidth) => (bandwidth === null ? null : checkBandwidth(bandwidth)),
   trigger: checkTrigger,
   priority: checkPriority,
+  referrers: checkReferrers,
+  requireSignature: (requirement) => (requirement === null ? null : checkSignatureRequirement(requirement)),
 };
 
 /** A new policy, defaults filled in; throws InvalidInputError naming the first setting that breaks a rule. */

@@ -69,6 +69,8 @@ function policy(overrides: Partial<Policy> = {}): Policy {
     bandwidthKiBps: null,
     trigger: { type: 'manual' },
     priority: 0,
+    referrers: 'all',
+    requireSignature: null,
     createdAt: '2025-01-01T00:00:00.000Z',
     updatedAt: '2025-01-01T00:00:00.000Z',
     ...overrides,
@@ -185,6 +187,16 @@ describe('planJobs for a pushed tag', () => {
         } satisfies ReplicationInput,
       },
     ]);
+  });
+
+  it("gives the job the policy's referrers and the key its images must be signed with", async () => {
+    const requireSignature = { key: '-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n', source: 'cosign.pub' };
+    const chosen = policy({ referrers: ['application/spdx+json'], requireSignature });
+    const [job] = await planJobs(chosen, registry('src.example.com'), registry(DESTINATION), offline, push);
+    expect(job?.input).toMatchObject({ referrers: ['application/spdx+json'], requireSignature });
+    const [unsigned] = await planJobs(policy({ referrers: 'none' }), registry('src.example.com'), registry(DESTINATION), offline, push);
+    expect(unsigned?.input).toMatchObject({ referrers: 'none' });
+    expect(unsigned?.input).not.toHaveProperty('requireSignature');
   });
 
   it.each<[string, Partial<Policy>]>([

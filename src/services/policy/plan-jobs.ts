@@ -1,6 +1,5 @@
 import type { WorkItem } from '../../actors/types.js';
 import type { DeletionInput } from '../../machines/deletion.js';
-import { DEFAULT_REFERRERS } from '../domain/referrers.js';
 import { REPLICATION_DEFAULTS, type ReplicationInput } from '../../machines/replication.js';
 import { DEFAULT_RETRY } from '../../machines/retry.js';
 import { listRepositories } from '../registry/catalog.js';
@@ -63,7 +62,8 @@ function copyJob(policy: Policy, source: Registry, destination: Registry, reposi
     blobConcurrency: REPLICATION_DEFAULTS.blobConcurrency,
     retry: DEFAULT_RETRY,
     dryRun: false,
-    referrers: DEFAULT_REFERRERS,
+    referrers: policy.referrers,
+    ...(policy.requireSignature ? { requireSignature: policy.requireSignature } : {}),
   };
   return {
     operation: 'copy',

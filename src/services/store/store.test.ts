@@ -21,6 +21,7 @@ import type {
   NewJob,
   NodeId,
   Policy,
+  PolicyInput,
   Registry,
   Signal,
   Store,
@@ -119,7 +120,7 @@ async function registries(store: Store): Promise<{ source: Registry; destination
 }
 
 /** A policy from `hub` to `mirror`, creating them first when missing. */
-async function policy(store: Store, name: string, fields: { priority?: number } = {}): Promise<Policy> {
+async function policy(store: Store, name: string, fields: Pick<PolicyInput, 'priority' | 'referrers' | 'requireSignature'> = {}): Promise<Policy> {
   const [source, destination] = [await store.registries.findByName('hub'), await store.registries.findByName('mirror')];
   const ends = source !== undefined && destination !== undefined ? { source, destination } : await registries(store);
   return store.policies.create({ name, sourceRegistryId: ends.source.id, destinationRegistryId: ends.destination.id, ...fields });
@@ -322,6 +323,8 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
         bandwidthKiBps: null,
         trigger: { type: 'manual' },
         priority: 0,
+        referrers: 'all',
+        requireSignature: null,
       });
       expect(await store.policies.get(created.id)).toStrictEqual(created);
       expect(await store.policies.findByName('p')).toStrictEqual(created);
@@ -346,6 +349,16 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await store.policies.get(created.id)).toStrictEqual(updated);
       expect(await store.policies.update(created.id, { bandwidthKiBps: null })).toMatchObject({ bandwidthKiBps: null, priority: 4 });
       expect(await store.policies.update('missing', { enabled: false })).toBeUndefined();
+    });
+
+    it('keeps the referrers chosen and the key signatures must verify with, until null removes the key', async () => {
+      const store = await open();
+      const requireSignature = { key: '-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n', source: 'cosign.pub' };
+      const created = await policy(store, 'p', { referrers: ['application/spdx+json', 'application/vnd.dev.cosign.artifact.sig.v1+json'], requireSignature });
+      expect(await store.policies.get(created.id)).toMatchObject({ referrers: ['application/spdx+json', 'application/vnd.dev.cosign.artifact.sig.v1+json'], requireSignature });
+      expect(await store.policies.update(created.id, { referrers: 'none' })).toMatchObject({ referrers: 'none', requireSignature });
+      expect(await store.policies.update(created.id, { requireSignature: null })).toMatchObject({ referrers: 'none', requireSignature: null });
+      expect(await store.policies.get(created.id)).toMatchObject({ referrers: 'none', requireSignature: null });
     });
 
     it('refuses a taken name and unknown registries', async () => {

@@ -1,3 +1,4 @@
+import type { ReferrerSelection, SignatureRequirement } from '../../actors/types.js';
 import type { ExecutionStatus, JobStatus } from '../../machines/status.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { ErrorInfo } from '../registry/errors.js';
@@ -40,6 +41,7 @@ export interface Registry {
 }
 
 export type { Filter, TagFilter } from '../tag-filter.js';
+export type { ReferrerSelection, SignatureRequirement } from '../../actors/types.js';
 
 /**
  * Harbor's flattening: the source path minus its first `flatten` components (-1: all but the
@@ -71,6 +73,10 @@ export interface PolicyInput {
   trigger?: Trigger;
   /** Higher runs first. */
   priority?: number;
+  /** Which referrers (signatures, SBOMs, attestations) travel with each image. */
+  referrers?: ReferrerSelection;
+  /** Copy only the images with a cosign signature that verifies with this key; null copies them all. */
+  requireSignature?: SignatureRequirement | null;
 }
 
 export interface Policy extends Required<Omit<PolicyInput, 'bandwidthKiBps'>> {

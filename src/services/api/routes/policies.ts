@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { PolicyDraft } from '../../domain/policy.js';
 import type { FerryService } from '../../service.js';
-import { errors, idParams, ref, type IdParams } from '../schemas.js';
+import type { SignatureRequirement } from '../../store/types.js';
+import { errors, idParams, ref, referrerSelectionInput, type IdParams } from '../schemas.js';
 
 // The schemas give the shape (and the OpenAPI document); the domain module has the rules.
 const patterns = { type: 'array', items: { type: 'string' }, default: [] } as const;
@@ -48,7 +49,29 @@ const policyFields = {
     properties: { type: { enum: ['manual', 'cron', 'event'] }, schedule: { type: 'string', description: 'Cron expression, for cron triggers' } },
   },
   priority: { type: 'integer', description: 'Higher runs first' },
+  referrers: referrerSelectionInput,
+  requireSignature: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    required: ['key'],
+    properties: {
+      key: { type: 'string', description: 'An ECDSA P-256 public key in PEM, as cosign.pub' },
+      source: { type: 'string', minLength: 1, description: 'Where the key came from, for messages (by default the policy)' },
+    },
+    description: 'Copy only the images with a cosign signature that verifies with this key; null copies them all',
+  },
 } as const;
+
+/** The API takes a key without saying where it came from. */
+type SignatureBody = Omit<SignatureRequirement, 'source'> & { source?: string };
+type PolicyBody = Omit<PolicyDraft, 'requireSignature'> & { requireSignature?: SignatureBody | null };
+
+/** A key given without its source is named after its policy in messages. */
+async function withKeySource<T extends Partial<PolicyBody>>(body: T, policyName: () => Promise<string>): Promise<Omit<T, 'requireSignature'> & Pick<PolicyDraft, 'requireSignature'>> {
+  const { requireSignature, ...rest } = body;
+  if (!requireSignature) return { ...rest, requireSignature };
+  return { ...rest, requireSignature: { key: requireSignature.key, source: requireSignature.source ?? `the key of policy ${await policyName()}` } };
+}
 
 const tags = ['policies'];
 
@@ -59,7 +82,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
     store.policies.list(),
   );
 
-  app.post<{ Body: PolicyDraft }>(
+  app.post<{ Body: PolicyBody }>(
     '/policies',
     {
       schema: {
@@ -69,7 +92,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         response: { 201: ref('Policy'), ...errors(400, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(await settings.addPolicy(request.body)),
+    async (request, reply) => reply.code(201).send(await settings.addPolicy(await withKeySource(request.body, async () => request.body.name))),
   );
 
   app.get<{ Params: IdParams }>(
@@ -78,7 +101,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
     (request) => settings.policy(request.params.id),
   );
 
-  app.patch<{ Params: IdParams; Body: Partial<PolicyDraft> }>(
+  app.patch<{ Params: IdParams; Body: Partial<PolicyBody> }>(
     '/policies/:id',
     {
       schema: {
@@ -90,7 +113,10 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         response: { 200: ref('Policy'), ...errors(400, 404, 409) },
       },
     },
-    (request) => settings.updatePolicy(request.params.id, request.body),
+    async (request) => {
+      const { id } = request.params;
+      return settings.updatePolicy(id, await withKeySource(request.body, async () => request.body.name ?? (await settings.policy(id)).name));
+    },
   );
 
   app.delete<{ Params: IdParams }>(

@@ -2,9 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { POSTGRES_ADMIN_URL, createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
+import { POLICY_BEFORE_REFERRERS } from '../../../../test/support/stored-rows.js';
 import type { Store } from '../types.js';
 import { openPostgresStore, redactedUrl } from './connect.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, migrate } from './migrations.js';
 
 const LATEST_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 
@@ -65,6 +66,19 @@ describe('opening a PostgreSQL store', () => {
     expect(await (await open()).registries.get(registry.id)).toStrictEqual(registry);
     expect(await query('SELECT count(*)::int AS count FROM ferry_schema')).toStrictEqual([{ count: MIGRATIONS.length }]);
     expect(logged).toStrictEqual([]);
+  });
+
+  it('brings the policies of a version 1 database up to date: every referrer, no signature required', async () => {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await migrate(client, MIGRATIONS.slice(0, 1));
+      await client.query(POLICY_BEFORE_REFERRERS);
+    } finally {
+      await client.end();
+    }
+    expect(await (await open()).policies.get('p1')).toMatchObject({ name: 'old', referrers: 'all', requireSignature: null });
+    expect(await query('SELECT version FROM ferry_schema ORDER BY version')).toStrictEqual(MIGRATIONS.map(({ version }) => ({ version })));
   });
 
   it('refuses a database whose schema is newer than this ferry, and leaves no connection open', async () => {

@@ -133,6 +133,15 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
       ${EXECUTION_SUMMARIES}
     `,
   },
+  {
+    // Numbered as on SQLite (whose version 3 is this engine's version 1), so that a version means one schema on both.
+    version: 4,
+    // Policies written before copy every referrer and require no signature, as ferry copy does by default.
+    up: `
+      ALTER TABLE policies ADD COLUMN referrers jsonb NOT NULL DEFAULT '"all"';
+      ALTER TABLE policies ADD COLUMN require_signature jsonb;
+    `,
+  },
 ];
 
 /** Any constant both sides agree on: the key of the advisory lock that migrations run under. */
@@ -142,15 +151,15 @@ const MIGRATION_LOCK = 0x6665_7272; // "ferr"
  * Brings the schema up to date under an advisory lock, so that nodes starting together
  * migrate once: the others wait for the lock, then find nothing left to do.
  */
-export async function migrate(client: pg.ClientBase): Promise<void> {
-  const latest = MIGRATIONS.at(-1)?.version ?? 0;
+export async function migrate(client: pg.ClientBase, migrations: typeof MIGRATIONS = MIGRATIONS): Promise<void> {
+  const latest = migrations.at(-1)?.version ?? 0;
   await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
   try {
     await client.query('CREATE TABLE IF NOT EXISTS ferry_schema (version integer NOT NULL)');
     const { rows } = await client.query<{ version: number }>('SELECT max(version) AS version FROM ferry_schema');
     const current = rows[0]?.version ?? 0;
     if (current > latest) throw new Error(`the database schema is at version ${current}, newer than this ferry knows (${latest})`);
-    for (const migration of MIGRATIONS) {
+    for (const migration of migrations) {
       if (migration.version <= current) continue;
       await client.query('BEGIN');
       try {

@@ -19,6 +19,8 @@ const COLUMNS = [
   'bandwidth_kibps',
   'trigger',
   'priority',
+  'referrers',
+  'require_signature',
   'created_at',
   'updated_at',
 ] as const;

@@ -71,6 +71,8 @@ export function policyRow(policy: Policy): Insertable<PoliciesTable> {
     bandwidth_kibps: policy.bandwidthKiBps,
     trigger: json(policy.trigger),
     priority: policy.priority,
+    referrers: json(policy.referrers),
+    require_signature: jsonOrNull(policy.requireSignature),
     created_at: policy.createdAt,
     updated_at: policy.updatedAt,
   };
@@ -92,6 +94,8 @@ export function toPolicy(row: Omit<PolicyRow, 'last_cron_slot'>): Policy {
     bandwidthKiBps: row.bandwidth_kibps,
     trigger: parsed(row.trigger),
     priority: row.priority,
+    referrers: parsed(row.referrers),
+    requireSignature: parsedOrNull(row.require_signature),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

@@ -42,6 +42,10 @@ export interface PoliciesTable {
   bandwidth_kibps: number | null;
   trigger: Json;
   priority: number;
+  /** `"all"`, `"none"` or a list of artifact types. */
+  referrers: Json;
+  /** `{ key, source }`; null: no signature required. */
+  require_signature: Json | null;
   last_cron_slot: Timestamp | null;
   created_at: Timestamp;
   updated_at: Timestamp;

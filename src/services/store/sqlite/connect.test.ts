@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { POLICY_BEFORE_REFERRERS } from '../../../../test/support/stored-rows.js';
 import type { Id, Store } from '../types.js';
 import { openSqliteStore } from './connect.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -139,6 +140,19 @@ describe('opening a SQLite store', () => {
     ]);
     await store.jobs.saveStep(claimed!.lease, { status: 'finished', phase: 'copying', attempt: 1, progress: { bytes: 7 }, error: null, snapshot: null });
     expect(await store.jobs.get('j1')).toMatchObject({ status: 'finished' });
+  });
+
+  it('brings the policies of a version 3 database up to date: every referrer, no signature required', async () => {
+    await mkdir(dirname(path), { recursive: true });
+    const raw = new Database(path);
+    try {
+      migrate(raw, MIGRATIONS.slice(0, 3));
+      raw.exec(POLICY_BEFORE_REFERRERS);
+    } finally {
+      raw.close();
+    }
+    expect(await open().policies.get('p1')).toMatchObject({ name: 'old', referrers: 'all', requireSignature: null });
+    expect(rawPragma('user_version')).toBe(LATEST_VERSION);
   });
 
   it('works in memory', async () => {

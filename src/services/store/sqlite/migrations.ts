@@ -184,6 +184,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ${EXECUTION_SUMMARIES}
     `,
   },
+  {
+    version: 4,
+    // Policies written before copy every referrer and require no signature, as ferry copy does by default.
+    up: `
+      ALTER TABLE policies ADD COLUMN referrers TEXT NOT NULL DEFAULT '"all"';
+      ALTER TABLE policies ADD COLUMN require_signature TEXT;
+    `,
+  },
 ];
 
 /**
