@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ferry } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { DEFAULT_USER, startRegistry, type RunningRegistry } from './support/registry.js';
+import { attachReferrer, fallbackIndex, generateSigningKeys, signImage, verifySignature } from './support/referrers.js';
 import { listTags, rawManifest } from './support/skopeo.js';
 
 let fixture: ReplicationFixture;
@@ -81,6 +82,33 @@ policies:
     expect(result.stdout).toMatch(/^no-credentials\s+error\s+1\s+0\s+1/m);
     expect(result.stderr).toContain(`no-credentials: ${fixture.source.host}/team/app: `);
     expect(result.stderr).toContain(`${secured.host} needs credentials`);
+  });
+
+  it('copies signed images with their referrers under a policy that requires a signature, refuses the unsigned and exits 1', async () => {
+    const keys = generateSigningKeys();
+    await signImage(fixture.source.host, 'team/app', fixture.built['v1.0']!.digest, keys.privateKey);
+    const sbom = await attachReferrer(fixture.source.host, 'team/app', fixture.built['v1.0']!.digest, { artifactType: 'application/spdx+json', content: Buffer.from('{"name":"v1.0"}'), mediaType: 'application/spdx+json' });
+    await writeFile(join(dir, 'cosign.pub'), keys.publicKey.export({ type: 'spki', format: 'pem' }));
+    const path = await config('verified.yaml', `
+registries:
+  - { name: upstream, url: ${fixture.source.host} }
+  - { name: mirror, url: ${fixture.destination.host} }
+policies:
+  - name: verified
+    source: upstream
+    destination: mirror
+    tags: { include: ["v1.0", "v2.0"] }
+    rewrite: { namespace: verified, flatten: 1 }
+    requireSignature: ./cosign.pub
+`);
+    const result = await ferry(['sync', '-c', path]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^verified\s+finished\s+1\s+1\s+0\s+0\s+1\s+0\s+1\s+2\s+/m);
+    expect(result.stderr).toContain(`verified: ${fixture.source.host}/team/app: 1 image refused, no signature verifies with the required key`);
+    const host = fixture.destination.host;
+    expect((await listTags({ host, repository: 'verified/app' })).filter((tag) => tag.startsWith('v'))).toEqual(['v1.0']);
+    expect(await verifySignature(host, 'verified/app', fixture.built['v1.0']!.digest, keys.publicKey)).toEqual({ verified: true });
+    expect((await fallbackIndex(host, 'verified/app', fixture.built['v1.0']!.digest)).map((d) => d.digest)).toEqual([sbom.digest]);
   });
 
   for (const [what, text, message] of [
