@@ -128,8 +128,10 @@ describe('bad content', () => {
     sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, fault: { type: 'corrupt' } });
     const result = await ferry(['copy', `${sourceProxy.host}/fail/app:a`, `${destinationProxy.host}/corrupt/app:a`]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^error: GET blob 127\.0\.0\.1:\d+\/fail\/app@sha256:[0-9a-f]{64}: content has digest sha256:[0-9a-f]{64}$/m);
-    expect(result.stderr).toContain('@sha256:');
+    // The tag fails alone: the job finishes, names it, and says why.
+    expect(result.stdout).toMatch(/^failed {5}a  sha256:[0-9a-f]{64}  GET blob 127\.0\.0\.1:\d+\/fail\/app@sha256:[0-9a-f]{64}: content has digest sha256:[0-9a-f]{64}$/m);
+    expect(result.stdout).toMatch(/^finished: 1 tag \(0 copied, 0 unchanged, 1 failed\);/m);
+    expect(result.stderr).toMatch(/^failed: a \(/m);
     expect(await listTags({ host: destination.host, repository: 'corrupt/app' })).toEqual([]);
     const head = await fetch(`${destination.url}/v2/corrupt/app/blobs/${layer}`, { method: 'HEAD' });
     expect(head.status).toBe(404);
@@ -139,7 +141,7 @@ describe('bad content', () => {
     sourceProxy.addRule({ method: 'GET', path: /\/manifests\//, fault: { type: 'status', status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': 'sha256:0000000000000000000000000000000000000000000000000000000000000000' }, body: '{"schemaVersion": 2' } });
     const result = await ferry(['copy', `${sourceProxy.host}/fail/app:a`, `${destinationProxy.host}/malformed/app:a`]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^error: GET manifest 127\.0\.0\.1:\d+\/fail\/app@sha256:[0-9a-f]{64}: content has digest/m);
+    expect(result.stdout).toMatch(/^failed {5}a  sha256:[0-9a-f]{64}  GET manifest 127\.0\.0\.1:\d+\/fail\/app@sha256:[0-9a-f]{64}: content has digest/m);
     expect(await listTags({ host: destination.host, repository: 'malformed/app' })).toEqual([]);
   });
 });
@@ -193,7 +195,8 @@ describe('bad input', () => {
   it('an unknown tag is an error that names it', async () => {
     const result = await ferry(['copy', `${source.host}/fail/app:nope`, `${destination.host}/unknown/app:nope`]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`error: ${source.host}/fail/app:nope: manifest not found on the source`);
+    expect(result.stdout).toContain(`failed     nope  -  ${source.host}/fail/app:nope: manifest not found on the source\n`);
+    expect(result.stderr).toContain('failed: nope (');
   });
 
   it('an unknown repository is an error that names it', async () => {

@@ -215,11 +215,14 @@ describe('referrers travel with their images (distribution 2.8: the fallback tag
     expect(fixture.destinationProxy.requests.slice(before).filter((r) => r.method !== 'GET' && r.method !== 'HEAD')).toEqual([]);
   });
 
-  it('pushes nothing of a referrer before its subject: a failed referrer push leaves the subject without the tag, and a re-run completes it', async () => {
+  it('pushes nothing of a referrer before its subject: a refused referrer fails its tag, leaving the subject without the tag, and a re-run completes it', async () => {
     const repository = 'copy/halfway';
     fixture.destinationProxy.addRule({ method: 'PUT', path: new RegExp(`/manifests/${attached.provenance.digest}$`), fault: { type: 'status', status: 400, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"no"}]}' }, times: 1 });
-    const failed = await replicate(input(repository, { items: items('1.0'), retry: { maxAttempts: 0, baseDelayMs: 10, maxDelayMs: 10 } }));
-    expect(failed.status).toBe('error');
+    const failed = await replicate(input(repository, { items: items('1.0') }));
+    // The tag fails alone, naming the referrer the destination refused.
+    expect(failed.status).toBe('finished');
+    expect(failed.actor.getSnapshot().context.progress).toMatchObject({ tagsCopied: 0, tagsFailed: 1 });
+    expect(failed.events.find((e) => e.type === 'tag.failed')).toMatchObject({ item: { target: '1.0' }, error: { code: 'INVALID_MANIFEST', message: expect.stringContaining(attached.provenance.digest) } });
     // No referrer without its subject, and no tag without its referrers.
     const host = fixture.destination.host;
     expect(await fetchManifest(host, repository, digest('1.0'))).toBeDefined();

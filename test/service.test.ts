@@ -193,7 +193,7 @@ describe.each(ENGINES)('on %s', (engine) => {
       expect(failed.error?.message).toMatch(/403 DENIED: no push/);
       expect((await s.control.retryJob(failed.id)).status).toBe('pending');
       expect((await jobIn(s, failed.id, ['finished', 'error'])).status).toBe('finished');
-      await expect(s.control.retryJob(failed.id)).rejects.toThrow(/is finished: only a failed or stopped job can be retried/);
+      await expect(s.control.retryJob(failed.id)).rejects.toThrow(/is finished: only a failed or stopped job, or one with failed tags, can be retried/);
     });
   });
 

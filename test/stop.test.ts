@@ -1,3 +1,4 @@
+import { openUploads } from './support/registry.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toPromise } from 'xstate';
@@ -135,6 +136,14 @@ describe('STOP', () => {
     await sleep(200);
     expect(sourceProxy.requests.length - before.source, 'no request after the stop').toBe(0);
     expect(destinationProxy.requests.slice(before.destination).every((r) => r.method === 'DELETE')).toBe(true);
+    // Every session was asked to be cancelled; distribution 2.8 refuses to cancel one whose PUT
+    // was cut mid-body (its state token no longer matches what it holds), and purges it later.
+    const requested = destinationProxy.requests.filter((r) => r.path.includes('/stopped/big/blobs/uploads/'));
+    const session = (path: string) => /\/uploads\/([0-9a-f-]{36})/.exec(path)?.[1];
+    for (const left of await openUploads(destination, 'stopped/big')) {
+      expect(requested.some((r) => r.method === 'PUT' && r.aborted && session(r.path) === left), `session ${left} left open but its PUT was not cut`).toBe(true);
+      expect(requested.some((r) => r.method === 'DELETE' && session(r.path) === left), `session ${left} not cancelled`).toBe(true);
+    }
   });
 
   it('Ctrl-C on ferry copy stops the job and exits 130', async () => {
@@ -147,5 +156,7 @@ describe('STOP', () => {
     expect(code).toBe(130);
     expect(stderr).toMatch(/^stopped after .*: 0 tags copied, 1 not done$/m);
     expect(await listTags({ host: destination.host, repository: 'stopped/cli' })).toEqual([]);
+    // The upload session opened beside the source GET was cancelled before ferry exited.
+    expect(await openUploads(destination, 'stopped/cli')).toEqual([]);
   });
 });

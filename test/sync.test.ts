@@ -61,7 +61,7 @@ policies:
 `);
     const result = await ferry(['sync', '-c', path], { MIRROR_PASSWORD: DEFAULT_USER.password });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/^POLICY\s+STATUS\s+JOBS\s+FINISHED\s+ERROR\s+STOPPED\s+COPIED\s+UNCHANGED\s+REFUSED\s+REFERRERS\s+BYTES\nreleases\s+finished\s+1\s+1\s+0\s+0\s+2\s+0\s+0\s+0\s+/m);
+    expect(result.stdout).toMatch(/^POLICY\s+STATUS\s+JOBS\s+FINISHED\s+ERROR\s+STOPPED\s+COPIED\s+UNCHANGED\s+FAILED\s+REFUSED\s+REFERRERS\s+BYTES\nreleases\s+finished\s+1\s+1\s+0\s+0\s+2\s+0\s+0\s+0\s+0\s+/m);
     expect(result.stdout).not.toMatch(/^disabled/m);
     expect(result.stdout + result.stderr).not.toContain(DEFAULT_USER.password);
     const copied = await listTags({ host: secured.host, repository: 'mirror/app', creds: DEFAULT_USER });
@@ -103,7 +103,7 @@ policies:
 `);
     const result = await ferry(['sync', '-c', path]);
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^verified\s+finished\s+1\s+1\s+0\s+0\s+1\s+0\s+1\s+2\s+/m);
+    expect(result.stdout).toMatch(/^verified\s+finished\s+1\s+1\s+0\s+0\s+1\s+0\s+0\s+1\s+2\s+/m);
     expect(result.stderr).toContain(`verified: ${fixture.source.host}/team/app: 1 image refused, no signature verifies with the required key`);
     const host = fixture.destination.host;
     expect((await listTags({ host, repository: 'verified/app' })).filter((tag) => tag.startsWith('v'))).toEqual(['v1.0']);

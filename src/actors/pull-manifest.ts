@@ -8,7 +8,9 @@ import type { Repository } from '../services/registry/repository.js';
 import { deriveIndex, selectPlatforms } from '../services/platforms.js';
 import { findReferrers, notOnDestination } from '../services/referrer-plan.js';
 import { signingKey, verifyCosignSignature } from '../services/signatures/cosign.js';
-import type { DerivedIndex, Location, ManifestRef, ReferrerSelection, RefusedTag, SignatureRequirement, TagOutcome, TagPlan, WorkItem } from './types.js';
+import type { KeyObject } from 'node:crypto';
+import { orItemFailure } from './item-failure.js';
+import type { DerivedIndex, FailedTag, Location, ManifestRef, ReferrerSelection, RefusedTag, SignatureRequirement, TagOutcome, TagPlan, WorkItem } from './types.js';
 
 export interface PullManifestInput {
   source: Location;
@@ -36,6 +38,8 @@ export interface PullManifestOutput {
   unchanged: TagOutcome[];
   /** Items not copied: no signature verifies with the required key. */
   refused: RefusedTag[];
+  /** Items that failed alone: their manifest (or referrers) missing, corrupt or refused. */
+  failed: FailedTag[];
   /** Items whose target points at another digest, left alone because override is off. */
   kept: TagOutcome[];
   /** Blobs of the plans that the destination lacks, each once. */
@@ -47,31 +51,26 @@ const NON_DISTRIBUTABLE = /\.(foreign|nondistributable)\./;
 
 export const planBatch = (runtime: JobRuntime) =>
   phase<PullManifestOutput, PullManifestInput>(runtime, async ({ input, signal }) => {
-    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], refused: [], missing: [] };
+    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], refused: [], failed: [], missing: [] };
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
-    const compared = await Promise.all(input.items.map((item) => compare(runtime, source, destination, item, signal)));
-    const taken = batchEnd(compared, input);
-    const key = input.requireSignature && signingKey(input.requireSignature.key, input.requireSignature.source);
-    const outcomes = await Promise.all(
-      compared.slice(0, taken).map(async (c): Promise<TagPlan | Settled | RefusedTag> => {
-        const planned = await planItem(runtime, source, c, input, signal);
-        if (!('manifests' in planned)) return planned;
-        if (key) {
-          const check = await verifyCosignSignature(source, planned.sourceDigest, key, signal);
-          if (!check.verified) return { item: planned.item, digest: planned.sourceDigest, sourceDigest: planned.sourceDigest, reason: check.reason };
-        }
-        return withReferrers(runtime, source, planned, input, signal);
+    const compared = await Promise.all(
+      input.items.map(async (item): Promise<Compared | FailedTag> => {
+        const result = await orItemFailure(() => compare(runtime, source, destination, item, signal));
+        return 'error' in result ? { item, error: result.error } : result;
       }),
     );
+    const taken = batchEnd(compared, input);
+    const key = input.requireSignature && signingKey(input.requireSignature.key, input.requireSignature.source);
+    const outcomes = await Promise.all(compared.slice(0, taken).map((c) => ('error' in c ? c : settleItem(runtime, source, destination, c, input, key, signal))));
 
     const plans = outcomes.filter((o): o is TagPlan => 'manifests' in o);
     const settled = outcomes.filter((o): o is Settled => 'settled' in o);
+    plans.push(...settled.flatMap((o) => (o.referrers ? [o.referrers] : [])));
     const unchanged = settled.filter((o) => o.settled === 'unchanged').map(outcome);
     const kept = settled.filter((o) => o.settled === 'kept').map(outcome);
     const refused = outcomes.filter((o): o is RefusedTag => 'reason' in o);
-    const referrersOnly = await Promise.all(unchanged.map((o) => missingReferrers(runtime, source, destination, o, input, signal)));
-    plans.push(...referrersOnly.filter((plan): plan is TagPlan => plan !== undefined));
+    const failed = outcomes.filter((o): o is FailedTag => 'error' in o);
     const blobs = new Map(plans.flatMap((p) => p.blobs).map((b) => [b.digest, b]));
     await Promise.all(
       [...blobs.values()]
@@ -87,8 +86,37 @@ export const planBatch = (runtime: JobRuntime) =>
       plan.missing = absent.map((b) => b.digest);
       plan.missingBytes = absent.reduce((sum, b) => sum + b.size, 0);
     }
-    return { taken, plans, unchanged, kept, refused, missing };
+    return { taken, plans, unchanged, kept, refused, failed, missing };
   });
+
+/**
+ * Where one item stands: to copy (with its referrers), settled (unchanged, perhaps lacking
+ * referrers; or kept), refused for want of a verified signature, or failed alone.
+ */
+async function settleItem(
+  runtime: JobRuntime,
+  source: Repository,
+  destination: Repository,
+  compared: Compared,
+  input: PullManifestInput,
+  key: KeyObject | undefined,
+  signal: AbortSignal,
+): Promise<TagPlan | Settled | RefusedTag | FailedTag> {
+  const result = await orItemFailure(async (): Promise<TagPlan | Settled | RefusedTag> => {
+    const planned = await planItem(runtime, source, compared, input, signal);
+    if ('settled' in planned) {
+      if (planned.settled === 'kept') return planned;
+      const referrers = await missingReferrers(runtime, source, destination, outcome(planned), input, signal);
+      return referrers ? { ...planned, referrers } : planned;
+    }
+    if (key) {
+      const check = await verifyCosignSignature(source, planned.sourceDigest, key, signal);
+      if (!check.verified) return { item: planned.item, digest: planned.sourceDigest, sourceDigest: planned.sourceDigest, reason: check.reason };
+    }
+    return withReferrers(runtime, source, planned, input, signal);
+  });
+  return 'error' in result ? { item: compared.item, sourceDigest: compared.head.digest, error: result.error } : result;
+}
 
 /**
  * The plan with the referrers of every manifest it pushes that exists on the source (a
@@ -123,10 +151,13 @@ function blobsOf(runtime: JobRuntime, refs: ManifestRef[]): Descriptor[] {
   return [...blobs.values()];
 }
 
-/** An item that needs no push: its target already holds the digest, or is kept as it is. */
-type Settled = TagOutcome & { settled: 'unchanged' | 'kept' };
+/**
+ * An item that needs no push: its target already holds the digest (`referrers`: a plan for
+ * those of its referrers the destination lacks), or is kept as it is.
+ */
+type Settled = TagOutcome & { settled: 'unchanged' | 'kept'; referrers?: TagPlan };
 
-const outcome = ({ item, digest, sourceDigest }: Settled): TagOutcome => ({ item, digest, sourceDigest });
+const outcome = ({ item, digest, sourceDigest }: TagOutcome): TagOutcome => ({ item, digest, sourceDigest });
 
 /** An item with what the source and the destination hold for it. */
 interface Compared {
@@ -144,6 +175,7 @@ async function compare(runtime: JobRuntime, source: Repository, destination: Rep
   const key = `${item.source} ${item.target}`;
   const known = runtime.heads.get(key);
   if (known) return { item, ...known };
+  if (item.sourceTag !== undefined) await checkSourceTag(source, item.sourceTag, item.source, signal);
   if (absentOnDestination(runtime, item.target)) {
     const manifest = await getManifest(source, item.source, signal);
     runtime.manifests.set(manifest.digest, manifest);
@@ -157,10 +189,19 @@ async function compare(runtime: JobRuntime, source: Repository, destination: Rep
   return { item, head, existing };
 }
 
+/** `app:1.0@sha256:…` says 1.0 is that digest: copying it when 1.0 has moved would copy something else than asked. */
+async function checkSourceTag(source: Repository, tag: string, digest: string, signal: AbortSignal): Promise<void> {
+  const head = await headManifest(source, tag, signal);
+  if (!head) throw new RegistryError('NOT_FOUND', `${source.ref(tag)}: manifest not found on the source (given with ${digest})`);
+  if (head.digest !== digest) throw new RegistryError('DIGEST_MISMATCH', `${source.ref(tag)} is ${head.digest}, not ${digest} as given with it`);
+}
+
 /** Items up to the `batchSize`-th that may need a push; the others are taken with them. */
-function batchEnd(compared: Compared[], { batchSize, platforms, override }: PullManifestInput): number {
+function batchEnd(compared: Array<Compared | FailedTag>, { batchSize, platforms, override }: PullManifestInput): number {
   let work = 0;
-  for (const [index, { head, existing }] of compared.entries()) {
+  for (const [index, c] of compared.entries()) {
+    if ('error' in c) continue;
+    const { head, existing } = c;
     // A platform filter changes the digest: only the manifest tells whether it is there.
     const settled = platforms.length === 0 && existing !== undefined && (existing.digest === head.digest || !override);
     if (!settled) work += 1;

@@ -6,7 +6,8 @@ import { addToFallbackIndex, indexEntry, type IndexEntry } from '../services/reg
 import { putManifest, type Manifest } from '../services/registry/manifest.js';
 import type { Repository } from '../services/registry/repository.js';
 import { deriveIndex, selectPlatforms } from '../services/platforms.js';
-import type { Location, ManifestRef, ReferrerOutcome, TagOutcome, TagPlan } from './types.js';
+import { orItemFailure } from './item-failure.js';
+import type { FailedTag, Location, ManifestRef, ReferrerOutcome, TagOutcome, TagPlan } from './types.js';
 
 export interface PushManifestInput {
   source: Location;
@@ -18,6 +19,8 @@ export interface PushManifestOutput {
   /** Items whose image was pushed (not those that only lacked referrers). */
   pushed: TagOutcome[];
   referrers: ReferrerOutcome[];
+  /** Plans the destination refused, or whose manifests the source no longer serves. */
+  failed: FailedTag[];
 }
 
 /**
@@ -31,22 +34,29 @@ export const pushManifests = (runtime: JobRuntime) =>
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const outcomes = await Promise.all(
       input.plans.map(async (plan) => {
-        await verifyBlobs(runtime, destination, plan, signal);
-        const root = plan.manifests.at(-1);
-        // Without referrers the root goes straight to its tag; with them, by digest first.
-        for (const ref of plan.referrers.length > 0 ? plan.manifests : plan.manifests.slice(0, -1)) {
-          await putManifest(destination, ref.digest, await manifestBytes(runtime, source, plan, ref, signal), signal);
-        }
-        const referrers = await pushReferrers(runtime, source, destination, plan, signal);
-        if (root) await putManifest(destination, plan.item.target, await manifestBytes(runtime, source, plan, root, signal), signal);
-        return { pushed: root ? { item: plan.item, digest: plan.targetDigest, sourceDigest: plan.sourceDigest } : undefined, referrers };
+        const result = await orItemFailure(() => pushPlan(runtime, source, destination, plan, signal));
+        return 'error' in result ? { failed: { item: plan.item, sourceDigest: plan.sourceDigest, error: result.error }, referrers: [] } : result;
       }),
     );
     return {
-      pushed: outcomes.flatMap((o) => (o.pushed ? [o.pushed] : [])),
+      pushed: outcomes.flatMap((o) => ('pushed' in o && o.pushed ? [o.pushed] : [])),
       referrers: outcomes.flatMap((o) => o.referrers),
+      failed: outcomes.flatMap((o) => ('failed' in o ? [o.failed] : [])),
     };
   });
+
+/** One plan: the image's manifests, its referrers, then the tag. */
+async function pushPlan(runtime: JobRuntime, source: Repository, destination: Repository, plan: TagPlan, signal: AbortSignal) {
+  await verifyBlobs(runtime, destination, plan, signal);
+  const root = plan.manifests.at(-1);
+  // Without referrers the root goes straight to its tag; with them, by digest first.
+  for (const ref of plan.referrers.length > 0 ? plan.manifests : plan.manifests.slice(0, -1)) {
+    await putManifest(destination, ref.digest, await manifestBytes(runtime, source, plan, ref, signal), signal);
+  }
+  const referrers = await pushReferrers(runtime, source, destination, plan, signal);
+  if (root) await putManifest(destination, plan.item.target, await manifestBytes(runtime, source, plan, root, signal), signal);
+  return { pushed: root ? { item: plan.item, digest: plan.targetDigest, sourceDigest: plan.sourceDigest } : undefined, referrers };
+}
 
 /**
  * The plan's referrers, in order, cosign's under their tags; those a registry without the
@@ -72,7 +82,7 @@ async function verifyBlobs(runtime: JobRuntime, destination: Repository, plan: T
       .filter((blob) => runtime.blobs.get(blob.digest) !== 'present')
       .map(async (blob) => {
         if ((await headBlob(destination, blob.digest, signal)) === undefined) {
-          throw new RegistryError('PROTOCOL', `refusing to push ${destination.ref(plan.item.target)}: blob ${blob.digest} is not on the destination`);
+          throw new RegistryError('NOT_FOUND', `refusing to push ${destination.ref(plan.item.target)}: blob ${blob.digest} is not on the destination`);
         }
         markPresent(runtime, destination, blob.digest);
       }),

@@ -10,6 +10,8 @@ import { RateLimiter } from '../services/rate-limit.js';
 import { RegistryError } from '../services/registry/errors.js';
 import type { Repository } from '../services/registry/repository.js';
 import type { Descriptor } from '../services/registry/media-types.js';
+import type { ErrorInfo } from '../services/registry/errors.js';
+import { orItemFailure } from './item-failure.js';
 import type { Location } from './types.js';
 
 export interface TransferBlobInput {
@@ -25,12 +27,19 @@ export interface TransferBlobOutput {
   copied: number;
   mounted: number;
   bytes: number;
+  /** Blobs missing, corrupt or refused: the items that need them fail, the others go on. */
+  failed: FailedBlob[];
+}
+
+export interface FailedBlob {
+  digest: string;
+  error: ErrorInfo;
 }
 
 export type TransferEvent =
   | { type: 'blob.started'; digest: string; size: number }
   | { type: 'blob.progress'; digest: string; size: number; bytes: number }
-  | { type: 'blob.done'; digest: string; size: number; how: 'copied' | 'mounted' | 'present' };
+  | { type: 'blob.done'; digest: string; size: number; how: 'copied' | 'mounted' | 'present' | 'failed' };
 
 /** Progress is reported at most this often per blob, besides its start and end. */
 const PROGRESS_INTERVAL_MS = 200;
@@ -41,9 +50,9 @@ export const copyBlobs = (runtime: JobRuntime) =>
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const sameRegistry = input.source.registry === input.destination.registry;
     const limiter = input.bandwidthKiBps ? new RateLimiter(input.bandwidthKiBps * 1024) : undefined;
-    const result: TransferBlobOutput = { copied: 0, mounted: 0, bytes: 0 };
+    const result: TransferBlobOutput = { copied: 0, mounted: 0, bytes: 0, failed: [] };
 
-    await mapLimit(input.blobs, input.concurrency, async (blob) => {
+    const copyOne = async (blob: Descriptor): Promise<void> => {
       const known = runtime.blobs.get(blob.digest);
       // A restored or retried job has not asked (or has already copied): ask again.
       if (known === 'present' || (known === undefined && (await headBlob(destination, blob.digest, signal)) !== undefined)) {
@@ -72,14 +81,14 @@ export const copyBlobs = (runtime: JobRuntime) =>
         }
       }
       // A mount the registry declines (202) opens the session the upload then uses.
-      const start = from === undefined ? undefined : await startUpload(destination, { mount: { digest: blob.digest, from }, signal });
+      const start = from === undefined ? undefined : await startUpload(destination, { mount: { digest: blob.digest, from }, signal: sessionSignal() });
       const mounted = start?.mounted === true;
       if (mounted) {
         result.mounted += 1;
       } else {
         let sent = 0;
         let reported = 0;
-        const session = start && !start.mounted ? Promise.resolve(start.location) : openSession(destination, blob, signal);
+        const session = start && !start.mounted ? Promise.resolve(start.location) : openSession(destination, blob);
         try {
           await copyBlob(source, destination, blob, session, {
             ...runtime.transfer,
@@ -106,13 +115,27 @@ export const copyBlobs = (runtime: JobRuntime) =>
       }
       markPresent(runtime, destination, blob.digest);
       emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: mounted ? 'mounted' : 'copied' });
+    };
+
+    await mapLimit(input.blobs, input.concurrency, async (blob) => {
+      const failure = await orItemFailure(() => runtime.cleanups.track(copyOne(blob)));
+      if (!failure) return;
+      result.failed.push({ digest: blob.digest, error: failure.error });
+      emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'failed' });
     });
     return result;
   });
 
+/**
+ * What a session-opening POST answers to instead of the job's signal: cut off by STOP after the
+ * registry opened the session, it would leave a session whose location ferry never learnt. Let
+ * it answer; the transfer, aborted, then cancels the session.
+ */
+const sessionSignal = (): AbortSignal => AbortSignal.timeout(30_000);
+
 /** A plain upload session, opened while the source GET starts. */
-async function openSession(destination: Repository, blob: Descriptor, signal: AbortSignal): Promise<URL> {
-  const upload = await startUpload(destination, { signal });
+async function openSession(destination: Repository, blob: Descriptor): Promise<URL> {
+  const upload = await startUpload(destination, { signal: sessionSignal() });
   if (upload.mounted) throw new RegistryError('PROTOCOL', `start upload to ${destination.ref()} for ${blob.digest}: 201 without a mount request`);
   return upload.location;
 }

@@ -1,3 +1,4 @@
+import type { ErrorInfo } from '../services/registry/errors.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 
 /** A repository on a registry, as a job names it. Credentials are never part of a job. */
@@ -10,6 +11,8 @@ export interface Location {
 export interface WorkItem {
   source: string;
   target: string;
+  /** The source tag given beside the digest (`app:1.0@sha256:…`): it must still point at that digest. */
+  sourceTag?: string;
 }
 
 export interface ManifestRef {
@@ -83,4 +86,12 @@ export interface ReferrerOutcome {
   subject: string;
   digest: string;
   artifactType?: string;
+}
+
+/** An item that failed alone (its manifest or a blob missing, corrupt or refused): the job went on without it. */
+export interface FailedTag {
+  item: WorkItem;
+  /** What the source holds, when it was learnt before the failure. */
+  sourceDigest?: string;
+  error: ErrorInfo;
 }

@@ -6,6 +6,7 @@ import { REPLICATION_DEFAULTS, type ReplicationInput } from '../machines/replica
 import { jobPhase, jobStatus } from '../machines/status.js';
 import type { SignatureRequirement, WorkItem } from '../actors/types.js';
 import { BlobLocator } from '../services/blob-locator.js';
+import { Cleanups } from '../services/cleanups.js';
 import { InvalidInputError } from '../services/domain/errors.js';
 import { checkPlatforms } from '../services/domain/policy.js';
 import { checkSignatureRequirement, DEFAULT_REFERRERS, parseReferrers } from '../services/domain/referrers.js';
@@ -49,7 +50,11 @@ Options:
   --inspect             run the copy under the web console (its address is printed) and send
                         the job's inspection stream to Stately's inspector (ferry stately-inspector)
 
-Exit codes: 0 finished, 1 the job failed or refused an image, 2 bad usage, 130 stopped (Ctrl-C).`;
+Exit codes: 0 finished, 1 the job failed, or a tag failed or was refused, 2 bad usage,
+130 stopped (Ctrl-C).`;
+
+/** Cancelling an upload session takes one request; a registry slower than this expires it itself. */
+const CLEANUP_WAIT_MS = 5_000;
 
 export async function copyCommand(argv: string[], io: CommandIO): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -108,7 +113,8 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
   }
   const registries = new Registries(resolve);
   const reporter = createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun });
-  const actor = createReplication(input, { registries, locator: new BlobLocator(), logger }, { onEvent: reporter.event });
+  const cleanups = new Cleanups();
+  const actor = createReplication(input, { registries, locator: new BlobLocator(), logger, cleanups }, { onEvent: reporter.event });
   actor.subscribe((snapshot) => reporter.status(jobStatus(snapshot), jobPhase(snapshot), snapshot.context));
   let stopped = false;
   void io.interrupted.then(() => {
@@ -121,12 +127,15 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
   try {
     await toPromise(actor);
   } finally {
+    // A stopped job's transfers cancel their upload sessions after the job has ended.
+    await cleanups.settled(CLEANUP_WAIT_MS);
     await registries.close();
   }
   const snapshot = actor.getSnapshot();
   const status = jobStatus(snapshot);
   reporter.finish(status, snapshot.context);
-  if (status === 'finished') return snapshot.context.progress.tagsRefused > 0 ? 1 : 0;
+  const { tagsRefused, tagsFailed } = snapshot.context.progress;
+  if (status === 'finished') return tagsRefused > 0 || tagsFailed > 0 ? 1 : 0;
   if (status === 'stopped' && stopped) return 130;
   return 1;
 }
@@ -161,7 +170,8 @@ function workItems(source: Reference, destination: Reference, tagGlobs: string[]
     return {};
   }
   if (tagGlobs?.length) throw new UsageError('--tags filters a whole repository: SRC must not name a tag or digest');
-  return { items: [{ source: reference, target: destination.tag ?? source.tag ?? reference }] };
+  const sourceTag = source.digest && source.tag ? { sourceTag: source.tag } : {};
+  return { items: [{ source: reference, target: destination.tag ?? source.tag ?? reference, ...sourceTag }] };
 }
 
 /** Repeated or comma-separated, checked by the rule policies follow. */

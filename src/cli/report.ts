@@ -72,6 +72,7 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   const planned = new Map<string, number>();
   let plannedTags = 0;
   let plannedReferrers = 0;
+  const failedTags: string[] = [];
   /** What each target tag holds, to name a referrer's subject only when it is not the image itself. */
   const images = new Map<string, string>();
   let lastRetry: number | undefined;
@@ -90,6 +91,10 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
         case 'tag.unchanged':
           images.set(event.item.target, event.digest);
           line(`unchanged  ${event.item.target}  ${event.digest}`);
+          break;
+        case 'tag.failed':
+          failedTags.push(event.item.target);
+          line(`failed     ${event.item.target}  ${event.sourceDigest ?? '-'}  ${event.error.message}`);
           break;
         case 'tag.refused':
           line(`refused    ${event.item.target}  ${event.sourceDigest}  ${event.reason}`);
@@ -156,9 +161,10 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
       const took = formatDuration(Date.now() - started);
       if (status === 'finished' && dryRun) {
         const bytes = [...planned.values()].reduce((sum, size) => sum + size, 0);
-        stdout.write(`dry run: ${count(plannedTags, 'tag')} to copy, ${p.tagsUnchanged} unchanged${refused(p)}; ${referrers(plannedReferrers, 'to copy')}${count(planned.size, 'blob')} to copy (${formatBytes(bytes)}); nothing written; ${took}\n`);
+        stdout.write(`dry run: ${count(plannedTags, 'tag')} to copy, ${p.tagsUnchanged} unchanged${leftOut(p)}; ${referrers(plannedReferrers, 'to copy')}${count(planned.size, 'blob')} to copy (${formatBytes(bytes)}); nothing written; ${took}\n`);
       } else if (status === 'finished') {
-        stdout.write(`finished: ${count(p.tagsTotal, 'tag')} (${p.tagsCopied} copied, ${p.tagsUnchanged} unchanged${refused(p)}); ${referrers(p.referrersCopied, 'copied')}${count(p.blobsCopied, 'blob')} copied (${formatBytes(p.bytesCopied)}), ${p.blobsMounted} mounted; ${took}\n`);
+        stdout.write(`finished: ${count(p.tagsTotal, 'tag')} (${p.tagsCopied} copied, ${p.tagsUnchanged} unchanged${leftOut(p)}); ${referrers(p.referrersCopied, 'copied')}${count(p.blobsCopied, 'blob')} copied (${formatBytes(p.bytesCopied)}), ${p.blobsMounted} mounted; ${took}\n`);
+        if (failedTags.length > 0) stderr.write(`failed: ${failedTags.join(', ')} (each line above says why; a retry copies only what is missing)\n`);
       } else if (status === 'stopped') {
         stderr.write(`stopped after ${took}: ${count(p.tagsCopied, 'tag')} copied, ${p.tagsTotal - p.tagsCopied - p.tagsUnchanged} not done\n`);
       } else {
@@ -168,9 +174,9 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   };
 }
 
-/** Refused tags are counted only when there are some (their lines say why). */
-function refused(progress: ReplicationProgress): string {
-  return progress.tagsRefused > 0 ? `, ${progress.tagsRefused} refused` : '';
+/** Refused and failed tags are counted only when there are some (their lines say why). */
+function leftOut(progress: ReplicationProgress): string {
+  return (progress.tagsRefused > 0 ? `, ${progress.tagsRefused} refused` : '') + (progress.tagsFailed > 0 ? `, ${progress.tagsFailed} failed` : '');
 }
 
 /** Referrers are named only when there are some: `5 referrers copied; `. */

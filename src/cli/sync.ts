@@ -67,18 +67,21 @@ export async function syncCommand(argv: string[], io: CommandIO): Promise<number
       const now = (await service.store.executions.get(execution.id))!;
       const jobs = await executionJobs(service.store, execution.id);
       const sum = (key: string) => jobs.reduce((total, job) => total + (job.progress[key] ?? 0), 0);
-      // An image refused for want of a verified signature fails the sync, as it fails ferry copy.
-      failed ||= now.status !== 'finished' || sum('tagsRefused') > 0;
+      // A tag that failed alone, or was refused for want of a verified signature, fails the sync as it fails ferry copy.
+      failed ||= now.status !== 'finished' || sum('tagsRefused') > 0 || sum('tagsFailed') > 0;
       rows.push([
         policy.name, now.status, String(jobs.length), String(now.jobs.finished), String(now.jobs.error), String(now.jobs.stopped),
-        String(sum('tagsCopied')), String(sum('tagsUnchanged')), String(sum('tagsRefused')), String(sum('referrersCopied')), formatBytes(sum('bytesCopied')),
+        String(sum('tagsCopied')), String(sum('tagsUnchanged')), String(sum('tagsFailed')), String(sum('tagsRefused')), String(sum('referrersCopied')), formatBytes(sum('bytesCopied')),
       ]);
       for (const job of jobs.filter((j) => j.status === 'error')) io.stderr.write(`${policy.name}: ${job.source ?? job.destination}: ${job.error?.message}\n`);
+      for (const job of jobs.filter((j) => (j.progress.tagsFailed ?? 0) > 0)) {
+        io.stderr.write(`${policy.name}: ${job.source}: ${count(job.progress.tagsFailed ?? 0, 'tag')} failed (the job's log says which and why; a retry copies only what is missing)\n`);
+      }
       for (const job of jobs.filter((j) => (j.progress.tagsRefused ?? 0) > 0)) {
         io.stderr.write(`${policy.name}: ${job.source}: ${count(job.progress.tagsRefused ?? 0, 'image')} refused, no signature verifies with the required key (the job's log says which)\n`);
       }
     }
-    io.stdout.write(table(['POLICY', 'STATUS', 'JOBS', 'FINISHED', 'ERROR', 'STOPPED', 'COPIED', 'UNCHANGED', 'REFUSED', 'REFERRERS', 'BYTES'], rows));
+    io.stdout.write(table(['POLICY', 'STATUS', 'JOBS', 'FINISHED', 'ERROR', 'STOPPED', 'COPIED', 'UNCHANGED', 'FAILED', 'REFUSED', 'REFERRERS', 'BYTES'], rows));
     io.stdout.write(`${runs.length} policies in ${formatDuration(Date.now() - started)}\n`);
     if (interrupted) return 130;
     return failed ? 1 : 0;

@@ -54,10 +54,11 @@ export function eventName(event) {
 export function progressSummary(p = {}) {
   const total = p.tagsTotal ?? 0;
   const refused = p.tagsRefused ?? 0;
-  const done = (p.tagsCopied ?? 0) + (p.tagsUnchanged ?? 0) + (p.tagsKept ?? 0) + refused + (p.tagsDeleted ?? 0) + (p.tagsAbsent ?? 0);
+  const failed = p.tagsFailed ?? 0;
+  const done = (p.tagsCopied ?? 0) + (p.tagsUnchanged ?? 0) + (p.tagsKept ?? 0) + refused + failed + (p.tagsDeleted ?? 0) + (p.tagsAbsent ?? 0);
   const blobs = (p.blobsCopied ?? 0) + (p.blobsMounted ?? 0);
   const referrers = (p.referrersCopied ?? 0) + (p.referrersDeleted ?? 0);
-  return { done, total, refused, referrers, blobs, blobsCopied: p.blobsCopied ?? 0, blobsMounted: p.blobsMounted ?? 0, bytes: p.bytesCopied ?? 0 };
+  return { done, total, refused, failed, referrers, blobs, blobsCopied: p.blobsCopied ?? 0, blobsMounted: p.blobsMounted ?? 0, bytes: p.bytesCopied ?? 0 };
 }
 
 /**

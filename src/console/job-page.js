@@ -147,10 +147,10 @@ export async function mountJobPage(view, { id }) {
     phase.textContent = job.phase ? `phase ${job.phase}${job.attempt ? ` · attempt ${job.attempt}` : ''}` : '';
     held.textContent = job.node ? `${active.has(job.status) ? 'on' : 'ran on'} node ${job.node}` : '';
     stopButton.disabled = !active.has(job.status);
-    retryButton.disabled = !retryable.has(job.status);
     const p = progressSummary(job.progress);
+    retryButton.disabled = !retryable.has(job.status) && !(job.status === 'finished' && p.failed > 0);
     progress.replaceChildren(
-      h('dt', null, 'tags'), h('dd', { 'data-progress': 'tags' }, `${p.done} / ${p.total}${p.refused ? ` (${p.refused} refused: no verified signature)` : ''}`),
+      h('dt', null, 'tags'), h('dd', { 'data-progress': 'tags' }, `${p.done} / ${p.total}${p.failed ? ` (${p.failed} failed)` : ''}${p.refused ? ` (${p.refused} refused: no verified signature)` : ''}`),
       h('dt', null, 'referrers'), h('dd', { 'data-progress': 'referrers' }, `${p.referrers} ${job.operation === 'delete' ? 'deleted' : 'copied'}`),
       h('dt', null, 'blobs'), h('dd', { 'data-progress': 'blobs' }, `${p.blobsCopied} copied + ${p.blobsMounted} mounted`),
       h('dt', null, 'bytes'), h('dd', { 'data-progress': 'bytes' }, bytes(p.bytes)),

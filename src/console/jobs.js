@@ -220,9 +220,11 @@ export async function mountExecution(view, { id }) {
       h('span', null, `created ${when(execution.createdAt)}`),
       execution.finishedAt ? h('span', null, `took ${duration(Date.parse(execution.finishedAt) - Date.parse(execution.createdAt))}`) : '',
       ...Object.entries(execution.jobs ?? {}).filter(([, n]) => n > 0).map(([status, n]) => h('span', { class: `count status-${status}` }, `${n} ${status}`)),
+      execution.tagsFailed ? h('span', { class: 'count status-error', 'data-tags-failed': '' }, `${execution.tagsFailed} tags failed`) : '',
     );
     stopButton.disabled = !active.has(execution.status);
-    retryButton.disabled = !retryable.has(execution.status);
+    // A finished execution whose jobs left tags failed can be retried: only what is missing is copied.
+    retryButton.disabled = !retryable.has(execution.status) && !execution.tagsFailed;
   };
 
   /** @param {'stop' | 'retry'} action */

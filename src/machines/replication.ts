@@ -5,7 +5,7 @@ import type { InitializeInput, InitializeOutput } from '../actors/initialize.js'
 import type { PullManifestInput, PullManifestOutput } from '../actors/pull-manifest.js';
 import type { PushManifestInput, PushManifestOutput } from '../actors/push-manifest.js';
 import type { TransferBlobInput, TransferBlobOutput, TransferEvent } from '../actors/transfer-blob.js';
-import type { Location, ReferrerOutcome, ReferrerSelection, RefusedTag, SignatureRequirement, TagOutcome, TagPlan, WorkItem } from '../actors/types.js';
+import type { FailedTag, Location, ReferrerOutcome, ReferrerSelection, RefusedTag, SignatureRequirement, TagOutcome, TagPlan, WorkItem } from '../actors/types.js';
 import type { ErrorInfo } from '../services/registry/errors.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { TagFilter } from '../services/tag-filter.js';
@@ -44,6 +44,8 @@ export interface ReplicationProgress {
   tagsKept: number;
   /** Tags not copied because no signature verified with the required key. */
   tagsRefused: number;
+  /** Tags that failed alone (manifest or blob missing, corrupt or refused); the job went on. */
+  tagsFailed: number;
   /** Referrers pushed with their subjects, apart from tags. */
   referrersCopied: number;
   blobsCopied: number;
@@ -69,9 +71,19 @@ export type ReplicationEmitted =
   | ({ type: 'tag.unchanged' } & TagOutcome)
   | ({ type: 'tag.kept' } & TagOutcome)
   | ({ type: 'tag.refused' } & RefusedTag)
+  | ({ type: 'tag.failed' } & FailedTag)
   | ({ type: 'referrer.copied' } & ReferrerOutcome);
 
 const phaseFailed = phaseFailedIn('replication');
+
+/**
+ * Progress with `failed` counted; an unchanged image whose missing referrers failed moves from
+ * unchanged to failed, so that each tag is counted once.
+ */
+function withFailures({ progress, plans }: ReplicationContext, failed: FailedTag[]): ReplicationProgress {
+  const referrersOnly = failed.filter((f) => plans.find((plan) => plan.item.source === f.item.source && plan.item.target === f.item.target)?.manifests.length === 0).length;
+  return { ...progress, tagsFailed: progress.tagsFailed + failed.length, tagsUnchanged: progress.tagsUnchanged - referrersOnly };
+}
 
 const COMPARE_AHEAD = 4;
 
@@ -120,8 +132,10 @@ export const replicationMachine = setup({
           tagsUnchanged: context.progress.tagsUnchanged + batch.unchanged.length,
           tagsKept: context.progress.tagsKept + batch.kept.length,
           tagsRefused: context.progress.tagsRefused + batch.refused.length,
+          tagsFailed: context.progress.tagsFailed + batch.failed.length,
         },
       });
+      for (const failure of batch.failed) enqueue.emit({ type: 'tag.failed', ...failure });
       for (const outcome of batch.unchanged) enqueue.emit({ type: 'tag.unchanged', ...outcome });
       for (const outcome of batch.kept) enqueue.emit({ type: 'tag.kept', ...outcome });
       for (const outcome of batch.refused) enqueue.emit({ type: 'tag.refused', ...outcome });
@@ -129,27 +143,37 @@ export const replicationMachine = setup({
     reportPlans: enqueueActions(({ enqueue }, batch: PullManifestOutput) => {
       for (const plan of batch.plans) enqueue.emit({ type: 'tag.planned', plan });
     }),
-    countTransfer: assign(({ context }, transfer: TransferBlobOutput) => ({
-      attempt: 0,
-      missing: [],
-      progress: {
-        ...context.progress,
-        blobsCopied: context.progress.blobsCopied + transfer.copied,
-        blobsMounted: context.progress.blobsMounted + transfer.mounted,
-        bytesCopied: context.progress.bytesCopied + transfer.bytes,
-      },
-    })),
+    countTransfer: enqueueActions(({ context, enqueue }, transfer: TransferBlobOutput) => {
+      const broken = new Map(transfer.failed.map((blob) => [blob.digest, blob.error]));
+      const failed = context.plans.flatMap((plan): FailedTag[] => {
+        const blob = plan.blobs.find((b) => broken.has(b.digest));
+        return blob ? [{ item: plan.item, sourceDigest: plan.sourceDigest, error: broken.get(blob.digest)! }] : [];
+      });
+      enqueue.assign({
+        attempt: 0,
+        missing: [],
+        plans: context.plans.filter((plan) => !plan.blobs.some((b) => broken.has(b.digest))),
+        progress: {
+          ...withFailures(context, failed),
+          blobsCopied: context.progress.blobsCopied + transfer.copied,
+          blobsMounted: context.progress.blobsMounted + transfer.mounted,
+          bytesCopied: context.progress.bytesCopied + transfer.bytes,
+        },
+      });
+      for (const failure of failed) enqueue.emit({ type: 'tag.failed', ...failure });
+    }),
     countPushed: enqueueActions(({ context, enqueue }, output: PushManifestOutput) => {
       enqueue.assign({
         attempt: 0,
         plans: [],
         progress: {
-          ...context.progress,
+          ...withFailures(context, output.failed),
           tagsCopied: context.progress.tagsCopied + output.pushed.length,
           referrersCopied: context.progress.referrersCopied + output.referrers.length,
         },
       });
       for (const outcome of output.pushed) enqueue.emit({ type: 'tag.copied', ...outcome });
+      for (const failure of output.failed) enqueue.emit({ type: 'tag.failed', ...failure });
       for (const outcome of output.referrers) enqueue.emit({ type: 'referrer.copied', ...outcome });
     }),
     scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
@@ -158,14 +182,14 @@ export const replicationMachine = setup({
 }).createMachine({
   id: 'replication',
   // Raise it when a change makes snapshots stored by the previous definition unsafe to restore.
-  version: '2',
+  version: '3',
   initial: 'pending',
   context: ({ input }) => ({
     job: input,
     pending: [],
     plans: [],
     missing: [],
-    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, tagsKept: 0, tagsRefused: 0, referrersCopied: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
+    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, tagsKept: 0, tagsRefused: 0, tagsFailed: 0, referrersCopied: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
     attempt: 0,
     retryAt: undefined,
     error: undefined,

@@ -30,6 +30,14 @@ export const ACTIVE_STATUSES: ReadonlySet<JobStatus> = new Set(JOB_STATUSES.filt
  */
 export const RETRYABLE_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>(['error', 'stopped']);
 
+/**
+ * Whether a retry may requeue the job: a failed or stopped one, or a finished one some of whose
+ * tags failed alone (a retry then copies only what is still missing).
+ */
+export function isRetryable(job: { status: JobStatus; progress: Record<string, number> }): boolean {
+  return RETRYABLE_STATUSES.has(job.status) || (job.status === 'finished' && (job.progress.tagsFailed ?? 0) > 0);
+}
+
 /** An execution is never retrying: a job waiting to retry has not failed, so its execution is still running. */
 export type ExecutionStatus = Exclude<JobStatus, 'retrying'>;
 

@@ -1,5 +1,6 @@
 import { createActor, type Actor, type ActorOptions, type AnyActorRef, type AnyStateMachine, type InputFrom, type InspectionEvent, type Snapshot } from 'xstate';
 import type { Logger } from 'pino';
+import { Cleanups } from './cleanups.js';
 import { deletionActors, replicationActors } from '../actors/index.js';
 import type { TransferEvent } from '../actors/transfer-blob.js';
 import type { DeleteEvent } from '../actors/delete.js';
@@ -16,6 +17,8 @@ export interface Environment {
   locator: BlobLocator;
   logger: Logger;
   transfer?: TransferTuning;
+  /** Where jobs' cleanups run, for whoever closes `registries` to wait for them. */
+  cleanups?: Cleanups;
 }
 
 export type JobEvent = ReplicationEmitted | TransferEvent | DeleteEvent;
@@ -38,6 +41,7 @@ function runtimeFor(environment: Environment, options: RunOptions): JobRuntime {
     durable: options.durable ?? (async () => {}),
     registries: environment.registries,
     locator: environment.locator,
+    cleanups: environment.cleanups ?? new Cleanups(),
     logger: environment.logger,
     transfer: environment.transfer ?? DEFAULT_BLOB_COPY,
     blobs: new Map(),

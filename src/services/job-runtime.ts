@@ -4,6 +4,7 @@ import { Repository } from './registry/repository.js';
 import type { Registries } from './registry/registries.js';
 import { getManifest, type Manifest, type ManifestHead } from './registry/manifest.js';
 import type { BlobLocator } from './blob-locator.js';
+import type { Cleanups } from './cleanups.js';
 import type { RepositoryReferrers } from './registry/referrers.js';
 import type { TransferTuning } from './copy-blob.js';
 import type { Location } from '../actors/types.js';
@@ -33,6 +34,7 @@ export interface JobRuntime {
   /** Per job, by `registry/repository`: what is known of each repository's referrers. */
   referrers: Map<string, RepositoryReferrers>;
   locator: BlobLocator;
+  cleanups: Cleanups;
   transfer: TransferTuning;
   logger: Logger;
 }

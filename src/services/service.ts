@@ -7,6 +7,7 @@ import { replicationMachine } from '../machines/replication.js';
 import { JobControl } from './application/jobs.js';
 import { Settings } from './application/settings.js';
 import { BlobLocator } from './blob-locator.js';
+import { Cleanups } from './cleanups.js';
 import { ChangeFeed } from './change-feed.js';
 import { InspectorHub } from './inspector/hub.js';
 import { Registries } from './registry/registries.js';
@@ -31,6 +32,8 @@ export const DEFAULT_LEASE_MS = 15_000;
 /** How long the feed keeps changes for clients that resume (`Last-Event-ID`), and how often it is tidied. */
 const CHANGES_KEPT_MS = 24 * 60 * 60 * 1000;
 const TIDY_EVERY_MS = 10 * 60 * 1000;
+/** Cancelling an upload session takes one request; a registry slower than this expires it itself. */
+const CLEANUP_WAIT_MS = 5_000;
 
 /** A node's name: where it runs, and unique even for two processes there with the same pid. */
 function newNodeId(): NodeId {
@@ -55,6 +58,7 @@ export class FerryService {
   readonly settings: Settings;
   readonly leaseMs: number;
   readonly #unsubscribe: () => void;
+  readonly #cleanups = new Cleanups();
 
   private constructor(store: Store, feed: ChangeFeed, inspector: InspectorHub, node: NodeId, options: ServiceOptions) {
     this.node = node;
@@ -67,7 +71,7 @@ export class FerryService {
     this.pool = new WorkerPool({
       store,
       node,
-      environment: { registries: this.registries, locator: new BlobLocator({ uploads: store.blobUploads, node, staleAfterMs: this.leaseMs }), logger: options.logger },
+      environment: { registries: this.registries, locator: new BlobLocator({ uploads: store.blobUploads, node, staleAfterMs: this.leaseMs }), logger: options.logger, cleanups: this.#cleanups },
       logger: options.logger,
       workers: options.workers,
       leaseMs: this.leaseMs,
@@ -143,6 +147,7 @@ export class FerryService {
     await this.pool.drain();
     this.feed.close();
     await this.store.nodes.remove(this.node).catch(() => {});
+    await this.#cleanups.settled(CLEANUP_WAIT_MS);
     await this.registries.close();
     await this.store.close();
   }

@@ -16,13 +16,16 @@ export function replicationRealization(fixture: ReplicationFixture, dryRun: bool
     transferBlob: () => ({ proxy: source, method: 'GET', path: /\/model\/app\/blobs\/sha256:/ }),
     pushManifest: () => ({ proxy: destination, method: 'PUT', path: /\/manifests\/[\w.-]+$/ }),
   };
+  // A refusal that concerns one tag (its manifest or blob missing, corrupt or refused) fails that
+  // tag alone and the job goes on; what ends a job is what concerns them all: access refused,
+  // credentials no longer accepted.
+  const revoked = { fault: { type: 'status', status: 401, body: '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}' }, code: 'UNAUTHORIZED' } as const;
   const refusals: Record<string, ReturnType<Realization['failure']>> = {
-    // A 401 is not used: a 401 without a challenge leaves the job hanging (reported, see the client's send).
     initialize: { fault: { type: 'status', status: 403 }, code: 'DENIED' },
     check: { fault: { type: 'status', status: 403, body: '{"errors":[{"code":"DENIED","message":"no push"}]}' }, code: 'DENIED' },
-    pullManifest: { fault: { type: 'status', status: 404 }, code: 'NOT_FOUND' },
-    transferBlob: { fault: { type: 'corrupt' }, code: 'DIGEST_MISMATCH' },
-    pushManifest: { fault: { type: 'status', status: 400, body: '{"errors":[{"code":"MANIFEST_INVALID","message":"no"}]}' }, code: 'INVALID_MANIFEST' },
+    pullManifest: revoked,
+    transferBlob: revoked,
+    pushManifest: revoked,
   };
   return {
     marker: (phase, item) => markers[phase]!(item),

@@ -1,5 +1,6 @@
 import type { PullManifestOutput } from '../../src/actors/pull-manifest.js';
 import type { PushManifestOutput } from '../../src/actors/push-manifest.js';
+import type { TransferBlobOutput } from '../../src/actors/transfer-blob.js';
 import type { TagPlan } from '../../src/actors/types.js';
 import { deletionMachine, type DeletionInput } from '../../src/machines/deletion.js';
 import { replicationMachine, type ReplicationInput } from '../../src/machines/replication.js';
@@ -32,17 +33,17 @@ const outcome = { item: plan.item, digest: 'sha256:0', sourceDigest: 'sha256:0' 
 
 /** pullManifest's answer for each of its guarded branches: none left, all present, blobs missing, only the push left. */
 const batches: Record<string, PullManifestOutput> = {
-  noTagLeft: { taken: 0, plans: [], unchanged: [], kept: [], refused: [], missing: [] },
-  isDryRun: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], missing: [blob] },
-  alreadyOnDestination: { taken: 1, plans: [], unchanged: [outcome], kept: [], refused: [], missing: [] },
-  blobsMissing: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], missing: [blob] },
-  default: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], missing: [] },
+  noTagLeft: { taken: 0, plans: [], unchanged: [], kept: [], refused: [], failed: [], missing: [] },
+  isDryRun: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [blob] },
+  alreadyOnDestination: { taken: 1, plans: [], unchanged: [outcome], kept: [], refused: [], failed: [], missing: [] },
+  blobsMissing: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [blob] },
+  default: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [] },
 };
 
 const outputs: Record<string, unknown> = {
   initialize: { tags: ['t'] },
-  transferBlob: { copied: 1, mounted: 0, bytes: 1 },
-  pushManifest: { pushed: [outcome], referrers: [] } satisfies PushManifestOutput,
+  transferBlob: { copied: 1, mounted: 0, bytes: 1, failed: [] } satisfies TransferBlobOutput,
+  pushManifest: { pushed: [outcome], referrers: [], failed: [] } satisfies PushManifestOutput,
   delete: { deleted: ['t'], absent: [] },
 };
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -243,4 +243,22 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     await stop();
     throw error;
   }
+}
+
+/**
+ * Upload sessions the registry holds open for `repository`, read from its storage: a session's
+ * directory keeps its `startedat` until it is cancelled or completed (distribution 2.8 leaves
+ * an empty `hashstates` behind). What a client that cancels its uploads leaves is none.
+ */
+export async function openUploads(registry: RunningRegistry, repository: string): Promise<string[]> {
+  const uploads = join(registry.dataDir, 'docker/registry/v2/repositories', repository, '_uploads');
+  let sessions: string[];
+  try {
+    sessions = await readdir(uploads);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const open = await Promise.all(sessions.map(async (session) => ((await readdir(join(uploads, session))).includes('startedat') ? [session] : [])));
+  return open.flat();
 }

@@ -290,7 +290,7 @@ describe('jobs and executions', () => {
     const { execution, jobs: [job] } = await service.store.executions.create({ policyId: policy.id, trigger: 'manual', jobs });
     const id = job!.id;
 
-    expect(await api<ErrorBody>('POST', `/jobs/${id}/retry`)).toMatchObject({ status: 409, body: { message: `job ${id} is pending: only a failed or stopped job can be retried` } });
+    expect(await api<ErrorBody>('POST', `/jobs/${id}/retry`)).toMatchObject({ status: 409, body: { message: `job ${id} is pending: only a failed or stopped job, or one with failed tags, can be retried` } });
     expect(await api('POST', `/executions/${execution.id}/retry`)).toMatchObject({ status: 409 });
 
     const stopped = await api<Execution>('POST', `/executions/${execution.id}/stop`);

@@ -17,6 +17,19 @@ function object(properties: Record<string, object>, description?: string) {
 
 const filter = object({ include: { type: 'array', items: { type: 'string' } }, exclude: { type: 'array', items: { type: 'string' } } });
 
+const execution = object(
+  {
+    id: { type: 'string' },
+    policyId: nullableString,
+    trigger: { enum: TRIGGERS },
+    status: { enum: EXECUTION_STATUSES },
+    jobs: object(Object.fromEntries(JOB_STATUSES.map((status) => [status, { type: 'integer' }])), 'Jobs per status'),
+    createdAt: timestamp,
+    finishedAt: nullableTimestamp,
+  },
+  'One run of a policy',
+);
+
 const REFERRERS = 'Which referrers (signatures, SBOMs, attestations) travel with each image: all, none, or those of the artifact types listed';
 
 /** As answers show it: a serializer told string-or-array would write a list of one as its string. */
@@ -85,18 +98,9 @@ export const sharedSchemas = [
   },
   {
     $id: 'Execution',
-    ...object(
-      {
-        id: { type: 'string' },
-        policyId: nullableString,
-        trigger: { enum: TRIGGERS },
-        status: { enum: EXECUTION_STATUSES },
-        jobs: object(Object.fromEntries(JOB_STATUSES.map((status) => [status, { type: 'integer' }])), 'Jobs per status'),
-        createdAt: timestamp,
-        finishedAt: nullableTimestamp,
-      },
-      'One run of a policy',
-    ),
+    ...execution,
+    // Only an execution shown alone counts them (it reads all its jobs).
+    properties: { ...execution.properties, tagsFailed: { type: 'integer', description: 'Tags of its jobs that failed alone (shown for one execution)' } },
   },
   {
     $id: 'Job',

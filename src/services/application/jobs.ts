@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ACTIVE_STATUSES, ENDED_STATUSES, RETRYABLE_STATUSES } from '../../machines/status.js';
+import { ACTIVE_STATUSES, ENDED_STATUSES, isRetryable } from '../../machines/status.js';
 import type { Execution, Id, Job, Store } from '../store/types.js';
 import type { WorkerPool } from '../worker/pool.js';
 import { conflict, found } from './errors.js';
@@ -36,8 +36,11 @@ export class JobControl {
     return found(await this.#store.jobs.get(id), 'job', id);
   }
 
-  async execution(id: Id): Promise<Execution> {
-    return found(await this.#store.executions.get(id), 'execution', id);
+  /** The execution, with how many tags of its jobs failed alone (its status stays its jobs'). */
+  async execution(id: Id): Promise<Execution & { tagsFailed: number }> {
+    const execution = found(await this.#store.executions.get(id), 'execution', id);
+    const jobs = await executionJobs(this.#store, id);
+    return { ...execution, tagsFailed: jobs.reduce((sum, job) => sum + (job.progress.tagsFailed ?? 0), 0) };
   }
 
   async stopJob(id: Id): Promise<Job> {
@@ -53,7 +56,7 @@ export class JobControl {
 
   async retryJob(id: Id): Promise<Job> {
     const job = await this.job(id);
-    if (!RETRYABLE_STATUSES.has(job.status)) throw conflict(`job ${id} is ${job.status}: only a failed or stopped job can be retried`);
+    if (!isRetryable(job)) throw conflict(`job ${id} is ${job.status}: only a failed or stopped job, or one with failed tags, can be retried`);
     const requeued = await this.#store.jobs.requeue(id);
     if (!requeued) throw conflict(`job ${id} is no longer failed or stopped`);
     await this.#store.signals.publish({ type: 'queued' });
@@ -71,8 +74,8 @@ export class JobControl {
   /** Runs the execution's failed and stopped jobs again. */
   async retryExecution(id: Id): Promise<Execution> {
     await this.execution(id);
-    const retryable = (await executionJobs(this.#store, id)).filter((job) => RETRYABLE_STATUSES.has(job.status));
-    if (retryable.length === 0) throw conflict(`execution ${id} has no failed or stopped jobs`);
+    const retryable = (await executionJobs(this.#store, id)).filter(isRetryable);
+    if (retryable.length === 0) throw conflict(`execution ${id} has no failed or stopped jobs, nor jobs with failed tags`);
     for (const job of retryable) await this.#store.jobs.requeue(job.id);
     await this.#store.signals.publish({ type: 'queued' });
     return this.execution(id);

@@ -199,6 +199,9 @@ function logEvent(logger: Logger, event: JobEvent): void {
     case 'tag.kept':
       logger.info({ tag: event.item.target, digest: event.digest }, `kept ${event.item.target}: it points elsewhere and override is off`);
       break;
+    case 'tag.failed':
+      logger.error({ tag: event.item.target, sourceDigest: event.sourceDigest, error: event.error }, `failed ${event.item.target}: ${event.error.message}`);
+      break;
     case 'tag.refused':
       logger.warn({ tag: event.item.target, sourceDigest: event.sourceDigest, reason: event.reason }, `refused ${event.item.target}: ${event.reason}`);
       break;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { LeaseLostError, NotFoundError } from '../errors.js';
-import { ENDED_STATUSES, statePath } from '../../../machines/status.js';
+import { ENDED_STATUSES, isRetryable, statePath } from '../../../machines/status.js';
 import type { Id, Job, JobStatus, JobStore } from '../types.js';
 import { announce, batches, paged, write, type Database, type Executor } from './database.js';
 import { recordStep } from './history.js';
@@ -182,7 +182,7 @@ export function jobStore(database: Database): JobStore {
     requeue: async (id) => {
       const job = await write(database, async (trx) => {
         const current = await read(trx, id);
-        if (current?.status !== 'error' && current?.status !== 'stopped') return undefined;
+        if (current === undefined || !isRetryable(current)) return undefined;
         const at = now();
         const row = await trx
           .updateTable('jobs')
