@@ -8,7 +8,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../src/services/api/app.js';
 import { FerryService } from '../src/services/service.js';
-import type { Job, Policy } from '../src/services/store/types.js';
+import type { Job, Policy, TagFilter } from '../src/services/store/types.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { generateSigningKeys } from './support/referrers.js';
 import { freePort } from './support/registry.js';
@@ -205,7 +205,8 @@ describe('the web console', () => {
   it("shows a policy's settings and edits its referrers and signing key", async () => {
     const source = await service.store.registries.create({ name: 'policy-source', url: 'policy-source.example.com' });
     const destination = await service.store.registries.create({ name: 'policy-destination', url: 'policy-destination.example.com' });
-    const { id } = await service.store.policies.create({ name: 'signed-mirror', sourceRegistryId: source.id, destinationRegistryId: destination.id });
+    const tags: TagFilter = { include: ['*'], exclude: [], syntax: 'glob', semver: { range: '>=1.2 <2', includePrerelease: true }, latest: { count: 3, by: 'created' } };
+    const { id } = await service.store.policies.create({ name: 'signed-mirror', sourceRegistryId: source.id, destinationRegistryId: destination.id, tags });
     const stored = async (): Promise<Policy> => (await fetch(`${base}/api/v1/policies/${id}`)).json() as Promise<Policy>;
     const key = generateSigningKeys().publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -223,6 +224,7 @@ describe('the web console', () => {
     await page.goto(`${base}/#/policies`);
     await page.locator(`tr[data-policy="${id}"] a`).click();
     await expect(setting('registries').textContent()).resolves.toBe('policy-source → policy-destination');
+    await expect(setting('tags (glob)').textContent()).resolves.toBe('*; semver >=1.2 <2 with prereleases; the latest 3 by created');
     await expect(setting('referrers').textContent()).resolves.toBe('all');
     await expect(setting('signature').textContent()).resolves.toBe('not required');
 

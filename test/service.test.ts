@@ -104,6 +104,7 @@ describe.each(ENGINES)('on %s', (engine) => {
       const history = await s.store.jobs.history(jobs[0]!.id);
       expect(history.map((t) => t.to)).toEqual(expect.arrayContaining(['pending', 'running', 'running.initialize', 'running.pullManifest', 'running.transferBlob', 'running.pushManifest', 'finished']));
       expect((await s.store.jobs.logs(jobs[0]!.id)).map((l) => l.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^copied 1\.[01]$/)]));
+      expect((await s.store.jobs.logs(jobs[0]!.id)).map((l) => l.message)).toContainEqual(expect.stringMatching(/^selected 2 of \d+ tags; left out \d+ by pattern$/));
     });
   });
 

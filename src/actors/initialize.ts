@@ -3,7 +3,9 @@ import { openRepository, referrersOf, type JobRuntime } from '../services/job-ru
 import { isReferrerTag } from '../services/registry/referrers.js';
 import { listTags } from '../services/registry/tags.js';
 import { isRegistryError } from '../services/registry/errors.js';
-import { filterTags, type TagFilter } from '../services/tag-filter.js';
+import { creationTimes } from '../services/image-created.js';
+import type { TagFilter } from '../services/tag-filter.js';
+import { selectTags, type TagSelection } from '../services/tag-selection.js';
 import type { Location } from './types.js';
 
 export interface InitializeInput {
@@ -22,6 +24,8 @@ export interface InitializeInput {
 
 export interface InitializeOutput {
   tags: string[];
+  /** What the filter made of the listing; none for given tags. */
+  selection?: TagSelection;
 }
 
 export const resolveTags = (runtime: JobRuntime) =>
@@ -39,7 +43,9 @@ export const resolveTags = (runtime: JobRuntime) =>
       referrersOf(runtime, input.destination).tags = runtime.destinationTags;
     }
     // Signatures' and fallback indexes' tags go with their subjects, whatever the filter says.
-    return { tags: filterTags(tags.filter((tag) => !isReferrerTag(tag)), input.filter) };
+    const candidates = tags.filter((tag) => !isReferrerTag(tag));
+    const selection = await selectTags(candidates, input.filter, (passed) => creationTimes(runtime, input.list, passed, signal));
+    return { tags: selection.kept, selection };
   });
 
 async function tagsOf(runtime: JobRuntime, location: Location, access: 'pull' | 'push', absent: 'error' | 'empty', signal: AbortSignal): Promise<string[]> {

@@ -10,12 +10,13 @@ import { Cleanups } from '../services/cleanups.js';
 import { InvalidInputError } from '../services/domain/errors.js';
 import { checkPlatforms } from '../services/domain/policy.js';
 import { checkSignatureRequirement, DEFAULT_REFERRERS, parseReferrers } from '../services/domain/referrers.js';
+import { checkSemverFilter } from '../services/domain/tag-selection.js';
 import { createReplication } from '../services/interpreter.js';
 import { createLogger } from '../services/logger.js';
 import { logFormat } from './options.js';
 import { parseReference, type Reference } from '../services/registry/reference.js';
 import { Registries } from '../services/registry/registries.js';
-import { globFilter } from '../services/tag-filter.js';
+import { globFilter, type TagFilter } from '../services/tag-filter.js';
 import { createReporter } from './report.js';
 import { registryResolver } from './registry-options.js';
 import type { CommandIO } from './io.js';
@@ -29,6 +30,12 @@ Copies a repository, or one tag or digest, between registries.
 
 Options:
   --tags GLOB           copy only matching tags; repeat it; !GLOB excludes
+  --semver RANGE        copy only tags that are versions in RANGE (">=1.2 <2", "^3", "~1.4"):
+                        1.2.3 and v1.2.3 are versions, 1.2 and latest are not
+  --prerelease          let --semver take prereleases (2.0.0-rc.1, 1.2.3-alpine) too
+  --latest N            copy only the N newest of the tags the other filters keep
+  --latest-by HOW       semver (default): the highest versions; created: the newest images,
+                        by their configs' creation time (fetched for the tags kept so far)
   --platform LIST       os/arch[/variant][,...]: copy only these platforms of multi-arch images
   --concurrency N       blobs copied in parallel (default ${REPLICATION_DEFAULTS.blobConcurrency})
   --batch N             tags planned, copied and pushed together (default ${REPLICATION_DEFAULTS.batchSize})
@@ -63,6 +70,10 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     strict: true,
     options: {
       tags: { type: 'string', multiple: true },
+      semver: { type: 'string' },
+      prerelease: { type: 'boolean' },
+      latest: { type: 'string' },
+      'latest-by': { type: 'string' },
       platform: { type: 'string', multiple: true },
       concurrency: { type: 'string' },
       batch: { type: 'string' },
@@ -89,8 +100,8 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
   const input: ReplicationInput = {
     source: { registry: source.registry, repository: source.repository },
     destination: { registry: destination.registry, repository: destination.repository },
-    ...workItems(source, destination, values.tags),
-    tagFilter: globFilter(values.tags ?? []),
+    ...workItems(source, destination, values.tags !== undefined || values.semver !== undefined || values.latest !== undefined),
+    tagFilter: tagFilterOption(values),
     platforms: platformOption(values.platform ?? []),
     batchSize: positiveInteger(values.batch, '--batch', REPLICATION_DEFAULTS.batchSize),
     blobConcurrency: positiveInteger(values.concurrency, '--concurrency', REPLICATION_DEFAULTS.blobConcurrency),
@@ -162,16 +173,30 @@ function usage<T>(option: string, check: () => T): T {
 }
 
 /** What to copy when SRC names a tag or digest; undefined copies every (filtered) tag. */
-function workItems(source: Reference, destination: Reference, tagGlobs: string[] | undefined): { items?: WorkItem[] } {
+function workItems(source: Reference, destination: Reference, filtered: boolean): { items?: WorkItem[] } {
   if (destination.digest) throw new UsageError('DST cannot name a digest: the digest is the source content\'s');
   const reference = source.digest ?? source.tag;
   if (!reference) {
     if (destination.tag) throw new UsageError('DST names a tag, so SRC must name one tag or digest too');
     return {};
   }
-  if (tagGlobs?.length) throw new UsageError('--tags filters a whole repository: SRC must not name a tag or digest');
+  if (filtered) throw new UsageError('--tags, --semver and --latest filter a whole repository: SRC must not name a tag or digest');
   const sourceTag = source.digest && source.tag ? { sourceTag: source.tag } : {};
   return { items: [{ source: reference, target: destination.tag ?? source.tag ?? reference, ...sourceTag }] };
+}
+
+type TagOptions = { tags?: string[]; semver?: string; prerelease?: boolean; latest?: string; 'latest-by'?: string };
+
+/** --tags, --semver and --latest as one filter, the semver range checked by the rule policies follow. */
+function tagFilterOption(values: TagOptions): TagFilter {
+  const filter: TagFilter = globFilter(values.tags ?? []);
+  if (values.prerelease && values.semver === undefined) throw new UsageError('--prerelease widens --semver: give --semver RANGE too (* takes every version)');
+  if (values.semver !== undefined) filter.semver = usage('--semver', () => checkSemverFilter({ range: values.semver!, includePrerelease: values.prerelease ?? false }, 'semver'));
+  const by = values['latest-by'];
+  if (by !== undefined && values.latest === undefined) throw new UsageError('--latest-by orders --latest: give --latest N too');
+  if (by !== undefined && by !== 'semver' && by !== 'created') throw new UsageError(`--latest-by takes semver or created, not "${by}"`);
+  if (values.latest !== undefined) filter.latest = { count: positiveInteger(values.latest, '--latest', 0), by: by ?? 'semver' };
+  return filter;
 }
 
 /** Repeated or comma-separated, checked by the rule policies follow. */

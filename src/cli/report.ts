@@ -4,6 +4,7 @@ import type { ReplicationContext, ReplicationInput, ReplicationProgress } from '
 import type { JobStatus } from '../machines/status.js';
 import type { JobEvent } from '../services/interpreter.js';
 import type { LogFormat } from '../services/logger.js';
+import { describeLeftOut } from '../services/tag-selection.js';
 import { count, formatBytes, formatDuration } from './format.js';
 
 export interface Reporter {
@@ -139,6 +140,12 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
         case 'referrer.deleted':
           line(`deleted    ${event.tag ?? event.digest}  referrer of ${event.subject}`);
           break;
+        case 'tags.selected': {
+          if (!dryRun) break;
+          const leftOut = describeLeftOut(event);
+          line(`selected   ${event.kept.length} of ${count(event.listed, 'tag')}${event.kept.length ? `: ${event.kept.join(', ')}` : ''}${leftOut ? `; left out ${leftOut}` : ''}`);
+          break;
+        }
       }
     },
     status: (status, _phase, context) => {

@@ -58,7 +58,7 @@ function settingsList(policy, names) {
     ['registries', ends(policy, names)],
     ['enabled', policy.enabled ? 'yes' : 'no'],
     ['repositories', filter(policy.repositories)],
-    [`tags (${policy.tags.syntax})`, filter(policy.tags)],
+    [`tags (${policy.tags.syntax})`, [filter(policy.tags), ...versionFilters(policy.tags)].join('; ')],
     ['rewrite', policy.rewrite.namespace ? `under ${policy.rewrite.namespace}, flatten ${policy.rewrite.flatten}` : `flatten ${policy.rewrite.flatten}`],
     ['platforms', policy.platforms.join(', ') || 'all'],
     ['override', policy.override ? 'replaces a tag that points elsewhere' : 'keeps a tag that points elsewhere'],
@@ -70,6 +70,14 @@ function settingsList(policy, names) {
     ['signature', signatureText(policy)],
   ];
   return h('dl', { class: 'policy-settings' }, ...rows.flatMap(([term, value]) => [h('dt', null, term), h('dd', { 'data-setting': term }, value)]));
+}
+
+/** A tag filter's semver range and latest N, as ferry.yaml words them. @param {any} tags */
+function versionFilters(tags) {
+  return [
+    ...(tags.semver ? [`semver ${tags.semver.range}${tags.semver.includePrerelease ? ' with prereleases' : ''}`] : []),
+    ...(tags.latest ? [`the latest ${tags.latest.count} by ${tags.latest.by}`] : []),
+  ];
 }
 
 /** Artifact types as a person writes them: separated by commas, spaces or lines. @param {string} text */

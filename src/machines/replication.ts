@@ -9,6 +9,7 @@ import type { FailedTag, Location, ReferrerOutcome, ReferrerSelection, RefusedTa
 import type { ErrorInfo } from '../services/registry/errors.js';
 import type { Descriptor } from '../services/registry/media-types.js';
 import type { TagFilter } from '../services/tag-filter.js';
+import type { TagSelection } from '../services/tag-selection.js';
 import { provided } from './provided.js';
 import { canRetry, fail, phaseFailedIn, retrying, scheduleRetry, type RetryContext, type RetryPolicy } from './retry.js';
 
@@ -72,7 +73,8 @@ export type ReplicationEmitted =
   | ({ type: 'tag.kept' } & TagOutcome)
   | ({ type: 'tag.refused' } & RefusedTag)
   | ({ type: 'tag.failed' } & FailedTag)
-  | ({ type: 'referrer.copied' } & ReferrerOutcome);
+  | ({ type: 'referrer.copied' } & ReferrerOutcome)
+  | ({ type: 'tags.selected' } & TagSelection);
 
 const phaseFailed = phaseFailedIn('replication');
 
@@ -116,9 +118,10 @@ export const replicationMachine = setup({
     canRetry: ({ context }, error: ErrorInfo) => canRetry(context, error),
   },
   actions: {
-    queueTags: assign(({ context }, output: InitializeOutput) => {
+    queueTags: enqueueActions(({ context, enqueue }, output: InitializeOutput) => {
       const pending = context.job.items ?? output.tags.map((tag) => ({ source: tag, target: tag }));
-      return { pending, attempt: 0, progress: { ...context.progress, tagsTotal: pending.length } };
+      enqueue.assign({ pending, attempt: 0, progress: { ...context.progress, tagsTotal: pending.length } });
+      if (output.selection) enqueue.emit({ type: 'tags.selected', ...output.selection });
     }),
     resetAttempts: assign({ attempt: 0 }),
     acceptBatch: enqueueActions(({ context, enqueue }, batch: PullManifestOutput) => {

@@ -108,6 +108,11 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
     ['a platform that is not os/arch', 'platforms: [linux/amd64, amd64]', /: policy p: platforms\.1 "amd64" is not os\/arch/],
     ['a schedule on a manual trigger', 'trigger: { type: manual, schedule: "0 * * * *" }', /: policy p: trigger\.schedule is only for cron triggers, not manual$/],
     ['a regular expression that is not one', 'tags: { include: ["v("], syntax: regex }', /: policy p: tags\.include\.0 "v\(" is not a regular expression: /],
+    ['a semver range that is none', 'tags: { semver: ">=1.2 <" }', /: policy p: tags\.semver\.range ">=1\.2 <" is not a semver range/],
+    ['an unquoted semver range', 'tags: { semver: 1.10 }', /: policies\[1\]\.tags\.semver must be quoted: YAML reads 1\.1 as a number, not a range$/],
+    ['an unknown semver setting', 'tags: { semver: { range: "^3", prerelease: true } }', /: policies\[1\]\.tags\.semver\.prerelease is not a known setting \(range, includePrerelease\)$/],
+    ['the latest 0', 'tags: { latest: 0 }', /: policy p: tags\.latest\.count 0 is not a whole number of at least 1$/],
+    ['latest by name', 'tags: { latest: { count: 3, by: name } }', /: policies\[1\]\.tags\.latest\.by must be semver or created$/],
     ['a namespace that is not a repository path', 'rewrite: { namespace: Mirror }', /: policy p: rewrite\.namespace "Mirror" is not a repository path/],
     ['a bandwidth below zero', 'bandwidthKiBps: -1', /: policy p: bandwidthKiBps -1 is not a positive number/],
     ['referrers neither all, none nor a list', 'referrers: some', /: policies\[1\]\.referrers must be all, none or a list of artifact types$/],
@@ -117,6 +122,25 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
     const path = await file('bad-policy.yaml', `${REGISTRIES}policies:\n${FIRST}  - { name: p, source: upstream, destination: local, ${setting} }\n`);
     expect((await refusal(path)).message).toMatch(message);
     await storesNothing();
+  });
+
+  it('reads semver ranges and latest N, in short and in full', async () => {
+    const path = await file('versions.yaml', `${REGISTRIES}policies:
+  - { name: compact, source: upstream, destination: local, tags: { semver: ">=1.2 <2", latest: 3 } }
+  - name: full
+    source: upstream
+    destination: local
+    tags:
+      exclude: ["*-debug"]
+      semver: { range: "^3", includePrerelease: true }
+      latest: { count: 2, by: created }
+`);
+    const { policies } = await applyConfig(store, settings, await readConfigFile(path, {}));
+    expect(policies.map((p) => p.tags)).toEqual([
+      { include: ['*'], exclude: [], syntax: 'glob', semver: { range: '>=1.2 <2', includePrerelease: false }, latest: { count: 3, by: 'semver' } },
+      { include: ['*'], exclude: ['*-debug'], syntax: 'glob', semver: { range: '^3', includePrerelease: true }, latest: { count: 2, by: 'created' } },
+    ]);
+    expect((await store.policies.list()).map((p) => p.tags)).toEqual(policies.map((p) => p.tags));
   });
 
   it('stores nothing of a file with a policy whose registry is nowhere', async () => {

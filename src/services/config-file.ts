@@ -7,7 +7,7 @@ import { checkRegistryPatch, type RegistrySettings } from './domain/registry.js'
 import { RegistryError } from './registry/errors.js';
 import type { Settings } from './application/settings.js';
 import type { NamespaceRewrite, Policy, ReferrerSelection, Registry, RegistryInput, SignatureRequirement, Store } from './store/types.js';
-import type { Filter, TagFilter } from './tag-filter.js';
+import type { Filter, LatestFilter, SemverFilter, TagFilter } from './tag-filter.js';
 
 /**
  * `ferry.yaml`: registries and policies as code. Each is matched by name and created or
@@ -25,6 +25,7 @@ import type { Filter, TagFilter } from './tag-filter.js';
  *       destination: local
  *       repositories: { include: ["team/**"] }
  *       tags: { include: ["v*"], exclude: ["*-rc*"] }
+ *       # or: tags: { semver: ">=1.2 <2", latest: 3 }  (latest: { count: 3, by: created })
  *       rewrite: { namespace: mirror, flatten: 1 }
  *       trigger: { type: cron, schedule: "0 * * * *" }
  *       referrers: [application/spdx+json]      # or all (the default), or none
@@ -188,10 +189,10 @@ function policyEntry(path: string, value: unknown, at: string): ConfigFile['poli
   if (o.repositories !== undefined) policy.repositories = filter(path, o.repositories, `${at}.repositories`, repositories.include);
   if (o.tags !== undefined) {
     const t = object(path, o.tags, `${at}.tags`);
-    only(path, t, `${at}.tags`, ['include', 'exclude', 'syntax']);
+    only(path, t, `${at}.tags`, ['include', 'exclude', 'syntax', 'semver', 'latest']);
     const syntax = t.syntax ?? tags.syntax;
     if (syntax !== 'glob' && syntax !== 'regex') throw invalid(path, `${at}.tags.syntax must be glob or regex`);
-    policy.tags = { ...filter(path, t, `${at}.tags`, tags.include, ['syntax']), syntax } satisfies TagFilter;
+    policy.tags = { ...filter(path, t, `${at}.tags`, tags.include, ['syntax', 'semver', 'latest']), syntax, ...versionFilters(path, t, `${at}.tags`) } satisfies TagFilter;
   }
   if (o.rewrite !== undefined) {
     const r = object(path, o.rewrite, `${at}.rewrite`);
@@ -211,6 +212,33 @@ function policyEntry(path: string, value: unknown, at: string): ConfigFile['poli
   if (o.requireSignature === null) policy.requireSignature = null;
   else if (o.requireSignature !== undefined) policy.requireSignatureFile = string(path, o.requireSignature, `${at}.requireSignature`);
   return policy;
+}
+
+/** `semver: ">=1.2 <2"` or `{ range, includePrerelease }`; `latest: 3` (by semver) or `{ count, by }`. */
+function versionFilters(path: string, tags: Record<string, unknown>, at: string): Pick<TagFilter, 'semver' | 'latest'> {
+  return {
+    ...(tags.semver === undefined ? {} : { semver: semverFilter(path, tags.semver, `${at}.semver`) }),
+    ...(tags.latest === undefined ? {} : { latest: latestFilter(path, tags.latest, `${at}.latest`) }),
+  };
+}
+
+function semverFilter(path: string, value: unknown, at: string): SemverFilter {
+  if (typeof value === 'string') return { range: value };
+  // Unquoted, 1.10 would be read as 1.1.
+  if (typeof value === 'number') throw invalid(path, `${at} must be quoted: YAML reads ${value} as a number, not a range`);
+  const s = object(path, value, at);
+  only(path, s, at, ['range', 'includePrerelease']);
+  const range = string(path, s.range, `${at}.range`);
+  return s.includePrerelease === undefined ? { range } : { range, includePrerelease: boolean(path, s.includePrerelease, `${at}.includePrerelease`) };
+}
+
+function latestFilter(path: string, value: unknown, at: string): LatestFilter {
+  if (typeof value === 'number') return { count: value, by: 'semver' };
+  const l = object(path, value, at);
+  only(path, l, at, ['count', 'by']);
+  const by = l.by ?? 'semver';
+  if (by !== 'semver' && by !== 'created') throw invalid(path, `${at}.by must be semver or created`);
+  return { count: number(path, l.count, `${at}.count`), by };
 }
 
 function referrers(path: string, value: unknown, at: string): ReferrerSelection {

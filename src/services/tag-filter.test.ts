@@ -1,9 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RegistryError } from './registry/errors.js';
-import { compileFilter, filterTags, globFilter } from './tag-filter.js';
+import { compileFilter, compileTagFilter, globFilter, tagRefusal, type TagFilter } from './tag-filter.js';
 
 const TAGS = ['1.0', '1.1', '1.1-rc1', '2.0', 'latest', 'dev-abc', '.hidden'];
+
+const filterTags = (tags: string[], filter: TagFilter) => tags.filter(compileTagFilter(filter));
 
 describe('tag filters', () => {
   it('keeps every tag when nothing is included', () => {
@@ -42,5 +44,47 @@ describe('tag filters', () => {
         }
       }),
     );
+  });
+});
+
+describe('semver tag filters', () => {
+  const VERSIONS = ['1.2.3', '1.10.0', '2.0.0-rc.1', 'v1.4.0', 'latest', '1.2', '1.2.3-alpine', '3.0.0'];
+  const semver = (range: string, includePrerelease?: boolean): TagFilter => ({ ...globFilter([]), semver: { range, ...(includePrerelease === undefined ? {} : { includePrerelease }) } });
+
+  it('keeps the versions in a range, a leading v included, and never a tag that is no version', () => {
+    expect(filterTags(VERSIONS, semver('>=1.2 <2'))).toEqual(['1.2.3', '1.10.0', 'v1.4.0']);
+    expect(filterTags(VERSIONS, semver('^1.4'))).toEqual(['1.10.0', 'v1.4.0']);
+    expect(filterTags(VERSIONS, semver('~1.2'))).toEqual(['1.2.3']);
+    expect(filterTags(VERSIONS, semver('*'))).toEqual(['1.2.3', '1.10.0', 'v1.4.0', '3.0.0']);
+  });
+
+  it('leaves prereleases (and variant suffixes) out unless asked, or named by the range', () => {
+    expect(filterTags(VERSIONS, semver('>=2'))).toEqual(['3.0.0']);
+    expect(filterTags(VERSIONS, semver('>=2', true))).toEqual(['2.0.0-rc.1', '3.0.0']);
+    expect(filterTags(VERSIONS, semver('>=2.0.0-rc.0'))).toEqual(['2.0.0-rc.1', '3.0.0']);
+    expect(filterTags(VERSIONS, semver('~1.2', true))).toEqual(['1.2.3', '1.2.3-alpine']);
+  });
+
+  it('says why a tag is left out, patterns first', () => {
+    const refusal = tagRefusal({ ...globFilter(['!3.*']), semver: { range: '>=1.2 <2' } });
+    expect(['latest', '1.2', '2.0.0-rc.1', '1.0.0', '3.0.0', '1.2.3-alpine', '1.10.0'].map(refusal)).toEqual([
+      'notSemver',
+      'notSemver',
+      'outsideRange',
+      'outsideRange',
+      'pattern',
+      'prerelease',
+      undefined,
+    ]);
+  });
+
+  it('takes only versions when the latest N are ranked by semver, and any tag when by creation time', () => {
+    expect(filterTags(VERSIONS, { ...globFilter([]), latest: { count: 1, by: 'semver' } })).toEqual(['1.2.3', '1.10.0', 'v1.4.0', '3.0.0']);
+    expect(filterTags(VERSIONS, { ...globFilter([]), latest: { count: 1, by: 'created' } })).toEqual(VERSIONS);
+  });
+
+  it('refuses a range that is none as the other patterns, with a RegistryError', () => {
+    expect(() => compileTagFilter(semver('>=1 <'))).toThrow(RegistryError);
+    expect(() => compileTagFilter(semver('>=1 <'))).toThrow(/filter: ">=1 <" is not a semver range/);
   });
 });

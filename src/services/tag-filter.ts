@@ -1,5 +1,8 @@
 import picomatch from 'picomatch';
 import { RegistryError } from './registry/errors.js';
+import { semverMatcher, type SemverFilter, type SemverRefusal } from './semver-tags.js';
+
+export type { SemverFilter } from './semver-tags.js';
 
 export interface Filter {
   /** Empty includes everything. */
@@ -10,7 +13,19 @@ export interface Filter {
 export interface TagFilter extends Filter {
   /** Globs (`v1.*`) or regular expressions, matched against the whole tag. */
   syntax: 'glob' | 'regex';
+  /** Besides the patterns: only tags that are versions in this range (semver-tags.ts says what a version is). */
+  semver?: SemverFilter;
+  /** Of the tags that pass the rest, only the `count` newest (tag-selection.ts). */
+  latest?: LatestFilter;
 }
+
+export interface LatestFilter {
+  count: number;
+  /** `semver`: the highest versions (a tag that is no version is left out); `created`: the newest images, by their config's `created`. */
+  by: 'semver' | 'created';
+}
+
+export type TagRefusal = 'pattern' | SemverRefusal;
 
 export const EVERY_TAG: TagFilter = { include: [], exclude: [], syntax: 'glob' };
 
@@ -31,9 +46,23 @@ export function compileFilter(filter: Filter & { syntax?: 'glob' | 'regex' }): (
   return (name) => included(name) && !excluded(name);
 }
 
-export function filterTags(tags: readonly string[], filter: TagFilter): string[] {
+/** Latest N by semver ranks versions only, and prereleases only when a semver filter takes them. */
+const ANY_VERSION: SemverFilter = { range: '*' };
+
+/**
+ * Why one tag is left out by the patterns and the semver range, or undefined when it passes
+ * them. "Latest N" is not judged here: it needs every tag (tag-selection.ts).
+ */
+export function tagRefusal(filter: TagFilter): (tag: string) => TagRefusal | undefined {
   const matches = compileFilter(filter);
-  return tags.filter(matches);
+  const versions = filter.semver ?? (filter.latest?.by === 'semver' ? ANY_VERSION : undefined);
+  const outside = versions && semverMatcher(versions);
+  return (tag) => (matches(tag) ? outside?.(tag) : 'pattern');
+}
+
+export function compileTagFilter(filter: TagFilter): (tag: string) => boolean {
+  const refusal = tagRefusal(filter);
+  return (tag) => refusal(tag) === undefined;
 }
 
 function globMatcher(patterns: string[]): (name: string) => boolean {

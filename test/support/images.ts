@@ -26,6 +26,8 @@ export interface LayerSpec {
 export interface ImageSpec {
   layers: LayerSpec[];
   platform?: Platform;
+  /** The config's `created` (RFC 3339), which it has only when given. */
+  created?: string;
 }
 
 export type TagSpec = ImageSpec | { platforms: ImageSpec[] };
@@ -36,6 +38,8 @@ export interface BuiltTag {
   mediaType: string;
   /** Every blob the tag references (layers and configs), each once. */
   blobs: string[];
+  /** The config digest of each image: the tag's own, or its index's platforms' in order. */
+  configs: string[];
   /** Child manifest digests of an index; empty for a single image. */
   manifests: string[];
 }
@@ -51,6 +55,7 @@ interface BuiltImage {
   manifest: Descriptor;
   platform: Platform;
   blobs: string[];
+  config: string;
 }
 
 const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
@@ -85,9 +90,9 @@ class LayoutWriter {
 
   async tag(tag: string, spec: TagSpec): Promise<{ built: BuiltTag; descriptor: Descriptor }> {
     if (!('platforms' in spec)) {
-      const { manifest, blobs } = await this.image(spec);
+      const { manifest, blobs, config } = await this.image(spec);
       return {
-        built: { tag, digest: manifest.digest, mediaType: manifest.mediaType, blobs, manifests: [] },
+        built: { tag, digest: manifest.digest, mediaType: manifest.mediaType, blobs, configs: [config], manifests: [] },
         descriptor: manifest,
       };
     }
@@ -102,6 +107,7 @@ class LayoutWriter {
       digest: descriptor.digest,
       mediaType: descriptor.mediaType,
       blobs: [...new Set(images.flatMap((image) => image.blobs))],
+      configs: images.map((image) => image.config),
       manifests: images.map((image) => image.manifest.digest),
     };
     return { built, descriptor };
@@ -119,6 +125,7 @@ class LayoutWriter {
     const platform = spec.platform ?? DEFAULT_PLATFORM;
     const layers = await Promise.all(spec.layers.map((layer) => this.layer(layer)));
     const config = await this.json(OCI_MEDIA_TYPES.config, {
+      ...(spec.created ? { created: spec.created } : {}),
       ...platform,
       rootfs: { type: 'layers', diff_ids: layers.map((layer) => layer.digest) },
       config: {},
@@ -130,7 +137,7 @@ class LayoutWriter {
       layers,
     });
     const blobs = [...new Set([config.digest, ...layers.map((layer) => layer.digest)])];
-    return { manifest, platform, blobs };
+    return { manifest, platform, blobs, config: config.digest };
   }
 
   private layer(spec: LayerSpec): Promise<Descriptor> {

@@ -190,6 +190,10 @@ describe('validation', () => {
     policyCase('a platform that is not os/arch', { platforms: ['linux/amd64', 'amd64'] }, 'body.platforms.1'),
     policyCase('a platform listed twice', { platforms: ['linux/amd64', 'linux/amd64'] }, 'body.platforms.1'),
     policyCase('a tag filter that is not a regular expression', { tags: { include: ['v('], syntax: 'regex' } }, 'body.tags.include.0'),
+    policyCase('a semver range that is none', { tags: { semver: { range: '>=1.2 <' } } }, 'body.tags.semver.range'),
+    policyCase('a semver filter without a range', { tags: { semver: { includePrerelease: true } } }, 'body.tags.semver.range'),
+    policyCase('the latest 0', { tags: { latest: { count: 0 } } }, 'body.tags.latest.count'),
+    policyCase('latest by an unknown order', { tags: { latest: { count: 3, by: 'name' } } }, 'body.tags.latest.by'),
     policyCase('a namespace that is not a repository path', { rewrite: { namespace: 'Mirror', flatten: 0 } }, 'body.rewrite.namespace'),
     policyCase('a bandwidth of nothing', { bandwidthKiBps: 0 }, 'body.bandwidthKiBps'),
     policyCase('referrers neither all, none nor a list', { referrers: 'some' }, 'body.referrers'),
@@ -238,6 +242,18 @@ describe('policies', () => {
     expect(await api('DELETE', `/policies/${created.id}`)).toMatchObject({ status: 404 });
     expect(reload).toHaveBeenCalledTimes(3);
     reload.mockRestore();
+  });
+
+  it('keeps a semver range and latest N, filling in their defaults, and a change of tags replaces them', async () => {
+    const created = await createPolicy({ name: 'versions', tags: { semver: { range: '>=1.2 <2' }, latest: { count: 3 } } });
+    expect(created.tags).toEqual({ include: [], exclude: [], syntax: 'glob', semver: { range: '>=1.2 <2', includePrerelease: false }, latest: { count: 3, by: 'semver' } });
+    expect((await api<Policy>('GET', `/policies/${created.id}`)).body).toEqual(created);
+
+    const byCreation = { include: ['v*'], exclude: [], syntax: 'glob', semver: { range: '^3', includePrerelease: true }, latest: { count: 2, by: 'created' } };
+    expect(await api<Policy>('PATCH', `/policies/${created.id}`, { body: { tags: byCreation } })).toMatchObject({ status: 200, body: { tags: byCreation } });
+    const plain = await api<Policy>('PATCH', `/policies/${created.id}`, { body: { tags: { include: ['v*'] } } });
+    expect(plain.body.tags).toEqual({ include: ['v*'], exclude: [], syntax: 'glob' });
+    expect(await api('DELETE', `/policies/${created.id}`)).toMatchObject({ status: 204 });
   });
 
   it('refuses a change that breaks a rule, and keeps the policy as it was', async () => {

@@ -30,6 +30,24 @@ const execution = object(
   'One run of a policy',
 );
 
+/** A tag filter's semver range and "latest N", as requests give them and answers show them. */
+export const tagSelectionFields = {
+  semver: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['range'],
+    properties: { range: { type: 'string' }, includePrerelease: { type: 'boolean', default: false } },
+    description: 'Only tags that are versions (1.2.3, v1.2.3, 2.0.0-rc.1) in this npm-style range, as ">=1.2 <2" or "^3"; prereleases only with includePrerelease',
+  },
+  latest: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['count'],
+    properties: { count: { type: 'integer' }, by: { enum: ['semver', 'created'], default: 'semver' } },
+    description: 'Of the tags that pass the rest, only the count newest: highest versions, or newest image configs (created)',
+  },
+} as const;
+
 const REFERRERS = 'Which referrers (signatures, SBOMs, attestations) travel with each image: all, none, or those of the artifact types listed';
 
 /** As answers show it: a serializer told string-or-array would write a list of one as its string. */
@@ -78,7 +96,7 @@ export const sharedSchemas = [
       sourceRegistryId: { type: 'string' },
       destinationRegistryId: { type: 'string' },
       repositories: filter,
-      tags: { ...filter, required: [...filter.required, 'syntax'], properties: { ...filter.properties, syntax: { enum: ['glob', 'regex'] } } },
+      tags: { ...filter, required: [...filter.required, 'syntax'], properties: { ...filter.properties, syntax: { enum: ['glob', 'regex'] }, ...tagSelectionFields } },
       rewrite: object({ namespace: nullableString, flatten: { type: 'integer' } }),
       override: { type: 'boolean' },
       platforms: { type: 'array', items: { type: 'string' } },

@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../../test/support/referrers.js';
 import { InvalidInputError } from './errors.js';
+import type { TagFilter } from '../tag-filter.js';
 import { checkPolicy, checkPolicyPatch, checkPolicySettings, POLICY_DEFAULTS, type PolicyDraft, type RegistryExists } from './policy.js';
 
 const REGISTRIES = new Set(['source-id', 'destination-id']);
@@ -44,6 +45,10 @@ describe('checkPolicy', () => {
     };
     expect(await checkPolicy(draft, registryExists)).toEqual(draft);
     expect((await checkPolicy({ ...DRAFT, referrers: 'none' }, registryExists)).referrers).toBe('none');
+    const versions: TagFilter = { include: ['*'], exclude: ['*-debug'], syntax: 'glob', semver: { range: '>=1.2 <2', includePrerelease: true }, latest: { count: 3, by: 'created' } };
+    expect((await checkPolicy({ ...DRAFT, tags: versions }, registryExists)).tags).toEqual(versions);
+    // includePrerelease is stored either way, so the API shows what the filter does.
+    expect((await checkPolicy({ ...DRAFT, tags: { include: [], exclude: [], syntax: 'glob', semver: { range: '^3' } } }, registryExists)).tags.semver).toEqual({ range: '^3', includePrerelease: false });
     expect((await checkPolicy({ ...DRAFT, trigger: { type: 'cron', schedule: '@daily' } }, registryExists)).trigger).toEqual({ type: 'cron', schedule: '@daily' });
   });
 
@@ -60,6 +65,12 @@ describe('checkPolicy', () => {
       'tags.include.0',
       /^tags\.include\.0 "v\(" is not a regular expression: .*Unterminated group/,
     ],
+    ['a semver range that is none', { tags: { include: [], exclude: [], syntax: 'glob', semver: { range: '>=1.2 <' } } }, 'tags.semver.range', /^tags\.semver\.range ">=1\.2 <" is not a semver range/],
+    ['a word for a semver range', { tags: { include: [], exclude: [], syntax: 'glob', semver: { range: 'latest' } } }, 'tags.semver.range', /^tags\.semver\.range "latest" is not a semver range/],
+    ['an empty semver range', { tags: { include: [], exclude: [], syntax: 'glob', semver: { range: ' ' } } }, 'tags.semver.range', /^tags\.semver\.range must not be empty \(\* takes every version\)$/],
+    ['the latest 0', { tags: { include: [], exclude: [], syntax: 'glob', latest: { count: 0, by: 'semver' } } }, 'tags.latest.count', /^tags\.latest\.count 0 is not a whole number of at least 1$/],
+    ['the latest 2.5', { tags: { include: [], exclude: [], syntax: 'glob', latest: { count: 2.5, by: 'created' } } }, 'tags.latest.count', /^tags\.latest\.count 2\.5 is not/],
+    ['latest by an unknown order', { tags: { include: [], exclude: [], syntax: 'glob', latest: { count: 3, by: 'name' as 'semver' } } }, 'tags.latest.by', /^tags\.latest\.by "name" is neither semver nor created$/],
     ['a namespace that is not a repository path', { rewrite: { namespace: 'Mirror', flatten: 0 } }, 'rewrite.namespace', /^rewrite\.namespace "Mirror" is not a repository path/],
     ['an empty namespace', { rewrite: { namespace: '', flatten: 0 } }, 'rewrite.namespace', /^rewrite\.namespace "" is not a repository path/],
     ['flatten below -1', { rewrite: { namespace: null, flatten: -2 } }, 'rewrite.flatten', /^rewrite\.flatten -2 is not -1 \(keep the last component\), 0 \(keep all\) or a positive integer$/],

@@ -5,6 +5,7 @@ import { wholeNameExpression } from '../tag-filter.js';
 import { InvalidInputError } from './errors.js';
 import { checkGiven, checkName, required, type FieldChecks } from './fields.js';
 import { checkReferrers, checkSignatureRequirement, DEFAULT_REFERRERS } from './referrers.js';
+import { checkTagSelection } from './tag-selection.js';
 
 /**
  * The rules for policies, whether they come from the API or from a ferry.yaml (`ferry serve
@@ -59,7 +60,7 @@ const checks: FieldChecks<PolicySettingsDraft, PolicySettings> = {
   name: checkName,
   enabled: (enabled) => enabled,
   repositories: (repositories) => checkFilter('repositories', repositories, 'glob'),
-  tags: (tags) => ({ ...checkFilter('tags', tags, tags.syntax), syntax: tags.syntax }),
+  tags: (tags) => ({ ...checkFilter('tags', tags, tags.syntax), syntax: tags.syntax, ...checkTagSelection(tags) }),
   rewrite: checkRewrite,
   override: (override) => override,
   platforms: checkPlatforms,

@@ -13,7 +13,7 @@ import type { ReplicationInput } from '../../machines/replication.js';
 import { DEFAULT_RETRY } from '../../machines/retry.js';
 import { RegistryError } from '../registry/errors.js';
 import { Registries } from '../registry/registries.js';
-import type { NewJob, Policy, Registry } from '../store/types.js';
+import type { NewJob, Policy, Registry, TagFilter } from '../store/types.js';
 import { planJobs } from './plan-jobs.js';
 
 const SEEDED = ['other/x', 'team/a', 'team/b/c'];
@@ -83,6 +83,8 @@ const offline = new Registries(async (name) => {
 });
 
 const destinations = (jobs: NewJob[]): string[] => jobs.map((job) => job.destination);
+
+const versions = (selection: Pick<TagFilter, 'semver' | 'latest'>): TagFilter => ({ include: [], exclude: [], syntax: 'glob', ...selection });
 
 describe('planJobs for every repository', () => {
   const all = { kind: 'all' } as const;
@@ -208,6 +210,30 @@ describe('planJobs for a pushed tag', () => {
     expect(await planJobs(policy(overrides), registry('src.example.com'), registry(DESTINATION), offline, push)).toEqual([]);
   });
 
+  it.each<[string, string, TagFilter, boolean]>([
+    ['a version in the range', '1.4.0', versions({ semver: { range: '>=1.2 <2' } }), true],
+    ['a version outside the range', '2.1.0', versions({ semver: { range: '>=1.2 <2' } }), false],
+    ['a tag that is no version', 'latest', versions({ semver: { range: '*' } }), false],
+    ['a prerelease not asked for', '2.0.0-rc.1', versions({ semver: { range: '>=1.2' } }), false],
+    ['a prerelease asked for', '2.0.0-rc.1', versions({ semver: { range: '>=1.2', includePrerelease: true } }), true],
+  ])('honours the semver range: %s', async (_name, tag, tags, planned) => {
+    const jobs = await planJobs(policy({ tags }), registry('src.example.com'), registry(DESTINATION), offline, { ...push, tag });
+    expect(jobs.map((job) => (job.input as ReplicationInput).items)).toEqual(planned ? [[{ source: tag, target: tag }]] : []);
+  });
+
+  it('leaves whether a tag is among the latest N to a job over the whole repository, which lists it', async () => {
+    const latest = versions({ semver: { range: '>=1' }, latest: { count: 2, by: 'semver' } });
+    const [job] = await planJobs(policy({ tags: latest }), registry('src.example.com'), registry(DESTINATION), offline, { ...push, tag: '1.4.0' });
+    expect(job?.input).toMatchObject({ source: { repository: 'team/b/c' }, tagFilter: latest });
+    expect(job?.input).not.toHaveProperty('items');
+    // A tag the patterns or range refuse needs no listing to be refused, nor does one that is no version when ranked by semver.
+    for (const [tag, tags] of [['0.9.0', latest], ['latest', versions({ latest: { count: 2, by: 'semver' } })]] as const) {
+      expect(await planJobs(policy({ tags }), registry('src.example.com'), registry(DESTINATION), offline, { ...push, tag })).toEqual([]);
+    }
+    const byCreation = await planJobs(policy({ tags: versions({ latest: { count: 2, by: 'created' } }) }), registry('src.example.com'), registry(DESTINATION), offline, { ...push, tag: 'latest' });
+    expect(byCreation).toHaveLength(1);
+  });
+
   it('fails with INVALID_CONFIG for a tag filter that does not compile', async () => {
     const broken = policy({ tags: { include: ['('], exclude: [], syntax: 'regex' } });
     await expect(planJobs(broken, registry('src.example.com'), registry(DESTINATION), offline, push)).rejects.toMatchObject({ code: 'INVALID_CONFIG' });
@@ -255,8 +281,15 @@ describe('planJobs for a deletion', () => {
     ['the policy does not replicate deletions', policy(), { repository: 'team/a', tag: 'v1' }],
     ['the repository is not selected', replicating({ repositories: { include: ['other/**'], exclude: [] } }), { repository: 'team/a', tag: 'v1' }],
     ['the tag is not selected', replicating({ tags: { include: ['release-*'], exclude: [], syntax: 'glob' } }), { repository: 'team/a', tag: 'v1' }],
+    ['the tag is outside the semver range', replicating({ tags: versions({ semver: { range: '^2' } }) }), { repository: 'team/a', tag: '1.2.3' }],
   ])('plans nothing when %s', async (_name, chosen, scope) => {
     expect(await plan(chosen, scope)).toEqual([]);
+  });
+
+  it('deletes a tag in the semver range whatever the latest N, which a deleted tag is no longer listed to rank in', async () => {
+    const chosen = replicating({ tags: versions({ semver: { range: '>=1' }, latest: { count: 1, by: 'semver' } }) });
+    const [job] = await plan(chosen, { repository: 'team/a', tag: '1.2.3' });
+    expect(job?.input).toMatchObject({ tags: ['1.2.3'] });
   });
 
   it('fails with INVALID_REFERENCE for an event with neither tag nor digest', async () => {

@@ -6,7 +6,7 @@ import { listRepositories } from '../registry/catalog.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registries } from '../registry/registries.js';
 import type { NewJob, Policy, Registry } from '../store/types.js';
-import { compileFilter } from '../tag-filter.js';
+import { compileFilter, compileTagFilter } from '../tag-filter.js';
 import { rewriteRepository } from './rewrite.js';
 
 /** What a policy run covers. */
@@ -37,12 +37,17 @@ export async function planJobs(
       return repositories.map((repository) => copyJob(policy, source, destination, repository));
     }
     case 'push': {
-      if (!selected(scope.repository) || !compileFilter(policy.tags)(scope.tag)) return [];
+      if (!selected(scope.repository) || !compileTagFilter(policy.tags)(scope.tag)) return [];
+      // Whether one tag is among the latest N takes the repository's listing: the job lists it,
+      // copying the pushed tag only if it is one of them (and bringing the others up to date).
+      if (policy.tags.latest) return [copyJob(policy, source, destination, scope.repository)];
       return [copyJob(policy, source, destination, scope.repository, [{ source: scope.tag, target: scope.tag }])];
     }
     case 'delete': {
       if (!policy.replicateDeletions || !selected(scope.repository)) return [];
-      if (scope.tag !== undefined && !compileFilter(policy.tags)(scope.tag)) return [];
+      // A deleted tag is gone from the source's listing, so it cannot rank among the latest N: it
+      // is judged by the patterns and semver range alone, and a tag once copied as one of the latest goes too.
+      if (scope.tag !== undefined && !compileTagFilter(policy.tags)(scope.tag)) return [];
       return [deleteJob(policy, destination, scope)];
     }
   }

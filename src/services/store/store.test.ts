@@ -335,14 +335,14 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       const created = await policy(store, 'p', { priority: 4 });
       const updated = await store.policies.update(created.id, {
         trigger: { type: 'cron', schedule: '0 * * * *' },
-        tags: { include: ['v.*'], exclude: [], syntax: 'regex' },
+        tags: { include: ['v.*'], exclude: [], syntax: 'regex', semver: { range: '>=1.2 <2', includePrerelease: false }, latest: { count: 3, by: 'created' } },
         bandwidthKiBps: 512,
         enabled: undefined,
       });
       expect(updated).toStrictEqual({
         ...created,
         trigger: { type: 'cron', schedule: '0 * * * *' },
-        tags: { include: ['v.*'], exclude: [], syntax: 'regex' },
+        tags: { include: ['v.*'], exclude: [], syntax: 'regex', semver: { range: '>=1.2 <2', includePrerelease: false }, latest: { count: 3, by: 'created' } },
         bandwidthKiBps: 512,
         updatedAt: updated?.updatedAt,
       });

@@ -8,6 +8,7 @@ import { createDeletion, createReplication, type Environment, type JobEvent, typ
 import { jobLogger, type JobLogger } from '../job-logger.js';
 import type { ErrorInfo } from '../registry/errors.js';
 import type { ClaimedJob, Job, Lease, Signals, StoredSnapshot, JobStore } from '../store/types.js';
+import { describeLeftOut } from '../tag-selection.js';
 import { LiveProgress } from './live-progress.js';
 import { StepRecorder } from './step-recorder.js';
 
@@ -217,6 +218,11 @@ function logEvent(logger: Logger, event: JobEvent): void {
     case 'referrer.deleted':
       logger.info({ subject: event.subject, digest: event.digest, artifactType: event.artifactType, tag: event.tag }, `deleted referrer ${event.tag ?? event.digest} of ${event.subject}`);
       break;
+    case 'tags.selected': {
+      const leftOut = describeLeftOut(event);
+      logger.info({ listed: event.listed, kept: event.kept, leftOut: event.leftOut }, `selected ${event.kept.length} of ${event.listed} tags${leftOut ? `; left out ${leftOut}` : ''}`);
+      break;
+    }
     default:
       break;
   }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { PolicyDraft } from '../../domain/policy.js';
 import type { FerryService } from '../../service.js';
 import type { SignatureRequirement } from '../../store/types.js';
-import { errors, idParams, ref, referrerSelectionInput, type IdParams } from '../schemas.js';
+import { errors, idParams, ref, referrerSelectionInput, tagSelectionFields, type IdParams } from '../schemas.js';
 
 // The schemas give the shape (and the OpenAPI document); the domain module has the rules.
 const patterns = { type: 'array', items: { type: 'string' }, default: [] } as const;
@@ -22,8 +22,8 @@ const policyFields = {
   tags: {
     type: 'object',
     additionalProperties: false,
-    properties: { ...filterFields, syntax: { enum: ['glob', 'regex'], default: 'glob' } },
-    description: 'Globs or regular expressions matched against whole tags',
+    properties: { ...filterFields, syntax: { enum: ['glob', 'regex'], default: 'glob' }, ...tagSelectionFields },
+    description: 'Globs or regular expressions matched against whole tags, and optionally a semver range and the latest N',
   },
   rewrite: {
     type: 'object',
