@@ -106,6 +106,9 @@ describe('the latest N', () => {
     const copiedConfigs = [configOf('1.10.0'), configOf('1.2.3')];
     // Fetched once to rank, and the copied tags' again as the blobs they are.
     expect(blobGets(from).filter((blob) => blob === configOf('v1.4.0'))).toHaveLength(1);
+    // Each ranked tag's manifest is fetched once by tag: the copy reuses what ranking fetched.
+    const manifestGets = fixture.sourceProxy.requests.slice(from).filter((r) => r.method === 'GET' && /\/manifests\/[^/]+$/.test(r.path) && !r.path.includes('sha256:'));
+    expect(manifestGets.map((r) => r.path.split('/manifests/')[1]).sort()).toEqual(['1.10.0', '1.2.3', 'v1.4.0']);
     expect(blobGets(from).filter((blob) => ranked.includes(blob)).sort()).toEqual([...ranked, ...copiedConfigs].sort());
     for (const tag of ['latest', 'main', '2.0.0-rc.1', '1.2']) {
       for (const config of fixture.built[tag]!.configs) if (!ranked.includes(config)) expect(blobGets(from), tag).not.toContain(config);

@@ -177,7 +177,9 @@ async function compare(runtime: JobRuntime, source: Repository, destination: Rep
   if (known) return { item, ...known };
   if (item.sourceTag !== undefined) await checkSourceTag(source, item.sourceTag, item.source, signal);
   if (absentOnDestination(runtime, item.target)) {
-    const manifest = await getManifest(source, item.source, signal);
+    // Ranking the tags by creation time may have fetched it already: a pull saved where pulls are rationed.
+    const resolved = runtime.resolved.get(item.source);
+    const manifest = (resolved && runtime.manifests.get(resolved)) || (await getManifest(source, item.source, signal));
     runtime.manifests.set(manifest.digest, manifest);
     const compared = { head: { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length }, existing: undefined };
     runtime.heads.set(key, compared);

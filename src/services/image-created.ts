@@ -47,6 +47,7 @@ export async function creationTimes(runtime: JobRuntime, location: Location, tag
 async function imageOf(runtime: JobRuntime, repository: Repository, tag: string, signal?: AbortSignal): Promise<Manifest | undefined> {
   const manifest = await getManifest(repository, tag, signal);
   runtime.manifests.set(manifest.digest, manifest);
+  runtime.resolved.set(tag, manifest.digest);
   if (manifest.parsed.kind === 'image') return manifest;
   const first = manifest.parsed.manifests.find((child) => child.platform?.os !== 'unknown');
   return first && loadManifest(runtime, repository, first.digest, signal);

@@ -47,6 +47,7 @@ function runtimeFor(environment: Environment, options: RunOptions): JobRuntime {
     blobs: new Map(),
     manifests: new Map(),
     heads: new Map(),
+    resolved: new Map(),
     referrers: new Map(),
   };
 }

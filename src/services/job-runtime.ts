@@ -24,6 +24,8 @@ export interface JobRuntime {
   blobs: Map<string, BlobState>;
   /** Per job: source manifests fetched by digest, and derived indexes built from them. */
   manifests: Map<string, Manifest>;
+  /** Per job: source tags already fetched by tag (to rank them), and the digest each had then. */
+  resolved: Map<string, string>;
   /** Per job: what source and destination hold for items compared ahead of their batch. */
   heads: Map<string, { head: ManifestHead; existing: ManifestHead | undefined }>;
   /**
