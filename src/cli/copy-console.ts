@@ -18,12 +18,13 @@ import type { CommandIO } from './io.js';
  */
 export async function copyWithConsole(input: ReplicationInput, resolve: RegistryResolver, io: CommandIO, logger: Logger): Promise<number> {
   const stately = statelyInspector(io.env.FERRY_INSPECT_URL ?? STATELY_INSPECTOR_URL);
-  const service = await FerryService.start({ database: ':memory:', workers: 1, logger, inspect: stately.inspect });
+  // The command's resolver, not the store, gives the logins: docker's helpers and identity tokens have no stored form.
+  const service = await FerryService.start({ database: ':memory:', workers: 1, logger, inspect: stately.inspect, registries: resolve });
   const api = await buildApi(service, {});
   try {
     for (const url of new Set([input.source.registry, input.destination.registry])) {
       const options = await resolve(url);
-      await service.store.registries.create(checkRegistry({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null, credentials: options.credentials ?? null }));
+      await service.store.registries.create(checkRegistry({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null }));
     }
     const { jobs } = await service.store.executions.create({
       policyId: null,

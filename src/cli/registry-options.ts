@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { RegistryOptions } from '../services/registry/client.js';
-import { dockerConfigCredentials, parseCredentials, type Credentials } from '../services/registry/credentials.js';
+import { parseCredentials, type Login } from '../services/registry/credentials.js';
+import { dockerConfigLogin } from '../services/registry/docker-config.js';
 import type { RegistryResolver } from '../services/registry/registries.js';
 
 export interface SideOptions {
@@ -13,15 +14,16 @@ export interface SideOptions {
 
 /**
  * Options for each registry a command talks to: credentials from the flag, else the
- * environment, else `~/.docker/config.json`. When source and destination are the same
- * registry, the destination's settings win: they need push as well as pull.
+ * environment, else docker's config (its credential helpers, store or `auths`). When source
+ * and destination are the same registry, the destination's settings win: they need push as
+ * well as pull.
  */
 export function registryResolver(sides: SideOptions[]): RegistryResolver {
   return async (registry) => {
     const side = sides.findLast((s) => s.registry === registry);
-    const credentials: Credentials | undefined = side?.credentials
+    const credentials: Login | undefined = side?.credentials
       ? parseCredentials(side.credentials)
-      : await dockerConfigCredentials(registry);
+      : await dockerConfigLogin(registry);
     const options: RegistryOptions = { registry, insecure: side?.insecure ?? false, userAgent: 'ferry/0.1' };
     if (credentials) options.credentials = credentials;
     if (side?.caFile) options.ca = await readFile(side.caFile, 'utf8');

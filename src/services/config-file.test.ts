@@ -68,6 +68,17 @@ async function storesNothing(): Promise<void> {
 }
 
 describe('applyConfig', () => {
+  it('gives a registry a credential helper in place of its credentials, and back', async () => {
+    const path = await file('helper.yaml', 'registries:\n  - { name: ecr, url: ecr.example.com, credentials: { username: AWS, password: p } }\n');
+    await applyConfig(store, settings, await readConfigFile(path, {}));
+    await writeFile(path, 'registries:\n  - { name: ecr, url: ecr.example.com, credentialHelper: ecr-login }\n');
+    const [withHelper] = (await applyConfig(store, settings, await readConfigFile(path, {}))).registries;
+    expect(withHelper).toMatchObject({ credentialHelper: 'ecr-login', hasCredentials: false });
+    expect(await store.registries.credentials(withHelper!.id)).toBeUndefined();
+    await writeFile(path, 'registries:\n  - { name: ecr, url: ecr.example.com, credentialHelper: null }\n');
+    expect((await applyConfig(store, settings, await readConfigFile(path, {}))).registries).toMatchObject([{ credentialHelper: null, hasCredentials: false }]);
+  });
+
   it('creates the registries and policies, then updates them by name', async () => {
     const path = await file('valid.yaml', `${REGISTRIES}
 policies:
@@ -95,6 +106,8 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
   it.each([
     ['a registry URL with a scheme', '  - { name: other, url: "https://other.io" }\n', /: registry other: url "https:\/\/other\.io" is not a registry host/],
     ['a username with a colon', '  - { name: other, url: other.io, credentials: { username: "a:b", password: p } }\n', /: registry other: credentials\.username "a:b" contains ":"/],
+    ['a helper given as a path', '  - { name: other, url: other.io, credentialHelper: ./docker-credential-x }\n', /: registry other: credentialHelper ".\/docker-credential-x" is not a credential helper name/],
+    ['credentials and a helper', '  - { name: other, url: other.io, credentialHelper: gcr, credentials: { username: u, password: p } }\n', /: registry other: credentialHelper cannot be given with credentials/],
     ['a second registry of one name', '  - { name: upstream, url: other.io }\n', /: registry upstream is listed twice$/],
     ['a second registry of one URL', '  - { name: other, url: registry.example.com }\n', /: registry URL registry\.example\.com is listed twice$/],
   ])('stores nothing of a file with %s', async (_, registry, message) => {

@@ -19,6 +19,9 @@ import type { Filter, LatestFilter, SemverFilter, TagFilter } from './tag-filter
  *     - name: upstream
  *       url: registry.example.com
  *       credentials: { username: robot, password: ${UPSTREAM_PASSWORD} }
+ *     - name: ecr
+ *       url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+ *       credentialHelper: ecr-login                  # docker-credential-ecr-login, at each connect
  *   policies:
  *     - name: mirror-team
  *       source: upstream
@@ -164,7 +167,7 @@ function checkConfig(path: string, document: unknown): ConfigFile {
 
 function registryEntry(path: string, value: unknown, at: string): ConfigFile['registries'][number] {
   const o = object(path, value, at);
-  only(path, o, at, ['name', 'url', 'insecure', 'credentials', 'caFile']);
+  only(path, o, at, ['name', 'url', 'insecure', 'credentials', 'credentialHelper', 'caFile']);
   const registry: ConfigFile['registries'][number] = { name: string(path, o.name, `${at}.name`), url: string(path, o.url, `${at}.url`) };
   if (o.insecure !== undefined) registry.insecure = boolean(path, o.insecure, `${at}.insecure`);
   if (o.caFile !== undefined) registry.caFile = string(path, o.caFile, `${at}.caFile`);
@@ -173,6 +176,7 @@ function registryEntry(path: string, value: unknown, at: string): ConfigFile['re
     only(path, c, `${at}.credentials`, ['username', 'password']);
     registry.credentials = { username: string(path, c.username, `${at}.credentials.username`), password: string(path, c.password, `${at}.credentials.password`) };
   }
+  if (o.credentialHelper !== undefined) registry.credentialHelper = o.credentialHelper === null ? null : string(path, o.credentialHelper, `${at}.credentialHelper`);
   return registry;
 }
 

@@ -10,7 +10,8 @@ import { BlobLocator } from './blob-locator.js';
 import { Cleanups } from './cleanups.js';
 import { ChangeFeed } from './change-feed.js';
 import { InspectorHub } from './inspector/hub.js';
-import { Registries } from './registry/registries.js';
+import { helperLogin } from './registry/credential-helper.js';
+import { Registries, type RegistryResolver } from './registry/registries.js';
 import type { RegistryOptions } from './registry/client.js';
 import { RegistryError } from './registry/errors.js';
 import { Scheduler } from './scheduler.js';
@@ -26,6 +27,8 @@ export interface ServiceOptions {
   /** How long a node holds a job without renewing its lease (default 15 s). */
   leaseMs?: number;
   inspect?: (event: InspectionEvent) => void;
+  /** How jobs find a registry's connection settings; by default from its stored settings. */
+  registries?: RegistryResolver;
 }
 
 export const DEFAULT_LEASE_MS = 15_000;
@@ -67,7 +70,7 @@ export class FerryService {
     this.inspector = inspector;
     this.logger = options.logger;
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-    this.registries = new Registries((url) => registryOptions(store, url));
+    this.registries = new Registries(options.registries ?? ((url) => registryOptions(store, url)));
     this.pool = new WorkerPool({
       store,
       node,
@@ -156,7 +159,8 @@ export class FerryService {
 async function registryOptions(store: Store, url: string): Promise<RegistryOptions> {
   const registry = await store.registries.findByUrl(url);
   if (!registry) throw new RegistryError('INVALID_CONFIG', `no registry with URL ${url} is configured`);
-  const credentials = await store.registries.credentials(registry.id);
+  // Asked at each connect, so that the short-lived logins helpers hand out (ECR's last 12 hours) are fresh.
+  const credentials = registry.credentialHelper === null ? await store.registries.credentials(registry.id) : await helperLogin(registry.credentialHelper, url);
   return {
     registry: url,
     insecure: registry.insecure,

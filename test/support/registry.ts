@@ -29,6 +29,8 @@ export interface RunningRegistry {
   user?: RegistryUser;
   /** Requests the token server has answered so far; only with `auth: 'token'`. */
   tokenRequests?: number;
+  /** The OAuth2 refresh-token POSTs the token server had; only with `auth: 'token'`. */
+  tokenRefreshes?: Array<Record<string, string>>;
   /** The self-signed certificate (PEM file) the registry serves; only with `tls: true`. */
   caFile?: string;
   stop(): Promise<void>;
@@ -37,6 +39,8 @@ export interface RunningRegistry {
 export interface RegistryOptions {
   auth?: 'none' | 'htpasswd' | 'token';
   user?: RegistryUser;
+  /** With `auth: 'token'`: the identity token its token server takes for `user`. */
+  refreshToken?: string;
   notifyUrl?: string;
   /** Sent as `Authorization: Bearer <token>` with each notification. */
   notifyToken?: string;
@@ -79,6 +83,7 @@ async function authConfig(
   mode: 'htpasswd' | 'token',
   dir: string,
   user: RegistryUser,
+  refreshToken: string | undefined,
 ): Promise<{ auth: object; tokenServer?: TokenServer }> {
   switch (mode) {
     case 'htpasswd': {
@@ -87,7 +92,7 @@ async function authConfig(
       return { auth: { htpasswd: { realm: 'ferry-test', path } } };
     }
     case 'token': {
-      const tokenServer = await startTokenServer({ dir, user, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER });
+      const tokenServer = await startTokenServer({ dir, user, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, ...(refreshToken === undefined ? {} : { refreshToken }) });
       const token = {
         realm: tokenServer.realm,
         service: TOKEN_SERVICE,
@@ -199,7 +204,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
 
   try {
     const port = await freePort();
-    const auth = user && mode !== 'none' ? await authConfig(mode, dir, user) : undefined;
+    const auth = user && mode !== 'none' ? await authConfig(mode, dir, user, options.refreshToken) : undefined;
     tokenServer = auth?.tokenServer;
     const configPath = join(dir, 'config.yml');
     const tls = options.tls ? await selfSignedCertificate(dir) : undefined;
@@ -237,6 +242,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       stop,
       get tokenRequests() {
         return tokenServer?.requests;
+      },
+      get tokenRefreshes() {
+        return tokenServer?.refreshes;
       },
     };
   } catch (error) {

@@ -17,6 +17,8 @@ export interface TokenServer {
   realm: string;
   certPath: string;
   readonly requests: number;
+  /** The forms of the OAuth2 refresh-token POSTs it answered, refused ones included. */
+  readonly refreshes: Array<Record<string, string>>;
   stop(): Promise<void>;
 }
 
@@ -25,6 +27,8 @@ interface TokenServerOptions {
   user: RegistryUser;
   service: string;
   issuer: string;
+  /** The identity token it takes in the OAuth2 refresh-token flow, for `user`. */
+  refreshToken?: string;
 }
 
 interface Access {
@@ -51,9 +55,8 @@ async function createSigner(dir: string): Promise<{ signer: Signer; certPath: st
   return { signer, certPath };
 }
 
-function parseScopes(url: URL): Access[] {
-  return url.searchParams
-    .getAll('scope')
+function parseScopes(scopes: string[]): Access[] {
+  return scopes
     .flatMap((scope) => scope.split(' '))
     .flatMap((scope) => {
       const [type, name, actions, ...rest] = scope.split(':');
@@ -81,14 +84,60 @@ function sendJson(res: ServerResponse, status: number, body: object): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
+function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (body += chunk));
+    req.on('end', () => resolve(new URLSearchParams(body)));
+    req.on('error', reject);
+  });
+}
+
 export async function startTokenServer(options: TokenServerOptions): Promise<TokenServer> {
   const { signer, certPath } = await createSigner(options.dir);
   let requests = 0;
+  const refreshes: Array<Record<string, string>> = [];
+
+  const accessToken = (subject: string, access: Access[]) => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = signJwt(signer, {
+      iss: options.issuer,
+      sub: subject,
+      aud: options.service,
+      exp: now + TOKEN_LIFETIME_S,
+      nbf: now,
+      iat: now,
+      jti: randomBytes(16).toString('hex'),
+      access,
+    });
+    return { token, issuedAt: new Date(now * 1000).toISOString() };
+  };
+
+  /** https://distribution.github.io/distribution/spec/auth/oauth: the refresh-token grant. */
+  const refresh = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    if (req.headers['content-type'] !== 'application/x-www-form-urlencoded') return sendJson(res, 400, { error: 'invalid_request' });
+    const form = await readForm(req);
+    refreshes.push(Object.fromEntries(form));
+    if (form.get('grant_type') !== 'refresh_token' || !form.get('client_id') || form.get('service') !== options.service) {
+      return sendJson(res, 400, { error: 'invalid_request' });
+    }
+    if (options.refreshToken === undefined || form.get('refresh_token') !== options.refreshToken) {
+      return sendJson(res, 401, { error: 'invalid_grant' });
+    }
+    const scope = form.get('scope') ?? '';
+    const { token, issuedAt } = accessToken(options.user.username, parseScopes([scope]));
+    sendJson(res, 200, { access_token: token, scope, expires_in: TOKEN_LIFETIME_S, issued_at: issuedAt });
+  };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     requests += 1;
     const url = new URL(req.url ?? '/', 'http://token.invalid');
     if (url.pathname !== '/token') return sendJson(res, 404, { error: 'not found' });
+    if (req.method === 'POST') {
+      refresh(req, res).catch(() => sendJson(res, 500, { error: 'server_error' }));
+      return;
+    }
 
     const credentials = basicCredentials(req.headers.authorization);
     const { username, password } = options.user;
@@ -96,22 +145,12 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
       return sendJson(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid credentials' }] });
     }
 
-    const now = Math.floor(Date.now() / 1000);
-    const token = signJwt(signer, {
-      iss: options.issuer,
-      sub: credentials?.username ?? '',
-      aud: options.service,
-      exp: now + TOKEN_LIFETIME_S,
-      nbf: now,
-      iat: now,
-      jti: randomBytes(16).toString('hex'),
-      access: credentials ? parseScopes(url) : [],
-    });
+    const { token, issuedAt } = accessToken(credentials?.username ?? '', credentials ? parseScopes(url.searchParams.getAll('scope')) : []);
     sendJson(res, 200, {
       token,
       access_token: token,
       expires_in: TOKEN_LIFETIME_S,
-      issued_at: new Date(now * 1000).toISOString(),
+      issued_at: issuedAt,
     });
   };
 
@@ -128,6 +167,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     get requests() {
       return requests;
     },
+    refreshes,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

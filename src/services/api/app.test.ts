@@ -144,6 +144,18 @@ describe('registries', () => {
     await api('DELETE', `/registries/${id}`);
   });
 
+  it('takes a credential helper in place of credentials, showing its name', async () => {
+    const created = await api<Registry>('POST', '/registries', { body: { name: 'helped', url: 'ecr.example.com', credentials: DEFAULT_USER } });
+    expect(created).toMatchObject({ status: 201, body: { hasCredentials: true, credentialHelper: null } });
+    const { id } = created.body;
+    const helped = await api<Registry>('PATCH', `/registries/${id}`, { body: { credentialHelper: 'ecr-login' } });
+    expect(helped).toMatchObject({ status: 200, body: { credentialHelper: 'ecr-login', hasCredentials: false, username: null } });
+    expect((await api<Registry>('GET', `/registries/${id}`)).body).toEqual(helped.body);
+    const both = await api<ErrorBody>('PATCH', `/registries/${id}`, { body: { credentialHelper: 'gcr', credentials: DEFAULT_USER } });
+    expect(both).toMatchObject({ status: 400, body: { field: 'body.credentialHelper', message: expect.stringMatching(/cannot be given with credentials/) } });
+    await api('DELETE', `/registries/${id}`);
+  });
+
   it('refuses a second registry with the URL of another', async () => {
     expect(await api<ErrorBody>('POST', '/registries', { body: { name: 'again', url: source.host } })).toMatchObject({
       status: 409,
@@ -182,6 +194,7 @@ describe('validation', () => {
     { what: 'credentials without a password', method: 'PATCH', path: () => `/registries/${sourceRegistry.id}`, body: () => ({ credentials: { username: 'u' } }), field: 'body.credentials.password' },
     { what: 'a CA that holds no certificate', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', ca: 'trust me' }), field: 'body.ca' },
     { what: 'a username with a colon', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', credentials: { username: 'a:b', password: 'p' } }), field: 'body.credentials.username' },
+    { what: 'a credential helper given as a path', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', credentialHelper: '/bin/sh' }), field: 'body.credentialHelper' },
     { what: 'a negative limit', method: 'GET', path: () => '/jobs?limit=-1', field: 'querystring.limit' },
     { what: 'an unknown status', method: 'GET', path: () => '/executions?status=lost', field: 'querystring.status' },
     policyCase('a schedule that is not cron', { trigger: { type: 'cron', schedule: 'every day' } }, 'body.trigger.schedule'),

@@ -81,6 +81,7 @@ export const sharedSchemas = [
         ca: nullableString,
         hasCredentials: { type: 'boolean' },
         username: nullableString,
+        credentialHelper: { ...nullableString, description: 'The docker credential helper that gives the login, instead of stored credentials' },
         createdAt: timestamp,
         updatedAt: timestamp,
       },

@@ -30,7 +30,7 @@ function refusal(check: () => unknown): InvalidInputError {
 describe('checkRegistry', () => {
   it('fills in the defaults', () => {
     expect(checkRegistry({ name: 'hub', url: 'docker.io' })).toEqual({ name: 'hub', url: 'docker.io', ...REGISTRY_DEFAULTS });
-    expect(REGISTRY_DEFAULTS).toEqual({ insecure: false, ca: null, credentials: null });
+    expect(REGISTRY_DEFAULTS).toEqual({ insecure: false, ca: null, credentials: null, credentialHelper: null });
   });
 
   it.each(['ghcr.io', 'registry.example.com:5000', '127.0.0.1:5000', 'localhost', '[::1]:5000', 'my-registry'])('takes the host %j', (url) => {
@@ -39,7 +39,11 @@ describe('checkRegistry', () => {
 
   it('keeps every setting given, without the keys that are not settings', () => {
     const input = { name: 'r', url: 'r.io', insecure: true, ca: CERTIFICATE, credentials: { username: 'robot', password: 'p:w' }, colour: 'red' };
-    expect(checkRegistry(input as RegistryInput)).toEqual({ name: 'r', url: 'r.io', insecure: true, ca: CERTIFICATE, credentials: { username: 'robot', password: 'p:w' } });
+    expect(checkRegistry(input as RegistryInput)).toEqual({ name: 'r', url: 'r.io', insecure: true, ca: CERTIFICATE, credentials: { username: 'robot', password: 'p:w' }, credentialHelper: null });
+  });
+
+  it('takes a credential helper instead of credentials', () => {
+    expect(checkRegistry({ name: 'ecr', url: 'r.io', credentialHelper: 'ecr-login' })).toEqual({ ...REGISTRY_DEFAULTS, name: 'ecr', url: 'r.io', credentialHelper: 'ecr-login' });
   });
 
   it.each<[string, Partial<RegistryInput>, string, RegExp]>([
@@ -61,6 +65,14 @@ describe('checkRegistry', () => {
     ['an empty username', { credentials: { username: '', password: 'p' } }, 'credentials.username', /^credentials\.username must not be empty$/],
     ['a username with a colon', { credentials: { username: 'a:b', password: 'p' } }, 'credentials.username', /^credentials\.username "a:b" contains ":"/],
     ['an empty password', { credentials: { username: 'robot', password: '' } }, 'credentials.password', /^credentials\.password must not be empty$/],
+    ['a helper given as a path', { credentialHelper: '/usr/bin/docker-credential-ecr-login' }, 'credentialHelper', /^credentialHelper "\/usr\/bin\/docker-credential-ecr-login" is not a credential helper name \(the part after docker-credential-, as in ecr-login\): up to 100 letters/],
+    ['an empty helper', { credentialHelper: '' }, 'credentialHelper', /^credentialHelper "" is not a credential helper name/],
+    [
+      'credentials and a helper together',
+      { credentials: { username: 'robot', password: 'p' }, credentialHelper: 'ecr-login' },
+      'credentialHelper',
+      /^credentialHelper cannot be given with credentials: a registry logs in with one or the other$/,
+    ],
   ])('refuses %s, naming the field', (_, change, field, message) => {
     const error = refusal(() => checkRegistry({ name: 'r', url: 'r.io', ...change } as RegistryInput));
     expect(error.field).toBe(field);
@@ -82,5 +94,13 @@ describe('checkRegistryPatch', () => {
   it('refuses what a new registry would be refused', () => {
     expect(refusal(() => checkRegistryPatch({ url: 'https://r.io' })).field).toBe('url');
     expect(refusal(() => checkRegistryPatch({ name: '' })).field).toBe('name');
+    expect(refusal(() => checkRegistryPatch({ credentials: { username: 'u', password: 'p' }, credentialHelper: 'gcr' })).field).toBe('credentialHelper');
+  });
+
+  it('removes the credentials when a change gives a helper, and the helper when it gives credentials', () => {
+    expect(checkRegistryPatch({ credentialHelper: 'ecr-login' })).toEqual({ credentialHelper: 'ecr-login', credentials: null });
+    expect(checkRegistryPatch({ credentials: { username: 'u', password: 'p' } })).toEqual({ credentials: { username: 'u', password: 'p' }, credentialHelper: null });
+    expect(checkRegistryPatch({ credentialHelper: null })).toEqual({ credentialHelper: null });
+    expect(checkRegistryPatch({ credentials: null, credentialHelper: 'gcr' })).toEqual({ credentials: null, credentialHelper: 'gcr' });
   });
 });

@@ -1,4 +1,5 @@
 import { X509Certificate } from 'node:crypto';
+import { isHelperName } from '../registry/credential-helper.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { RegistryInput } from '../store/types.js';
 import { InvalidInputError } from './errors.js';
@@ -16,7 +17,7 @@ import { checkGiven, checkName, required, type FieldChecks } from './fields.js';
 /** A registry as stored: every setting present. */
 export type RegistrySettings = Required<RegistryInput>;
 
-export const REGISTRY_DEFAULTS: Omit<RegistrySettings, 'name' | 'url'> = { insecure: false, ca: null, credentials: null };
+export const REGISTRY_DEFAULTS: Omit<RegistrySettings, 'name' | 'url'> = { insecure: false, ca: null, credentials: null, credentialHelper: null };
 
 const DOMAIN_COMPONENT = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
 /** A registry as references name it: a host (or bracketed IPv6 address) and an optional port. */
@@ -30,17 +31,30 @@ const checks: FieldChecks<RegistryInput, RegistrySettings> = {
   insecure: (insecure) => insecure,
   ca: (ca) => (ca === null ? null : checkCa(ca)),
   credentials: (credentials) => (credentials === null ? null : checkCredentials(credentials)),
+  credentialHelper: (helper) => (helper === null ? null : checkHelper(helper)),
 };
 
 /** A new registry's settings, defaults filled in; throws InvalidInputError naming the first setting that breaks a rule. */
 export function checkRegistry(input: RegistryInput): RegistrySettings {
-  const checked = checkGiven(input, checks);
+  const checked = oneLogin(checkGiven(input, checks));
   return { ...REGISTRY_DEFAULTS, ...checked, name: required(checked.name, 'name'), url: required(checked.url, 'url') };
 }
 
-/** The settings a change gives, checked; those it leaves out keep their stored value. */
+/**
+ * The settings a change gives, checked; those it leaves out keep their stored value, except
+ * that giving credentials or a helper removes the other.
+ */
 export function checkRegistryPatch(patch: Partial<RegistryInput>): Partial<RegistrySettings> {
-  return checkGiven(patch, checks);
+  return oneLogin(checkGiven(patch, checks));
+}
+
+/** A registry logs in one way: with its stored credentials, or with what its helper hands out. */
+function oneLogin(settings: Partial<RegistrySettings>): Partial<RegistrySettings> {
+  const { credentials, credentialHelper } = settings;
+  if (credentials && credentialHelper) throw new InvalidInputError('credentialHelper', 'cannot be given with credentials: a registry logs in with one or the other');
+  if (credentials) return { ...settings, credentialHelper: null };
+  if (credentialHelper) return { ...settings, credentials: null };
+  return settings;
 }
 
 function checkUrl(url: string): string {
@@ -63,6 +77,13 @@ function checkCa(ca: string): string {
     }
   });
   return ca;
+}
+
+function checkHelper(helper: string): string {
+  if (!isHelperName(helper)) {
+    throw new InvalidInputError('credentialHelper', `${JSON.stringify(helper)} is not a credential helper name (the part after docker-credential-, as in ecr-login): up to 100 letters, digits, ".", "_" and "-", not starting with "." or "-"`);
+  }
+  return helper;
 }
 
 function checkCredentials({ username, password }: Credentials): Credentials {

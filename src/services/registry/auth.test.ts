@@ -13,6 +13,8 @@ import { failure } from '../../../test/support/failure.js';
 const BAD: Credentials = { username: DEFAULT_USER.username, password: 'wrong-Pa55-for-auth-test' };
 const PULL: Scope[] = [{ repository: 'team/app', actions: ['pull'] }];
 const PUSH: Scope[] = [{ repository: 'team/app', actions: ['pull', 'push'] }];
+/** The identity token the token registry's token server takes for DEFAULT_USER. */
+const REFRESH_TOKEN = 'S3CRET-refresh-token-for-auth-test';
 
 let token: RunningRegistry;
 let basic: RunningRegistry;
@@ -23,7 +25,7 @@ let pullChallenge: string;
 let proxiedChallenge: string;
 
 beforeAll(async () => {
-  [token, basic] = await Promise.all([startRegistry({ auth: 'token' }), startRegistry({ auth: 'htpasswd' })]);
+  [token, basic] = await Promise.all([startRegistry({ auth: 'token', refreshToken: REFRESH_TOKEN }), startRegistry({ auth: 'htpasswd' })]);
   pullChallenge = await challengeFor(token, 'GET', '/v2/team/app/tags/list');
   const realm = parseWwwAuthenticate(pullChallenge)[0]?.params.realm ?? '';
   tokenProxy = await startFaultProxy(new URL(realm).host);
@@ -45,12 +47,17 @@ async function challengeFor(registry: RunningRegistry, method: string, path: str
 }
 
 /** Asks the token server over real HTTP, as RegistryClient does, and records every request. */
-function tokenFetcher(): { requestToken: (request: TokenRequest) => Promise<TokenResponse>; urls: URL[]; rewrite?: (body: unknown) => unknown } {
-  const state: { requestToken: (request: TokenRequest) => Promise<TokenResponse>; urls: URL[]; rewrite?: (body: unknown) => unknown } = {
+function tokenFetcher(): { requestToken: (request: TokenRequest) => Promise<TokenResponse>; urls: URL[]; basics: Array<string | undefined>; rewrite?: (body: unknown) => unknown } {
+  const state: { requestToken: (request: TokenRequest) => Promise<TokenResponse>; urls: URL[]; basics: Array<string | undefined>; rewrite?: (body: unknown) => unknown } = {
     urls: [],
-    requestToken: async ({ url, basic: authorization }) => {
+    basics: [],
+    requestToken: async ({ url, basic: authorization, form }) => {
       state.urls.push(url);
-      const response = await fetch(url, { headers: authorization ? { authorization } : {} });
+      state.basics.push(authorization);
+      const response = await fetch(url, {
+        headers: { ...(authorization ? { authorization } : {}), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+        ...(form ? { method: 'POST', body: form.toString() } : {}),
+      });
       const text = await response.text();
       let body: unknown;
       try {
@@ -244,6 +251,44 @@ describe('Bearer', () => {
     // A failure is not cached: the next request asks again.
     await failure(auth.header(PULL));
     expect(fetcher.urls).toHaveLength(2);
+  });
+
+  describe('with an identity token', () => {
+    it('trades it for a token with the OAuth2 refresh-token POST, and the registry accepts the token', async () => {
+      const fetcher = tokenFetcher();
+      const auth = new Authenticator(token.host, { identityToken: REFRESH_TOKEN }, fetcher.requestToken);
+      expect(auth.challenge(pullChallenge, PULL)).toBe(true);
+      const before = token.tokenRefreshes!.length;
+      const header = await auth.header(PUSH);
+      expect(token.tokenRefreshes!.slice(before)).toStrictEqual([
+        { grant_type: 'refresh_token', refresh_token: REFRESH_TOKEN, client_id: 'ferry', service: 'ferry-registry', scope: 'repository:team/app:pull,push' },
+      ]);
+      // No Basic credentials and nothing in the URL: the token travels in the body only.
+      expect(fetcher.basics).toStrictEqual([undefined]);
+      expect(fetcher.urls.map(String)).toStrictEqual([parseWwwAuthenticate(pullChallenge)[0]!.params.realm]);
+      expect(claims(header)).toMatchObject({ sub: DEFAULT_USER.username, access: [{ type: 'repository', name: 'team/app', actions: ['pull', 'push'] }] });
+      expect(await statusWith(token, '/v2/team/app/tags/list', header)).toBe(404);
+      // Cached per scope set, as tokens fetched with credentials are.
+      expect(await auth.header(PUSH)).toBe(header);
+      expect(token.tokenRefreshes!.length).toBe(before + 1);
+    });
+
+    it('fails with UNAUTHORIZED naming the registry, never the token, when the token server refuses it', async () => {
+      const auth = new Authenticator(token.host, { identityToken: 'S3CRET-revoked-token' }, tokenFetcher().requestToken);
+      auth.challenge(pullChallenge, PULL);
+      const error = await failure(auth.header(PULL));
+      expect(error).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
+      expect(error.message).toContain(`the identity token for ${token.host} was refused`);
+      expect(error.message).not.toContain('S3CRET');
+    });
+
+    it('refuses a Basic challenge, which an identity token cannot answer', async () => {
+      const auth = new Authenticator(basic.host, { identityToken: REFRESH_TOKEN }, tokenFetcher().requestToken);
+      const challenge = await challengeFor(basic, 'GET', '/v2/');
+      const error = await failure(Promise.resolve().then(() => auth.challenge(challenge, [])));
+      expect(error).toMatchObject({ code: 'UNAUTHORIZED', message: `${basic.host} asks for Basic authentication, which an identity token cannot give` });
+      expect(await auth.header([])).toBeUndefined();
+    });
   });
 
   it('throws PROTOCOL for a Bearer challenge without a realm', () => {

@@ -1,6 +1,6 @@
 import { RegistryError } from './errors.js';
 import { parseWwwAuthenticate, type Challenge } from './www-authenticate.js';
-import type { Credentials } from './credentials.js';
+import type { Credentials, Login } from './credentials.js';
 
 /** `delete` only for deleting manifests: distribution's token auth asks for it; `*` for the catalog. */
 export type Action = 'pull' | 'push' | 'delete' | '*';
@@ -8,9 +8,11 @@ export type Action = 'pull' | 'push' | 'delete' | '*';
 /** A token-spec resource and the actions wanted on it: a repository, or the catalog (`registry:catalog:*`). */
 export type Scope = { repository: string; actions: Action[] } | { registry: 'catalog'; actions: Action[] };
 
+/** A GET with Basic credentials (or none), or an OAuth2 POST of `form` (https://distribution.github.io/distribution/spec/auth/oauth). */
 export interface TokenRequest {
   url: URL;
   basic: string | undefined;
+  form?: URLSearchParams;
 }
 
 export interface TokenResponse {
@@ -28,6 +30,8 @@ interface CachedToken {
 const DEFAULT_TOKEN_LIFETIME_S = 60;
 /** Refresh a token this long before it expires, or at half its life if that is shorter. */
 const EXPIRY_MARGIN_MS = 15_000;
+/** The OAuth2 client_id the token spec asks for: any name, for the token server's audit. */
+const CLIENT_ID = 'ferry';
 
 /**
  * Whether the scope a challenge asks for is within what the request asked for. When it is
@@ -60,14 +64,16 @@ export function scopeString(scope: Scope): string {
 export class Authenticator {
   readonly #registry: string;
   readonly #credentials: Credentials | undefined;
+  readonly #identityToken: string | undefined;
   readonly #requestToken: (request: TokenRequest) => Promise<TokenResponse>;
   #scheme: 'none' | 'basic' | 'bearer' = 'none';
   #bearer: { realm: string; service: string | undefined } | undefined;
   readonly #tokens = new Map<string, Promise<CachedToken>>();
 
-  constructor(registry: string, credentials: Credentials | undefined, requestToken: (request: TokenRequest) => Promise<TokenResponse>) {
+  constructor(registry: string, login: Login | undefined, requestToken: (request: TokenRequest) => Promise<TokenResponse>) {
     this.#registry = registry;
-    this.#credentials = credentials;
+    if (login && 'identityToken' in login) this.#identityToken = login.identityToken;
+    else this.#credentials = login;
     this.#requestToken = requestToken;
   }
 
@@ -90,6 +96,9 @@ export class Authenticator {
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (bearer) return this.#takeBearer(bearer, scopes);
     if (challenges.some((c) => c.scheme === 'basic')) {
+      if (this.#identityToken !== undefined) {
+        throw new RegistryError('UNAUTHORIZED', `${this.#registry} asks for Basic authentication, which an identity token cannot give`);
+      }
       if (this.#scheme === 'basic' || !this.#credentials) return false;
       this.#scheme = 'basic';
       return true;
@@ -127,16 +136,14 @@ export class Authenticator {
     const bearer = this.#bearer;
     if (!bearer) throw new RegistryError('PROTOCOL', `${this.#registry}: no Bearer realm known`);
     const url = new URL(bearer.realm);
-    if (bearer.service) url.searchParams.set('service', bearer.service);
-    for (const scope of scopes) url.searchParams.append('scope', scopeString(scope));
-    const { status, body } = await this.#requestToken({ url, basic: this.#credentials && this.#basic() });
+    const request = this.#identityToken === undefined ? this.#getRequest(url, bearer.service, scopes) : this.#refreshRequest(url, bearer.service, scopes, this.#identityToken);
+    const { status, body } = await this.#requestToken(request);
     const what = `token for ${scopes.map(scopeString).join(' ')} from ${url.origin}${url.pathname}`;
     if (status === 401 || status === 403) {
-      throw new RegistryError(
-        status === 401 ? 'UNAUTHORIZED' : 'DENIED',
-        `${what}: ${status}: ${this.#credentials ? `credentials for ${this.#registry} were refused` : `${this.#registry} needs credentials`}`,
-        { status },
-      );
+      const refused = this.#identityToken !== undefined ? `the identity token for ${this.#registry} was refused`
+        : this.#credentials ? `credentials for ${this.#registry} were refused`
+        : `${this.#registry} needs credentials`;
+      throw new RegistryError(status === 401 ? 'UNAUTHORIZED' : 'DENIED', `${what}: ${status}: ${refused}`, { status });
     }
     if (status === 429 || status >= 500) {
       throw new RegistryError(status === 429 ? 'TOO_MANY_REQUESTS' : 'SERVER_ERROR', `${what}: ${status}`, { status });
@@ -147,6 +154,20 @@ export class Authenticator {
     if (typeof token !== 'string' || token === '') throw new RegistryError('PROTOCOL', `${what}: answer has no token`);
     const lifetime = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : DEFAULT_TOKEN_LIFETIME_S;
     return { token, refreshAt: Date.now() + lifetime * 1000 - Math.min(EXPIRY_MARGIN_MS, (lifetime * 1000) / 2) };
+  }
+
+  #getRequest(url: URL, service: string | undefined, scopes: Scope[]): TokenRequest {
+    if (service) url.searchParams.set('service', service);
+    for (const scope of scopes) url.searchParams.append('scope', scopeString(scope));
+    return { url, basic: this.#credentials && this.#basic() };
+  }
+
+  /** The OAuth2 refresh-token grant: one space-separated `scope`, as the spec's example has it. */
+  #refreshRequest(url: URL, service: string | undefined, scopes: Scope[], refreshToken: string): TokenRequest {
+    const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: CLIENT_ID });
+    if (service) form.set('service', service);
+    form.set('scope', scopes.map(scopeString).join(' '));
+    return { url, basic: undefined, form };
   }
 
   #basic(): string {

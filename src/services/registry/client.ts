@@ -3,12 +3,12 @@ import { Authenticator, type Scope } from './auth.js';
 import { RegistryConnections } from './connections.js';
 import { RegistryError, type ErrorCode } from './errors.js';
 import { isLoopbackRegistry, registryEndpointHost } from './reference.js';
-import type { Credentials } from './credentials.js';
+import type { Login } from './credentials.js';
 
 export interface RegistryOptions {
   /** As written in references: `docker.io`, `ghcr.io`, `127.0.0.1:5000`. */
   registry: string;
-  credentials?: Credentials;
+  credentials?: Login;
   /** Skip TLS verification and allow plain HTTP (Docker's "insecure registry"). */
   insecure?: boolean;
   /** PEM bundle to trust in addition to the system CAs. */
@@ -62,9 +62,10 @@ export class RegistryClient {
         rejectUnauthorized: !options.insecure,
       },
     });
-    this.#auth = new Authenticator(options.registry, options.credentials, async ({ url, basic }) => {
+    this.#auth = new Authenticator(options.registry, options.credentials, async ({ url, basic, form }) => {
+      const post = form && { method: 'POST' as const, body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
       const response = await this.#dispatch(
-        { method: 'GET', url, scopes: [], what: `token request to ${url.origin}`, signal: AbortSignal.timeout(30_000) },
+        { method: 'GET', url, scopes: [], what: `token request to ${url.origin}`, signal: AbortSignal.timeout(30_000), ...post },
         basic,
       );
       const text = await response.body.text();

@@ -283,6 +283,20 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await store.registries.update('missing', { url: 'x' })).toBeUndefined();
     });
 
+    it('keeps a credential helper in place of credentials, and never both', async () => {
+      const store = await open();
+      const created = await store.registries.create({ name: 'ecr', url: 'ecr.example.com', credentialHelper: 'ecr-login' });
+      expect(created).toMatchObject({ credentialHelper: 'ecr-login', hasCredentials: false, username: null });
+      expect(await store.registries.get(created.id)).toStrictEqual(created);
+      expect(await store.registries.credentials(created.id)).toBeUndefined();
+      await expect(store.registries.update(created.id, { credentials: { username: 'alice', password: PASSWORD } })).rejects.toThrow();
+      expect(await store.registries.get(created.id)).toStrictEqual(created);
+      const switched = await store.registries.update(created.id, { credentials: { username: 'alice', password: PASSWORD }, credentialHelper: null });
+      expect(switched).toMatchObject({ credentialHelper: null, hasCredentials: true, username: 'alice' });
+      expect(await store.registries.update(created.id, { credentials: null, credentialHelper: 'gcr' })).toMatchObject({ credentialHelper: 'gcr', hasCredentials: false });
+      expect(await store.registries.credentials(created.id)).toBeUndefined();
+    });
+
     it('refuses a name or a URL another registry has', async () => {
       const store = await open();
       const { source } = await registries(store);

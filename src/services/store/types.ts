@@ -24,6 +24,8 @@ export interface RegistryInput {
   /** PEM bundle trusted besides the system CAs. */
   ca?: string | null;
   credentials?: Credentials | null;
+  /** A docker credential helper (`ecr-login` runs `docker-credential-ecr-login`) asked for the login instead. */
+  credentialHelper?: string | null;
 }
 
 /** A registry as the API shows it: whether it has credentials, never what they are. */
@@ -36,6 +38,7 @@ export interface Registry {
   hasCredentials: boolean;
   /** Who the credentials are for; the password is never read back except by `registryCredentials`. */
   username: string | null;
+  credentialHelper: string | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
 }

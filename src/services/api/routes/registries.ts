@@ -17,7 +17,11 @@ const registryFields = {
       username: { type: 'string', description: 'Without ":"' },
       password: { type: 'string', writeOnly: true },
     },
-    description: 'Write-only; null removes them',
+    description: 'Write-only; null removes them. Giving them removes the credential helper',
+  },
+  credentialHelper: {
+    type: ['string', 'null'],
+    description: 'A docker credential helper asked for the login at each connect: ecr-login runs docker-credential-ecr-login get. Giving it removes the credentials; null removes it',
   },
 } as const;
 
@@ -58,7 +62,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       schema: {
         tags,
         summary: 'Change a registry',
-        description: 'Fields left out keep their value. A change of URL, credentials or TLS settings reconnects.',
+        description: 'Fields left out keep their value. A change of URL, login or TLS settings reconnects.',
         params: idParams,
         body: { type: 'object', additionalProperties: false, properties: registryFields },
         response: { 200: ref('Registry'), ...errors(400, 404, 409) },

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { POSTGRES_ADMIN_URL, createTestDatabase, type TestDatabase } from '../../../../test/support/postgres.js';
-import { POLICY_BEFORE_REFERRERS } from '../../../../test/support/stored-rows.js';
+import { POLICY_BEFORE_REFERRERS, REGISTRY_BEFORE_HELPERS } from '../../../../test/support/stored-rows.js';
 import type { Store } from '../types.js';
 import { openPostgresStore, redactedUrl } from './connect.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -28,6 +28,18 @@ async function open(): Promise<Store> {
   const store = await openPostgresStore(database.url, (message, error) => logged.push(`${message}: ${(error as Error).message}`));
   opened.push(store);
   return store;
+}
+
+/** The database as an older ferry left it: migrated up to `version`, holding the rows `sql` inserts. */
+async function storedAt(version: number, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    await migrate(client, MIGRATIONS.filter((migration) => migration.version <= version));
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }
 
 async function query<T extends pg.QueryResultRow>(text: string, values: unknown[] = [], url = database.url): Promise<T[]> {
@@ -69,15 +81,16 @@ describe('opening a PostgreSQL store', () => {
   });
 
   it('brings the policies of a version 1 database up to date: every referrer, no signature required', async () => {
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-    try {
-      await migrate(client, MIGRATIONS.slice(0, 1));
-      await client.query(POLICY_BEFORE_REFERRERS);
-    } finally {
-      await client.end();
-    }
+    await storedAt(1, POLICY_BEFORE_REFERRERS);
     expect(await (await open()).policies.get('p1')).toMatchObject({ name: 'old', referrers: 'all', requireSignature: null });
+    expect(await query('SELECT version FROM ferry_schema ORDER BY version')).toStrictEqual(MIGRATIONS.map(({ version }) => ({ version })));
+  });
+
+  it('brings the registries of a version 4 database up to date: their credentials kept, no helper', async () => {
+    await storedAt(4, REGISTRY_BEFORE_HELPERS);
+    const store = await open();
+    expect(await store.registries.get('r2')).toMatchObject({ name: 'private', username: 'robot', credentialHelper: null });
+    expect(await store.registries.credentials('r2')).toStrictEqual({ username: 'robot', password: 'stored-pass' });
     expect(await query('SELECT version FROM ferry_schema ORDER BY version')).toStrictEqual(MIGRATIONS.map(({ version }) => ({ version })));
   });
 

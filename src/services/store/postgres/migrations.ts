@@ -142,6 +142,11 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
       ALTER TABLE policies ADD COLUMN require_signature jsonb;
     `,
   },
+  {
+    version: 5,
+    // Registries written before log in as they did: with their credentials, or anonymously.
+    up: `ALTER TABLE registries ADD COLUMN credential_helper text CHECK (credential_helper IS NULL OR username IS NULL);`,
+  },
 ];
 
 /** Any constant both sides agree on: the key of the advisory lock that migrations run under. */

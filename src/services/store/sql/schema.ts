@@ -23,6 +23,7 @@ export interface RegistriesTable {
   ca: string | null;
   username: string | null;
   password: string | null;
+  credential_helper: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

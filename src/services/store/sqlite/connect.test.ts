@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { POLICY_BEFORE_REFERRERS } from '../../../../test/support/stored-rows.js';
+import { POLICY_BEFORE_REFERRERS, REGISTRY_BEFORE_HELPERS } from '../../../../test/support/stored-rows.js';
 import type { Id, Store } from '../types.js';
 import { openSqliteStore } from './connect.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -39,6 +39,18 @@ function open(file = path): Store {
 
 async function closeAll(): Promise<void> {
   await Promise.all(opened.splice(0).map((store) => store.close()));
+}
+
+/** The database as an older ferry left it: migrated up to `version`, holding the rows `sql` inserts. */
+async function storedAt(version: number, sql: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const raw = new Database(path);
+  try {
+    migrate(raw, MIGRATIONS.filter((migration) => migration.version <= version));
+    raw.exec(sql);
+  } finally {
+    raw.close();
+  }
 }
 
 function rawPragma(name: string): unknown {
@@ -143,15 +155,16 @@ describe('opening a SQLite store', () => {
   });
 
   it('brings the policies of a version 3 database up to date: every referrer, no signature required', async () => {
-    await mkdir(dirname(path), { recursive: true });
-    const raw = new Database(path);
-    try {
-      migrate(raw, MIGRATIONS.slice(0, 3));
-      raw.exec(POLICY_BEFORE_REFERRERS);
-    } finally {
-      raw.close();
-    }
+    await storedAt(3, POLICY_BEFORE_REFERRERS);
     expect(await open().policies.get('p1')).toMatchObject({ name: 'old', referrers: 'all', requireSignature: null });
+    expect(rawPragma('user_version')).toBe(LATEST_VERSION);
+  });
+
+  it('brings the registries of a version 4 database up to date: their credentials kept, no helper', async () => {
+    await storedAt(4, REGISTRY_BEFORE_HELPERS);
+    const store = open();
+    expect(await store.registries.get('r2')).toMatchObject({ name: 'private', username: 'robot', credentialHelper: null });
+    expect(await store.registries.credentials('r2')).toStrictEqual({ username: 'robot', password: 'stored-pass' });
     expect(rawPragma('user_version')).toBe(LATEST_VERSION);
   });
 

@@ -192,6 +192,11 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE policies ADD COLUMN require_signature TEXT;
     `,
   },
+  {
+    version: 5,
+    // Registries written before log in as they did: with their credentials, or anonymously.
+    up: `ALTER TABLE registries ADD COLUMN credential_helper TEXT CHECK (credential_helper IS NULL OR username IS NULL);`,
+  },
 ];
 
 /**
