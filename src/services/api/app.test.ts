@@ -12,6 +12,7 @@ import { ACTIVE_STATUSES, ENDED_STATUSES, EXECUTION_STATUSES, JOB_STATUSES, RETR
 import { DEFAULT_USER, startRegistry, type RunningRegistry } from '../../../test/support/registry.js';
 import { seedLayout } from '../../../test/support/skopeo.js';
 import { planJobs } from '../policy/plan-jobs.js';
+import type { PolicyPreview } from '../policy/preview.js';
 import { FerryService } from '../service.js';
 import type { Execution, Job, JobLogEntry, JobStatus, Policy, Registry, Transition } from '../store/types.js';
 import type { JobChange } from '../store/types.js';
@@ -304,6 +305,30 @@ describe('policies', () => {
     });
     expect(body.field).toBe('body.trigger.schedule');
   });
+
+  it('previews a policy draft as a bounded dry run: the tags its filters select, the bytes missing, nothing written', async () => {
+    const links = { sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id, rewrite: { namespace: 'preview', flatten: 0 } };
+    const target = `http://${destination.host}/v2/preview/${REPOSITORY}/tags/list`;
+    const { status, body } = await api<PolicyPreview>('POST', '/policies/preview', { body: { ...links, repositories: { include: [REPOSITORY] } } });
+    expect(status, JSON.stringify(body)).toBe(200);
+    expect(body).toMatchObject({ repositoriesSelected: 1, bounds: { repositories: 10 } });
+    const [repository] = body.repositories;
+    expect(repository).toMatchObject({ source: `${source.host}/${REPOSITORY}`, destination: `${destination.host}/preview/${REPOSITORY}`, listed: 1, selected: ['v1'], unchanged: [] });
+    expect(repository!.toCopy).toEqual([{ tag: 'v1', bytes: expect.any(Number) }]);
+    expect(repository!.bytes).toBeGreaterThan(4096);
+    expect(body.bytes).toBe(repository!.bytes);
+    expect(repository!.error).toBeUndefined();
+    expect((await fetch(target)).status).toBe(404);
+
+    const none = await api<PolicyPreview>('POST', '/policies/preview', { body: { ...links, tags: { include: ['v2*'] } } });
+    expect(none.body.repositories.find((r) => r.source.endsWith(REPOSITORY))).toMatchObject({ listed: 1, selected: [], leftOut: { pattern: 1 }, toCopy: [], bytes: 0 });
+  });
+
+  it('refuses a preview that breaks a rule, naming the field', async () => {
+    const links = { sourceRegistryId: sourceRegistry.id, destinationRegistryId: destinationRegistry.id };
+    expect(await api<ErrorBody>('POST', '/policies/preview', { body: { ...links, tags: { include: ['('], syntax: 'regex' } } })).toMatchObject({ status: 400, body: { field: 'body.tags.include.0' } });
+    expect(await api<ErrorBody>('POST', '/policies/preview', { body: { ...links, sourceRegistryId: 'nope' } })).toMatchObject({ status: 400, body: { field: 'body.sourceRegistryId' } });
+  });
 });
 
 describe('jobs and executions', () => {
@@ -477,6 +502,7 @@ describe('OpenAPI', () => {
         'PATCH /api/v1/policies/{id}',
         'DELETE /api/v1/policies/{id}',
         'POST /api/v1/policies/{id}/trigger',
+        'POST /api/v1/policies/preview',
         'GET /api/v1/executions',
         'GET /api/v1/executions/{id}',
         'POST /api/v1/executions/{id}/stop',

@@ -1,5 +1,7 @@
 import { checkPolicy, checkPolicyPatch, type PolicyDraft, type PolicyFields } from '../domain/policy.js';
 import { checkRegistry, checkRegistryPatch, type RegistrySettings } from '../domain/registry.js';
+import type { Logger } from 'pino';
+import { previewPolicy, type PolicyPreview } from '../policy/preview.js';
 import type { Registries } from '../registry/registries.js';
 import type { Scheduler } from '../scheduler.js';
 import { ConflictError } from '../store/errors.js';
@@ -76,6 +78,13 @@ export class Settings {
     const policy = await this.policy(id);
     if (!policy.enabled) throw conflict(`policy ${policy.name} is disabled`);
     return this.#scheduler.trigger(policy, 'manual');
+  }
+
+  /** What a policy would copy if it ran now, stored or not: a bounded dry run against its registries. */
+  async previewPolicy(input: PolicyDraft, logger: Logger): Promise<PolicyPreview> {
+    const policy = await checkPolicy(input, this.#registryExists);
+    const [source, destination] = await Promise.all([this.registry(policy.sourceRegistryId), this.registry(policy.destinationRegistryId)]);
+    return previewPolicy(policy, source, destination, { registries: this.#clients, logger });
   }
 
   /**

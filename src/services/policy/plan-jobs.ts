@@ -5,7 +5,8 @@ import { DEFAULT_RETRY } from '../../machines/retry.js';
 import { listRepositories } from '../registry/catalog.js';
 import { RegistryError } from '../registry/errors.js';
 import type { Registries } from '../registry/registries.js';
-import type { NewJob, Policy, Registry } from '../store/types.js';
+import type { PolicyFields } from '../domain/policy.js';
+import type { NewJob, Registry } from '../store/types.js';
 import { compileFilter, compileTagFilter } from '../tag-filter.js';
 import { rewriteRepository } from './rewrite.js';
 
@@ -22,7 +23,7 @@ const DELETE_CONCURRENCY = 4;
 
 /** The jobs of one policy run: a copy job per selected repository, or one job for an event. */
 export async function planJobs(
-  policy: Policy,
+  policy: PolicyFields,
   source: Registry,
   destination: Registry,
   registries: Registries,
@@ -53,7 +54,7 @@ export async function planJobs(
   }
 }
 
-function copyJob(policy: Policy, source: Registry, destination: Registry, repository: string, items?: WorkItem[]): NewJob {
+function copyJob(policy: PolicyFields, source: Registry, destination: Registry, repository: string, items?: WorkItem[]): NewJob {
   const target = rewriteRepository(repository, policy.rewrite);
   const input: ReplicationInput = {
     source: { registry: source.url, repository },
@@ -79,7 +80,7 @@ function copyJob(policy: Policy, source: Registry, destination: Registry, reposi
   };
 }
 
-function deleteJob(policy: Policy, destination: Registry, scope: Extract<PolicyScope, { kind: 'delete' }>): NewJob {
+function deleteJob(policy: PolicyFields, destination: Registry, scope: Extract<PolicyScope, { kind: 'delete' }>): NewJob {
   const target = rewriteRepository(scope.repository, policy.rewrite);
   // A tag when the event names one: deleting its digest would take every other tag of that manifest too.
   const references = scope.tag !== undefined ? { tags: [scope.tag] }

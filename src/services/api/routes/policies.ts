@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { PolicyDraft } from '../../domain/policy.js';
+import { PREVIEW_BOUNDS } from '../../policy/preview.js';
 import type { FerryService } from '../../service.js';
 import type { SignatureRequirement } from '../../store/types.js';
 import { errors, idParams, ref, referrerSelectionInput, tagSelectionFields, type IdParams } from '../schemas.js';
@@ -62,6 +63,35 @@ const policyFields = {
   },
 } as const;
 
+const count = { type: 'integer' } as const;
+const previewSchema = {
+  type: 'object',
+  required: ['repositoriesSelected', 'repositories', 'bytes', 'bounds'],
+  properties: {
+    repositoriesSelected: { ...count, description: 'Repositories of the catalog the filters select; the first few are previewed' },
+    repositories: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['source', 'destination', 'selected', 'leftOut', 'toCopy', 'unchanged', 'bytes'],
+        properties: {
+          source: { type: 'string' },
+          destination: { type: 'string' },
+          listed: count,
+          selected: { type: 'array', items: { type: 'string' } },
+          leftOut: { type: 'object', additionalProperties: count, description: 'Tags left out, by the first filter that refused them' },
+          toCopy: { type: 'array', items: { type: 'object', required: ['tag', 'bytes'], properties: { tag: { type: 'string' }, bytes: count } } },
+          unchanged: { type: 'array', items: { type: 'string' } },
+          bytes: { ...count, description: 'Of the blobs the destination lacks' },
+          error: { type: 'string', description: 'Why the dry run of this repository ended early' },
+        },
+      },
+    },
+    bytes: count,
+    bounds: { type: 'object', required: ['repositories', 'timeoutMs'], properties: { repositories: count, timeoutMs: count } },
+  },
+} as const;
+
 /** The API takes a key without saying where it came from. */
 type SignatureBody = Omit<SignatureRequirement, 'source'> & { source?: string };
 type PolicyBody = Omit<PolicyDraft, 'requireSignature'> & { requireSignature?: SignatureBody | null };
@@ -93,6 +123,23 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
       },
     },
     async (request, reply) => reply.code(201).send(await settings.addPolicy(await withKeySource(request.body, async () => request.body.name))),
+  );
+
+  app.post<{ Body: PolicyBody }>(
+    '/policies/preview',
+    {
+      schema: {
+        tags,
+        summary: 'Preview a replication policy',
+        description: `A dry run of a policy, stored or not: the repositories and tags its filters select and the bytes missing at the destination. Bounded: the first ${PREVIEW_BOUNDS.repositories} repositories, ${PREVIEW_BOUNDS.timeoutMs / 1000} s.`,
+        body: { type: 'object', additionalProperties: false, required: ['sourceRegistryId', 'destinationRegistryId'], properties: policyFields },
+        response: { 200: previewSchema, ...errors(400, 409, 502) },
+      },
+    },
+    async (request) => {
+      const { name = 'preview', ...draft } = request.body;
+      return settings.previewPolicy(await withKeySource({ name, ...draft }, async () => name), service.logger);
+    },
   );
 
   app.get<{ Params: IdParams }>(
