@@ -78,6 +78,15 @@ const RECORD_STATES = `
   }).observe(document, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-current'] });
 `;
 
+/** Saves the policy form: drawn again from the answer, or showing what was refused at its field. */
+async function save(page: Page): Promise<void> {
+  await page.locator('form.policy-form').evaluate((form) => form.setAttribute('data-submitted', ''));
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('form.policy-form:not([data-submitted]), form.policy-form .field.invalid').first().waitFor();
+}
+
+const fieldError = (page: Page, field: string) => page.locator(`.field[data-field="${field}"] .field-error`).textContent();
+
 const current = (page: Page) => page.locator('svg.statechart').getAttribute('data-current');
 const pageStates = (page: Page) => page.evaluate('window.__states') as Promise<Array<{ state: string; at: number }>>;
 
@@ -135,6 +144,10 @@ describe('the web console', () => {
       const now = await page.locator('.blob [role=progressbar]').first().getAttribute('aria-valuenow').catch(() => null);
       return now !== null && Number(now) > 5;
     });
+    // The transfer rate, sampled each second: the throttled blob moves at about THROTTLE bytes/s.
+    const rates = async () => page.locator('svg.rate-chart circle.point').evaluateAll((points) => points.map((p) => Number(p.getAttribute('data-value'))));
+    await until('three rate samples under way', async () => (await rates()).filter((rate) => rate > 0).length >= 3);
+    expect(Math.max(...(await rates()))).toBeLessThan(THROTTLE * 3);
     const seen = (await pageStates(page)).map((s) => s.state);
     expect(seen).toEqual(expect.arrayContaining(['replication.running.initialize', 'replication.running.check', 'replication.running.pullManifest', 'replication.running.transferBlob']));
     expect(seen.indexOf('replication.running.check')).toBeLessThan(seen.indexOf('replication.running.transferBlob'));
@@ -214,12 +227,6 @@ describe('the web console', () => {
     const failures: string[] = [];
     page.on('pageerror', (error) => failures.push(String(error)));
     const setting = (term: string) => page.locator(`dd[data-setting="${term}"]`);
-    // Saved: the form is drawn again from the answer; refused: the form says why.
-    const save = async () => {
-      await page.locator('form.referrers-form').evaluate((form) => form.setAttribute('data-submitted', ''));
-      await page.getByRole('button', { name: 'Save' }).click();
-      await page.locator('form.referrers-form:not([data-submitted]) .saved, form.referrers-form .message:not(:empty)').waitFor();
-    };
 
     await page.goto(`${base}/#/policies`);
     await page.locator(`tr[data-policy="${id}"] a`).click();
@@ -227,17 +234,20 @@ describe('the web console', () => {
     await expect(setting('tags (glob)').textContent()).resolves.toBe('*; semver >=1.2 <2 with prereleases; the latest 3 by created');
     await expect(setting('referrers').textContent()).resolves.toBe('all');
     await expect(setting('signature').textContent()).resolves.toBe('not required');
+    // The form holds the stored settings.
+    await expect(page.locator('input[name="tags.semver.range"]').inputValue()).resolves.toBe('>=1.2 <2');
+    await expect(page.locator('select[name="tags.latest.by"]').inputValue()).resolves.toBe('created');
 
-    // A key that is none is refused, and nothing is stored.
-    await page.getByLabel('only these artifact types:').check();
+    // A key that is none is refused at its field, and nothing is stored.
+    await page.locator('select[name=referrers]').selectOption('types');
     await page.locator('input[name=referrer-types]').fill('application/spdx+json, application/vnd.in-toto+json');
     await page.locator('textarea[name=signing-key]').fill('not a key');
-    await save();
-    await expect(page.locator('.message').textContent()).resolves.toMatch(/^body\.requireSignature the key of policy signed-mirror is not a PEM public key/);
+    await save(page);
+    await expect(fieldError(page, 'requireSignature')).resolves.toMatch(/^body\.requireSignature the key of policy signed-mirror is not a PEM public key/);
     expect(await stored()).toMatchObject({ referrers: 'all', requireSignature: null });
 
     await page.locator('textarea[name=signing-key]').fill(key);
-    await save();
+    await save(page);
     await expect(setting('referrers').textContent()).resolves.toBe('application/spdx+json, application/vnd.in-toto+json');
     await expect(setting('signature').textContent()).resolves.toBe('required, with the key of policy signed-mirror');
     expect(await stored()).toMatchObject({ referrers: ['application/spdx+json', 'application/vnd.in-toto+json'], requireSignature: { key } });
@@ -245,17 +255,137 @@ describe('the web console', () => {
     // A key left as it was keeps where it came from.
     await service.store.policies.update(id, { requireSignature: { key, source: '/etc/ferry/cosign.pub' } });
     await page.reload();
-    await page.getByLabel('all', { exact: true }).check();
-    await save();
+    await page.locator('select[name=referrers]').selectOption('all');
+    await save(page);
     expect(await stored()).toMatchObject({ referrers: 'all', requireSignature: { key, source: '/etc/ferry/cosign.pub' } });
 
-    await page.getByLabel('none', { exact: true }).check();
+    await page.locator('select[name=referrers]').selectOption('none');
     await page.locator('textarea[name=signing-key]').fill('');
-    await save();
+    await save(page);
     await expect(setting('signature').textContent()).resolves.toBe('not required');
     expect(await stored()).toMatchObject({ referrers: 'none', requireSignature: null });
     expect(failures).toEqual([]);
     await context.close();
+  });
+
+  it('creates a policy through the form with every field, previews it against the registries, disables, enables and triggers it', async () => {
+    const small = (seed: string) => ({ layers: [{ size: 30_000, seed }] });
+    const registries = await replicationFixture({ '1.0.0': small('one'), '1.1.0': small('one-one'), '2.0.0': small('two') }, 'preview/app');
+    try {
+      const source = await service.store.registries.create({ name: 'preview-source', url: registries.source.host });
+      const destination = await service.store.registries.create({ name: 'preview-destination', url: registries.destination.host });
+      const context = await browser.newContext({ viewport: { width: 1400, height: 1200 } });
+      const page = await context.newPage();
+      const failures: string[] = [];
+      page.on('pageerror', (error) => failures.push(String(error)));
+      const input = (name: string) => page.locator(`[name="${name}"]`);
+      const named = async () => ((await (await fetch(`${base}/api/v1/policies`)).json()) as Policy[]).find((p) => p.name === 'mirror');
+
+      await page.goto(`${base}/#/policies`);
+      await page.getByRole('link', { name: 'New policy' }).click();
+      await input('name').fill('mirror');
+      await input('sourceRegistryId').selectOption(source.id);
+      await input('destinationRegistryId').selectOption(destination.id);
+      await input('repositories.include').fill('preview/**');
+      await input('tags.include').fill('1.*');
+      await input('tags.latest.count').fill('5');
+      await input('rewrite.namespace').fill('mirrored');
+      await input('override').uncheck();
+      await input('platforms').fill('linux/amd64');
+      await input('replicateDeletions').check();
+      await input('bandwidthKiBps').fill('4096');
+      await input('priority').fill('7');
+
+      // The preview follows the form: the tags the filters select, all missing at the destination.
+      const row = page.locator(`.preview tr[data-repository="${registries.source.host}/preview/app"]`);
+      await row.waitFor({ timeout: 20_000 });
+      await until('the preview of 1.*', async () => (await row.locator('.tag').allTextContents()).sort().join() === '1.0.0,1.1.0');
+      await expect(row.locator('.tag.to-copy').count()).resolves.toBe(2);
+      await expect(row.textContent()).resolves.toContain(`${registries.destination.host}/mirrored/preview/app`);
+      expect(Number(await row.locator('[data-bytes]').getAttribute('data-bytes'))).toBeGreaterThan(60_000);
+      await expect(page.locator('.preview-summary').textContent()).resolves.toMatch(/1 of 1 selected repositories; at most 20\.0 s per preview; nothing is written/);
+      expect((await fetch(`http://${registries.destination.host}/v2/mirrored/preview/app/tags/list`)).status).toBe(404);
+
+      await mkdir(SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: join(SCREENSHOTS, 'console-policy.png'), fullPage: true });
+
+      // A schedule the API refuses is shown at its field, and nothing is stored.
+      await input('trigger.type').selectOption('cron');
+      await input('trigger.schedule').fill('* * *');
+      await page.getByRole('button', { name: 'Create' }).click();
+      await until('the schedule refused', async () => ((await fieldError(page, 'trigger.schedule')) ?? '').length > 0);
+      await expect(fieldError(page, 'trigger.schedule')).resolves.toMatch(/^body\.trigger\.schedule "\* \* \*" is not a cron schedule/);
+      await expect(fieldError(page, 'name')).resolves.toBe('');
+      expect(await named()).toBeUndefined();
+
+      await input('trigger.schedule').fill('0 3 * * *');
+      await page.getByRole('button', { name: 'Create' }).click();
+      await page.locator('dd[data-setting="registries"]').waitFor();
+      const created = (await named())!;
+      expect(page.url()).toBe(`${base}/#/policies/${created.id}`);
+      expect(created).toMatchObject({
+        enabled: true,
+        sourceRegistryId: source.id,
+        destinationRegistryId: destination.id,
+        repositories: { include: ['preview/**'], exclude: [] },
+        tags: { include: ['1.*'], exclude: [], syntax: 'glob', latest: { count: 5, by: 'semver' } },
+        rewrite: { namespace: 'mirrored', flatten: 0 },
+        override: false,
+        platforms: ['linux/amd64'],
+        replicateDeletions: true,
+        bandwidthKiBps: 4096,
+        trigger: { type: 'cron', schedule: '0 3 * * *' },
+        priority: 7,
+        referrers: 'all',
+        requireSignature: null,
+      });
+      expect(created.tags.semver).toBeUndefined();
+
+      // Edited: back to manual runs, the preview run again from the stored settings.
+      await row.waitFor({ timeout: 20_000 });
+      await input('trigger.type').selectOption('manual');
+      await input('platforms').fill('');
+      await save(page);
+      await expect(named()).resolves.toMatchObject({ trigger: { type: 'manual' }, platforms: [] });
+
+      // Disable, then enable: trigger now only for an enabled policy.
+      await page.locator('button[data-action=disable]').click();
+      await page.locator('button[data-action=enable]').waitFor();
+      await expect(named()).resolves.toMatchObject({ enabled: false });
+      await expect(page.locator('button[data-action=trigger]').isDisabled()).resolves.toBe(true);
+      await page.locator('button[data-action=enable]').click();
+      await page.locator('button[data-action=disable]').waitFor();
+      await expect(named()).resolves.toMatchObject({ enabled: true });
+
+      // Trigger now: the execution's page, its policy by name, its jobs charted by status as they finish.
+      await page.locator('button[data-action=trigger]').click();
+      await until('the execution page', () => /#\/executions\/[^/]+$/.test(page.url()));
+      const executionId = decodeURIComponent(page.url().split('/').at(-1)!);
+      const execution = (await (await fetch(`${base}/api/v1/executions/${executionId}`)).json()) as { policyId: string };
+      expect(execution.policyId).toBe(created.id);
+      await expect(page.locator('.execution-summary [data-policy]').textContent()).resolves.toBe('policy mirror');
+      await page.locator('.execution-summary [data-status=finished]').waitFor({ timeout: 20_000 });
+      const chart = page.locator('svg.status-chart');
+      await until('the chart with the finished job', async () => (await page.locator('svg.status-chart polygon[data-status=finished]').count()) === 1);
+      expect(Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(3);
+      await expect(chart.locator('polygon[data-status=finished]').getAttribute('data-max')).resolves.toBe('1');
+      await expect(chart.locator('polygon[data-status=pending]').count()).resolves.toBe(1);
+      await page.screenshot({ path: join(SCREENSHOTS, 'console-execution.png'), fullPage: true });
+      const copied = (await (await fetch(`http://${registries.destination.host}/v2/mirrored/preview/app/tags/list`)).json()) as { tags: string[] };
+      expect(copied.tags.sort()).toEqual(['1.0.0', '1.1.0']);
+
+      // Names, not ids: the job page and the executions list.
+      await page.locator('tr[data-job] a').first().click();
+      await expect(page.locator('[data-origin=policy]').textContent()).resolves.toBe('policy mirror');
+      await expect(page.locator('[data-origin=source]').textContent()).resolves.toBe('from preview-source');
+      await expect(page.locator('[data-origin=destination]').textContent()).resolves.toBe('to preview-destination');
+      await page.goto(`${base}/#/`);
+      await expect(page.locator(`tr[data-execution="${executionId}"] td[data-policy]`).textContent()).resolves.toBe('mirror');
+      expect(failures).toEqual([]);
+      await context.close();
+    } finally {
+      await registries.stop();
+    }
   });
 
   it('asks for the token when the API wants one, keeps it and sends it on every call, streams included', async () => {

@@ -8,11 +8,12 @@ const TOKEN_KEY = 'ferry.token';
 const unauthorizedListeners = new Set();
 
 export class ApiError extends Error {
-  /** @param {number} status @param {string} message */
-  constructor(status, message) {
+  /** @param {number} status @param {string} message @param {string} [field] the request field refused, as `body.trigger.schedule` */
+  constructor(status, message, field) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
+    this.field = field;
   }
 }
 
@@ -41,13 +42,16 @@ function headers(extra = {}) {
 async function failure(response) {
   if (response.status === 401) for (const listener of unauthorizedListeners) listener();
   let message = `${response.status} ${response.statusText}`;
+  /** @type {string | undefined} */
+  let field;
   try {
     const body = await response.json();
     if (body && typeof body.message === 'string') message = body.message;
+    if (body && typeof body.field === 'string') field = body.field;
   } catch {
     // not JSON: keep the status line
   }
-  return new ApiError(response.status, message);
+  return new ApiError(response.status, message, field);
 }
 
 /**
@@ -75,6 +79,17 @@ export async function call(path, { method = 'GET', body, query, signal } = {}) {
 export const get = (path, signal) => call(path, signal ? { signal } : {});
 /** @param {string} path */
 export const post = (path) => call(path, { method: 'POST' });
+
+/**
+ * Every registry or policy: those lists are becoming pages (`{ items, total }`), and this
+ * takes either shape, asking for a page as large as the API gives.
+ * @param {'/registries' | '/policies'} path
+ * @returns {Promise<any[]>}
+ */
+export async function all(path) {
+  const answer = await call(path, { query: { limit: 1000 } });
+  return Array.isArray(answer) ? answer : answer.items;
+}
 
 /**
  * Parses one SSE block (lines up to a blank line). Comment lines (`: ping`) yield nothing.

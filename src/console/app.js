@@ -5,7 +5,7 @@ import { ApiError, onUnauthorized, setToken, token } from './api.js';
 import { h } from './format.js';
 import { mountJobPage } from './job-page.js';
 import { mountExecution, mountHome } from './jobs.js';
-import { mountPolicies, mountPolicy } from './policies.js';
+import { mountNewPolicy, mountPolicies, mountPolicy } from './policies.js';
 
 /** @typedef {(view: HTMLElement, params: Record<string, string>) => Promise<() => void>} Mount */
 
@@ -15,6 +15,7 @@ const ROUTES = [
   [/^#\/executions\/([^/]+)$/, mountExecution, ['id']],
   [/^#\/jobs\/([^/]+)$/, mountJobPage, ['id']],
   [/^#\/policies$/, mountPolicies, []],
+  [/^#\/policies\/new$/, mountNewPolicy, []],
   [/^#\/policies\/([^/]+)$/, mountPolicy, ['id']],
 ];
 

@@ -1,9 +1,11 @@
 // One job: its statechart lit up live (or replayed from history once it has ended), the
 // timeline of its transitions, the blobs it transfers now, its log tail, STOP and RETRY.
 
-import { ApiError, get, post, subscribe } from './api.js';
+import { all, ApiError, get, post, subscribe } from './api.js';
 import { statechart } from './graph.js';
 import { badge, bytes, clock, eventName, h, progressSummary, shortId } from './format.js';
+import { registryOf } from './names.js';
+import { transferRate } from './rate.js';
 import { timeline } from './timeline.js';
 import { vocabulary } from './vocabulary.js';
 
@@ -29,6 +31,22 @@ const statePath = (job, ended) => (job.phase && !ended.has(job.status) ? `${job.
 
 /** Highlight colour of a state from the status it stands for. @param {string | null} path */
 const toneOf = (path) => (path ?? 'running').split('.')[0] ?? 'running';
+
+/**
+ * The policy that made a job and the registries it copies between, by name.
+ * @param {any} job
+ */
+async function origin(job) {
+  const [execution, registries] = await Promise.all([get(`/executions/${encodeURIComponent(job.executionId)}`), all('/registries')]);
+  const policy = execution.policyId ? await get(`/policies/${encodeURIComponent(execution.policyId)}`).catch(() => null) : null;
+  const name = (/** @type {string | null} */ reference) => (reference ? registryOf(reference, registries)?.name : undefined);
+  const [from, to] = [name(job.source), name(job.destination)];
+  return [
+    policy ? h('span', { 'data-origin': 'policy' }, 'policy ', h('a', { href: `#/policies/${policy.id}` }, policy.name)) : execution.policyId ? 'its policy was removed' : 'no policy: a one-off copy',
+    from ? h('span', { 'data-origin': 'source' }, `from ${from}`) : '',
+    to ? h('span', { 'data-origin': 'destination' }, `to ${to}`) : '',
+  ];
+}
 
 /**
  * @param {HTMLElement} view
@@ -62,6 +80,7 @@ export async function mountJobPage(view, { id }) {
   const phase = h('span', { class: 'job-phase mono' });
   const connection = h('span', { class: 'connection', title: 'live updates' });
   const held = h('span', { class: 'node mono' });
+  const names = h('span', { class: 'job-origin' });
   const message = h('span', { class: 'message', role: 'status' });
   const stopButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'danger', 'data-action': 'stop', onclick: () => act('stop') }, 'STOP'));
   const retryButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', 'data-action': 'retry', onclick: () => act('retry') }, 'RETRY'));
@@ -97,6 +116,7 @@ export async function mountJobPage(view, { id }) {
     },
   }, 'actual size');
   const steps = timeline({ ended, onSelect: (i) => replaying && showStep(i) });
+  const rate = transferRate();
   const blobList = h('ul', { class: 'blobs' });
   const logList = h('ol', { class: 'logs mono' });
 
@@ -109,7 +129,7 @@ export async function mountJobPage(view, { id }) {
         null,
         h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Jobs'), ' / ', h('a', { href: `#/executions/${job.executionId}` }, `execution ${shortId(job.executionId)}`), ' / ', `job ${shortId(job.id)}`),
         h('h1', null, h('span', { class: 'op' }, job.operation), ' ', job.source ? h('span', { class: 'mono' }, job.source, ' → ') : '', h('span', { class: 'mono' }, job.destination)),
-        h('div', { class: 'job-meta' }, status, phase, held, connection, message),
+        h('div', { class: 'job-meta' }, names, status, phase, held, connection, message),
       ),
       h('div', { class: 'actions' }, stopButton, retryButton),
     ),
@@ -123,6 +143,7 @@ export async function mountJobPage(view, { id }) {
         'div',
         { class: 'side' },
         h('section', { class: 'panel' }, h('h2', null, 'Progress'), progress),
+        rate.element,
         h('section', { class: 'panel' }, h('h2', null, 'Blob transfers'), blobList),
         h('section', { class: 'panel' }, h('h2', null, 'Log'), logList),
       ),
@@ -157,6 +178,7 @@ export async function mountJobPage(view, { id }) {
       h('dt', null, 'started'), h('dd', null, clock(job.startedAt)),
       h('dt', null, 'finished'), h('dd', null, clock(job.finishedAt)),
     );
+    rate.follow(job, active.has(job.status));
     errorBox.hidden = !job.error;
     errorBox.textContent = job.error ? `${job.error.code ?? 'error'}: ${job.error.message}` : '';
   };
@@ -337,6 +359,8 @@ export async function mountJobPage(view, { id }) {
         job = { ...job, ...data.job };
         blobs.clear();
         for (const blob of data.blobs ?? []) blobs.set(blob.digest, { ...blob, state: blob.bytes >= blob.size && blob.size > 0 ? 'done' : 'progress', at: Date.now() });
+        for (const blob of data.blobs ?? []) rate.blob({ ...blob, state: 'progress' });
+        rate.rebase();
         if (Array.isArray(data.history)) history = data.history;
         provisional = [];
         renderHeader();
@@ -384,6 +408,7 @@ export async function mountJobPage(view, { id }) {
       case 'blob': {
         const previous = blobs.get(data.digest);
         blobs.set(data.digest, { ...previous, ...data, at: Date.now() });
+        rate.blob(data);
         renderBlobs();
         break;
       }
@@ -404,6 +429,7 @@ export async function mountJobPage(view, { id }) {
   if (active.has(job.status)) renderLive();
   else setMode();
   void loadLogs().catch(() => {});
+  void origin(job).then((parts) => names.replaceChildren(...parts), () => {});
 
   const live = subscribe(`/jobs/${encodeURIComponent(id)}/live`, {
     onEvent,
@@ -417,6 +443,7 @@ export async function mountJobPage(view, { id }) {
     disposed = true;
     live.close();
     steps.dispose();
+    rate.dispose();
     clearTimeout(refreshing);
     cancelAnimationFrame(blobFrame);
   };

@@ -3,6 +3,8 @@
 
 import { ApiError, get, post, subscribe } from './api.js';
 import { badge, bytes, duration, h, progressSummary, shortId, when } from './format.js';
+import { policyNames } from './names.js';
+import { statusChart } from './status-chart.js';
 import { vocabulary } from './vocabulary.js';
 
 const PAGE = 100;
@@ -57,15 +59,22 @@ function jobRow(job) {
   );
 }
 
-/** @param {any} execution */
-function executionRow(execution) {
+/** Which policy an execution ran, by name. @param {any} execution @param {Map<string, string>} policies */
+function policyCell(execution, policies) {
+  if (!execution.policyId) return '—';
+  const name = policies.get(execution.policyId);
+  return name ? h('a', { href: `#/policies/${execution.policyId}` }, name) : h('span', { class: 'muted' }, 'removed');
+}
+
+/** @param {any} execution @param {Map<string, string>} policies */
+function executionRow(execution, policies) {
   const counts = Object.entries(execution.jobs ?? {}).filter(([, n]) => n > 0);
   const took = execution.finishedAt ? Date.parse(execution.finishedAt) - Date.parse(execution.createdAt) : null;
   return h(
     'tr',
     { 'data-execution': execution.id, 'data-status': execution.status },
     h('td', null, h('a', { href: `#/executions/${execution.id}`, class: 'mono' }, shortId(execution.id))),
-    h('td', { class: 'mono' }, execution.policyId ? h('a', { href: `#/policies/${execution.policyId}` }, shortId(execution.policyId)) : '—'),
+    h('td', { 'data-policy': execution.policyId ?? '' }, policyCell(execution, policies)),
     h('td', null, execution.trigger),
     h('td', null, badge(execution.status)),
     h('td', null, ...counts.map(([status, n]) => h('span', { class: `count status-${status}` }, `${n} ${status}`))),
@@ -83,9 +92,9 @@ const table = (head, body) => h('div', { class: 'table-scroll' }, h('table', { c
 
 /**
  * A live list of jobs, filtered by status and execution.
- * @param {{ statuses: string[], executionId?: string, executions?: () => any[] }} options
+ * @param {{ statuses: string[], executionId?: string, executions?: () => any[], policies?: () => Map<string, string> }} options
  */
-function jobList({ statuses, executionId, executions }) {
+function jobList({ statuses, executionId, executions, policies }) {
   const filter = { status: '', executionId: executionId ?? '' };
   const body = h('tbody');
   const count = h('span', { class: 'muted count-label' });
@@ -112,7 +121,8 @@ function jobList({ statuses, executionId, executions }) {
     count.textContent = `${items.length} of ${total}`;
     if (executionFilter && executions) {
       const current = executionFilter.value;
-      executionFilter.replaceChildren(h('option', { value: '' }, 'any execution'), ...executions().map((e) => h('option', { value: e.id, selected: e.id === current }, `${shortId(e.id)} · ${e.status}`)));
+      const names = policies?.() ?? new Map();
+      executionFilter.replaceChildren(h('option', { value: '' }, 'any execution'), ...executions().map((e) => h('option', { value: e.id, selected: e.id === current }, `${names.get(e.policyId) ?? 'one-off'} · ${when(e.createdAt)} · ${e.status}`)));
     }
   }
 
@@ -174,15 +184,18 @@ export async function mountHome(view) {
   const filter = { status: '' };
   /** @type {any[]} */
   let executions = [];
+  /** @type {Map<string, string>} */
+  let policies = new Map();
   const body = h('tbody');
   const count = h('span', { class: 'muted count-label' });
-  const jobs = jobList({ statuses: jobStatuses, executions: () => executions });
+  const jobs = jobList({ statuses: jobStatuses, executions: () => executions, policies: () => policies });
   const nodes = nodeList();
 
   async function loadExecutions() {
-    const { items, total } = await get(`/executions?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), limit: '50' })}`);
+    const [{ items, total }, names] = await Promise.all([get(`/executions?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), limit: '50' })}`), policyNames()]);
     executions = items;
-    body.replaceChildren(...(items.length ? items.map(executionRow) : [h('tr', null, h('td', { colspan: EXECUTION_HEAD.length, class: 'muted empty' }, 'No executions yet: trigger a policy.'))]));
+    policies = names;
+    body.replaceChildren(...(items.length ? items.map((execution) => executionRow(execution, policies)) : [h('tr', null, h('td', { colspan: EXECUTION_HEAD.length, class: 'muted empty' }, 'No executions yet: trigger a policy.'))]));
     count.textContent = `${items.length} of ${total}`;
   }
 
@@ -204,11 +217,14 @@ export async function mountHome(view) {
 
 /** `#/executions/:id`: one execution and its jobs. @param {HTMLElement} view @param {{ id: string }} params */
 export async function mountExecution(view, { id }) {
-  const { jobStatuses, active, retryable } = await vocabulary();
+  const words = await vocabulary();
+  const { jobStatuses, active, retryable } = words;
   const summary = h('div', { class: 'execution-summary' });
+  const chart = statusChart(id, words);
   const message = h('span', { class: 'message' });
   /** @type {any} */
   let execution = await get(`/executions/${encodeURIComponent(id)}`);
+  const policies = await policyNames();
   const stopButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'danger', onclick: () => act('stop') }, 'STOP'));
   const retryButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', onclick: () => act('retry') }, 'RETRY'));
   const jobs = jobList({ statuses: jobStatuses, executionId: id });
@@ -216,6 +232,7 @@ export async function mountExecution(view, { id }) {
   const render = () => {
     summary.replaceChildren(
       badge(execution.status),
+      h('span', { 'data-policy': execution.policyId ?? '' }, 'policy ', policyCell(execution, policies)),
       h('span', null, `trigger ${execution.trigger}`),
       h('span', null, `created ${when(execution.createdAt)}`),
       execution.finishedAt ? h('span', null, `took ${duration(Date.parse(execution.finishedAt) - Date.parse(execution.createdAt))}`) : '',
@@ -247,13 +264,15 @@ export async function mountExecution(view, { id }) {
       h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Executions'), ' / ', `execution ${shortId(id)}`), h('h1', null, 'Execution ', h('span', { class: 'mono' }, id)), summary, message),
       h('div', { class: 'actions' }, stopButton, retryButton),
     ),
+    chart.element,
     jobs.element,
   );
   render();
-  await jobs.load();
+  await Promise.all([jobs.load(), chart.load(execution)]);
   const refresh = debounce(async () => {
     execution = await get(`/executions/${encodeURIComponent(id)}`).catch(() => execution);
     render();
+    await chart.load(execution).catch(() => {});
   }, 300);
   return followJobs(jobs, refresh, (change) => change.executionId === id);
 }

@@ -1,8 +1,11 @@
-// The policies, and one policy's page: its settings, and a form for what travels with its
-// images (referrers) and the key their signatures must verify with.
+// The policies; one policy's page (its settings, the form that edits them, enable/disable,
+// trigger now, and the preview of what it would copy); and the page that creates one.
 
-import { ApiError, call, get } from './api.js';
+import { all, ApiError, call, get, post } from './api.js';
 import { h, when } from './format.js';
+import { policyForm } from './policy-form.js';
+import { policyPreview } from './preview.js';
+import { vocabulary } from './vocabulary.js';
 
 const HEAD = ['policy', 'source → destination', 'trigger', 'referrers', 'signature', 'updated'];
 
@@ -15,18 +18,16 @@ const referrersText = (referrers) => (Array.isArray(referrers) ? referrers.join(
 /** @param {any} policy */
 const signatureText = (policy) => (policy.requireSignature ? `required, with ${policy.requireSignature.source}` : 'not required');
 
-/** Registry names by id, for showing what a policy connects. */
-async function registryNames() {
-  const registries = await get('/registries');
-  return new Map(registries.map((/** @type {any} */ registry) => [registry.id, registry.name]));
-}
+/** Registry names by id, for showing what a policy connects. @param {any[]} registries */
+const namesOf = (registries) => new Map(registries.map((registry) => [registry.id, registry.name]));
 
 /** @param {any} policy @param {Map<string, string>} names */
 const ends = (policy, names) => `${names.get(policy.sourceRegistryId) ?? policy.sourceRegistryId} → ${names.get(policy.destinationRegistryId) ?? policy.destinationRegistryId}`;
 
 /** `#/policies`. @param {HTMLElement} view */
 export async function mountPolicies(view) {
-  const [policies, names] = await Promise.all([get('/policies'), registryNames()]);
+  const [policies, registries] = await Promise.all([all('/policies'), all('/registries')]);
+  const names = namesOf(registries);
   const rows = policies.map((/** @type {any} */ policy) =>
     h(
       'tr',
@@ -39,12 +40,12 @@ export async function mountPolicies(view) {
       h('td', { class: 'muted' }, when(policy.updatedAt)),
     ),
   );
-  const empty = h('tr', null, h('td', { colspan: HEAD.length, class: 'muted empty' }, 'No policies: add them through the API or a ferry.yaml.'));
+  const empty = h('tr', null, h('td', { colspan: HEAD.length, class: 'muted empty' }, 'No policies yet.'));
   view.replaceChildren(
     h(
       'section',
       { class: 'panel policies' },
-      h('div', { class: 'panel-head' }, h('h2', null, 'Policies')),
+      h('div', { class: 'panel-head' }, h('h2', null, 'Policies'), h('div', { class: 'filters' }, h('a', { href: '#/policies/new', class: 'button' }, 'New policy'))),
       h('div', { class: 'table-scroll' }, h('table', { class: 'list' }, h('thead', null, h('tr', null, ...HEAD.map((t) => h('th', null, t)))), h('tbody', null, ...(rows.length ? rows : [empty])))),
     ),
   );
@@ -80,61 +81,79 @@ function versionFilters(tags) {
   ];
 }
 
-/** Artifact types as a person writes them: separated by commas, spaces or lines. @param {string} text */
-const artifactTypes = (text) => text.split(/[\s,]+/).filter(Boolean);
-
 /**
- * The referrers and the signing key of a policy, saved with PATCH. A key left as it was is not
- * sent, so that it keeps the source it was stored with (a ferry.yaml's path).
- * @param {any} policy @param {(saved: any) => void} onSaved @param {boolean} saved
+ * The form and the preview that follows it; `save` stores the form's policy and says what
+ * became of it. The API's refusals are shown at the field they name.
+ * @param {any} policy @param {any[]} registries @param {string} submitLabel @param {(body: Record<string, unknown>) => Promise<any>} save
  */
-function referrersForm(policy, onSaved, saved) {
-  const mode = Array.isArray(policy.referrers) ? 'types' : policy.referrers;
-  const types = /** @type {HTMLInputElement} */ (h('input', { type: 'text', name: 'referrer-types', class: 'mono', placeholder: 'application/spdx+json, application/vnd.in-toto+json', value: Array.isArray(policy.referrers) ? policy.referrers.join(', ') : '' }));
-  const choice = (/** @type {string} */ value, /** @type {string} */ label) =>
-    h('label', null, h('input', { type: 'radio', name: 'referrers', value, checked: value === mode, onchange: () => (types.disabled = value !== 'types') }), ` ${label}`);
-  types.disabled = mode !== 'types';
-  const storedKey = policy.requireSignature?.key ?? '';
-  const key = /** @type {HTMLTextAreaElement} */ (h('textarea', { name: 'signing-key', class: 'mono', rows: 5, placeholder: '-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----' }));
-  key.value = storedKey;
-  const message = h('span', { class: 'message', role: 'status' });
-  const note = saved ? h('span', { class: 'muted saved' }, 'Saved.') : '';
+function editor(policy, registries, submitLabel, save) {
+  const preview = policyPreview(() => form.body());
+  const form = policyForm(policy, registries, {
+    submitLabel,
+    onChange: preview.schedule,
+    onSubmit: async (body) => {
+      try {
+        await save(body);
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        form.showError(error.field, error.message);
+      }
+    },
+  });
+  return { elements: [form.element, preview.element], preview };
+}
 
-  /** @param {SubmitEvent} event */
-  async function save(event) {
-    event.preventDefault();
-    message.textContent = '';
-    const form = /** @type {HTMLFormElement} */ (event.target);
-    const chosen = new FormData(form).get('referrers');
-    /** @type {Record<string, unknown>} */
-    const body = { referrers: chosen === 'types' ? artifactTypes(types.value) : chosen };
-    if (key.value.trim() !== storedKey.trim()) body.requireSignature = key.value.trim() ? { key: key.value } : null;
-    try {
-      onSaved(await call(`/policies/${encodeURIComponent(policy.id)}`, { method: 'PATCH', body }));
-    } catch (error) {
-      message.textContent = error instanceof ApiError ? error.message : String(error);
-    }
-  }
-
-  return h(
-    'form',
-    { class: 'panel referrers-form', onsubmit: save },
-    h('h2', null, 'Referrers and signatures'),
-    h('fieldset', null, h('legend', null, 'Referrers copied with each image (signatures, SBOMs, attestations)'), choice('all', 'all'), choice('none', 'none'), choice('types', 'only these artifact types:'), types),
-    h('fieldset', null, h('legend', null, 'Copy only images signed with this key (cosign, ECDSA P-256 public key in PEM); empty: no signature required'), key),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save'), note, message),
-  );
+/** `#/policies/new`. @param {HTMLElement} view */
+export async function mountNewPolicy(view) {
+  const [{ policyDefaults }, registries] = await Promise.all([vocabulary(), all('/registries')]);
+  const { elements, preview } = editor({ ...policyDefaults, name: '' }, registries, 'Create', async (body) => {
+    const created = await call('/policies', { method: 'POST', body });
+    location.hash = `#/policies/${created.id}`;
+  });
+  view.replaceChildren(h('header', { class: 'page-header' }, h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/policies' }, 'Policies'), ' / new'), h('h1', null, 'New policy'))), ...elements);
+  return preview.dispose;
 }
 
 /** `#/policies/:id`. @param {HTMLElement} view @param {{ id: string }} params */
 export async function mountPolicy(view, { id }) {
-  const [initial, names] = await Promise.all([get(`/policies/${encodeURIComponent(id)}`), registryNames()]);
-  const render = (/** @type {any} */ policy, saved = false) =>
+  const path = `/policies/${encodeURIComponent(id)}`;
+  const [initial, registries] = await Promise.all([get(path), all('/registries')]);
+  const names = namesOf(registries);
+  /** @type {() => void} */
+  let dispose = () => {};
+
+  /** @param {any} policy @param {string} [note] */
+  const render = (policy, note = '') => {
+    dispose();
+    const message = h('span', { class: 'message', role: 'status' });
+    /** @param {() => Promise<void>} action */
+    const attempt = async (action) => {
+      message.textContent = '';
+      try {
+        await action();
+      } catch (error) {
+        message.textContent = error instanceof ApiError ? error.message : String(error);
+      }
+    };
+    const toggle = h('button', { type: 'button', 'data-action': policy.enabled ? 'disable' : 'enable', onclick: () => attempt(async () => render(await call(path, { method: 'PATCH', body: { enabled: !policy.enabled } }), policy.enabled ? 'Disabled.' : 'Enabled.')) }, policy.enabled ? 'Disable' : 'Enable');
+    const trigger = h('button', { type: 'button', 'data-action': 'trigger', disabled: !policy.enabled, title: policy.enabled ? 'run the policy now' : 'enable the policy to run it', onclick: () => attempt(async () => {
+      const { execution } = await post(`${path}/trigger`);
+      location.hash = `#/executions/${execution.id}`;
+    }) }, 'Trigger now');
+    const { elements, preview } = editor(policy, registries, 'Save', async (body) => render(await call(path, { method: 'PATCH', body }), 'Saved.'));
+    dispose = preview.dispose;
     view.replaceChildren(
-      h('header', { class: 'page-header' }, h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/policies' }, 'Policies'), ' / ', policy.name), h('h1', null, 'Policy ', policy.name))),
+      h(
+        'header',
+        { class: 'page-header' },
+        h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/policies' }, 'Policies'), ' / ', policy.name), h('h1', null, 'Policy ', policy.name, policy.enabled ? '' : h('span', { class: 'muted' }, ' (disabled)')), h('span', { class: 'muted saved' }, note), message),
+        h('div', { class: 'actions' }, toggle, trigger),
+      ),
       h('section', { class: 'panel' }, h('h2', null, 'Settings'), settingsList(policy, names)),
-      referrersForm(policy, (changed) => render(changed, true), saved),
+      ...elements,
     );
+    void preview.run();
+  };
   render(initial);
-  return () => {};
+  return () => dispose();
 }

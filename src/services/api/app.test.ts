@@ -11,6 +11,7 @@ import { generateSigningKeys } from '../../../test/support/referrers.js';
 import { ACTIVE_STATUSES, ENDED_STATUSES, EXECUTION_STATUSES, JOB_STATUSES, RETRYABLE_STATUSES } from '../../machines/status.js';
 import { DEFAULT_USER, startRegistry, type RunningRegistry } from '../../../test/support/registry.js';
 import { seedLayout } from '../../../test/support/skopeo.js';
+import { POLICY_DEFAULTS } from '../domain/policy.js';
 import { planJobs } from '../policy/plan-jobs.js';
 import type { PolicyPreview } from '../policy/preview.js';
 import { FerryService } from '../service.js';
@@ -448,7 +449,7 @@ describe('jobs and executions', () => {
 
 describe('vocabulary', () => {
   it('serves the statuses the machines define, the ones the OpenAPI schemas enumerate', async () => {
-    const { status, body } = await api<Record<string, string[]>>('GET', '/vocabulary');
+    const { status, body } = await api<Record<string, unknown>>('GET', '/vocabulary');
     expect(status).toBe(200);
     expect(body).toEqual({
       jobStatuses: JOB_STATUSES,
@@ -456,6 +457,7 @@ describe('vocabulary', () => {
       active: [...ACTIVE_STATUSES],
       retryable: [...RETRYABLE_STATUSES],
       ended: [...ENDED_STATUSES],
+      policyDefaults: POLICY_DEFAULTS,
     });
     const schemas = (await api<{ components: { schemas: Record<string, { properties: { status: { enum: string[] } } }> } }>('GET', '/openapi.json')).body.components.schemas;
     expect(schemas['Job']?.properties.status.enum).toEqual(body.jobStatuses);

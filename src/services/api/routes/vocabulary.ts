@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { ACTIVE_STATUSES, ENDED_STATUSES, EXECUTION_STATUSES, JOB_STATUSES, RETRYABLE_STATUSES } from '../../../machines/status.js';
+import { POLICY_DEFAULTS } from '../../domain/policy.js';
 import { executionStatus, jobStatus } from '../schemas.js';
 
 const VOCABULARY = {
@@ -8,6 +9,7 @@ const VOCABULARY = {
   active: [...ACTIVE_STATUSES],
   retryable: [...RETRYABLE_STATUSES],
   ended: [...ENDED_STATUSES],
+  policyDefaults: POLICY_DEFAULTS,
 };
 
 const statuses = (items: object, description: string) => ({ type: 'array', items, description }) as const;
@@ -19,7 +21,7 @@ export const vocabularyRoutes: FastifyPluginAsync = async (app) => {
     {
       schema: {
         tags: ['meta'],
-        summary: 'Job and execution statuses, and what each allows',
+        summary: 'Job and execution statuses, what each allows, and the settings of a new policy',
         response: {
           200: {
             type: 'object',
@@ -30,6 +32,7 @@ export const vocabularyRoutes: FastifyPluginAsync = async (app) => {
               active: statuses(jobStatus, 'Statuses a job can still leave: STOP applies to them'),
               retryable: statuses(jobStatus, 'Ended statuses a retry starts over from'),
               ended: statuses(jobStatus, 'Final statuses: a job does not leave them on its own'),
+              policyDefaults: { type: 'object', additionalProperties: true, description: 'What a new policy holds for each setting not given' },
             },
           },
         },
