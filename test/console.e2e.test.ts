@@ -303,7 +303,7 @@ describe('the web console', () => {
       await expect(row.locator('.tag.to-copy').count()).resolves.toBe(2);
       await expect(row.textContent()).resolves.toContain(`${registries.destination.host}/mirrored/preview/app`);
       expect(Number(await row.locator('[data-bytes]').getAttribute('data-bytes'))).toBeGreaterThan(60_000);
-      await expect(page.locator('.preview-summary').textContent()).resolves.toMatch(/1 of 1 selected repositories; at most 20\.0 s per preview; nothing is written/);
+      await expect(page.locator('.preview-summary').textContent()).resolves.toMatch(/to copy from the 1 previewed of 1 selected repositories\. A preview covers the first 10 repositories in at most 20\.0 s, and writes nothing\./);
       expect((await fetch(`http://${registries.destination.host}/v2/mirrored/preview/app/tags/list`)).status).toBe(404);
 
       await mkdir(SCREENSHOTS, { recursive: true });
@@ -369,6 +369,7 @@ describe('the web console', () => {
       await until('the chart with the finished job', async () => (await page.locator('svg.status-chart polygon[data-status=finished]').count()) === 1);
       expect(Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(3);
       await expect(chart.locator('polygon[data-status=finished]').getAttribute('data-max')).resolves.toBe('1');
+      expect((await chart.locator('polygon[data-status=finished]').boundingBox())?.width).toBeGreaterThan(10);
       await expect(chart.locator('polygon[data-status=pending]').count()).resolves.toBe(1);
       await page.screenshot({ path: join(SCREENSHOTS, 'console-execution.png'), fullPage: true });
       const copied = (await (await fetch(`http://${registries.destination.host}/v2/mirrored/preview/app/tags/list`)).json()) as { tags: string[] };

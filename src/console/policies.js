@@ -95,8 +95,7 @@ function editor(policy, registries, submitLabel, save) {
       try {
         await save(body);
       } catch (error) {
-        if (!(error instanceof ApiError)) throw error;
-        form.showError(error.field, error.message);
+        form.showError(error instanceof ApiError ? error.field : undefined, error instanceof ApiError ? error.message : String(error));
       }
     },
   });

@@ -137,48 +137,46 @@ export function policyForm(policy, registries, { submitLabel, onSubmit, onChange
     await onSubmit(body());
   }
 
+  /** @type {Array<[string, Array<[string, string, ...HTMLElement[]]>]>} */
+  const groups = [
+    ['Policy', [['name', 'name', c.name], ['enabled', 'enabled', c.enabled], ['priority', 'priority (higher runs first)', c.priority]]],
+    ['Registries', [['sourceRegistryId', 'from', c.source], ['destinationRegistryId', 'to', c.destination]]],
+    ['Repositories (globs one a line; ** crosses /; empty include takes every repository)', [['repositories.include', 'include', c.repositoriesInclude], ['repositories.exclude', 'exclude', c.repositoriesExclude]]],
+    [
+      'Tags (one a line, matched against whole tags)',
+      [
+        ['tags.include', 'include', c.tagsInclude],
+        ['tags.exclude', 'exclude', c.tagsExclude],
+        ['tags.syntax', 'patterns are', c.syntax],
+        ['tags.semver.range', 'semver range', c.semver],
+        ['tags.semver.includePrerelease', 'with prereleases', c.prerelease],
+        ['tags.latest.count', 'only the latest', c.latest],
+        ['tags.latest.by', 'by', c.latestBy],
+      ],
+    ],
+    [
+      'At the destination',
+      [
+        ['rewrite.namespace', 'under namespace', c.namespace],
+        ['rewrite.flatten', 'drop leading path components (-1 keeps the last)', c.flatten],
+        ['override', 'replace a tag that points elsewhere', c.override],
+        ['replicateDeletions', 'replicate deletions', c.deletions],
+      ],
+    ],
+    ['Transfer', [['platforms', 'platforms', c.platforms], ['bandwidthKiBps', 'KiB/s per job', c.bandwidth]]],
+    ['Trigger', [['trigger.type', 'runs', c.trigger], ['trigger.schedule', 'schedule (minute hour day month weekday)', c.schedule]]],
+    [
+      'Referrers and signatures',
+      [
+        ['referrers', 'referrers copied with each image (signatures, SBOMs, attestations)', c.referrers, c.referrerTypes],
+        ['requireSignature', 'copy only images signed with this key (cosign, ECDSA P-256 public key in PEM); empty: no signature required', c.key],
+      ],
+    ],
+  ];
   const element = h(
     'form',
     { class: 'panel policy-form', novalidate: true, onsubmit: submit, oninput: () => (dependent(), onChange()), onchange: () => (dependent(), onChange()) },
-    h('fieldset', null, h('legend', null, 'Policy'), field('name', 'name', c.name), field('enabled', 'enabled', c.enabled), field('priority', 'priority (higher runs first)', c.priority)),
-    h('fieldset', null, h('legend', null, 'Registries'), field('sourceRegistryId', 'from', c.source), field('destinationRegistryId', 'to', c.destination)),
-    h(
-      'fieldset',
-      null,
-      h('legend', null, 'Repositories (globs one a line; ** crosses /; empty include takes every repository)'),
-      field('repositories.include', 'include', c.repositoriesInclude),
-      field('repositories.exclude', 'exclude', c.repositoriesExclude),
-    ),
-    h(
-      'fieldset',
-      null,
-      h('legend', null, 'Tags (one a line, matched against whole tags)'),
-      field('tags.include', 'include', c.tagsInclude),
-      field('tags.exclude', 'exclude', c.tagsExclude),
-      field('tags.syntax', 'patterns are', c.syntax),
-      field('tags.semver.range', 'semver range', c.semver),
-      field('tags.semver.includePrerelease', 'with prereleases', c.prerelease),
-      field('tags.latest.count', 'only the latest', c.latest),
-      field('tags.latest.by', 'by', c.latestBy),
-    ),
-    h(
-      'fieldset',
-      null,
-      h('legend', null, 'At the destination'),
-      field('rewrite.namespace', 'under namespace', c.namespace),
-      field('rewrite.flatten', 'drop leading path components (-1 keeps the last)', c.flatten),
-      field('override', 'replace a tag that points elsewhere', c.override),
-      field('replicateDeletions', 'replicate deletions', c.deletions),
-    ),
-    h('fieldset', null, h('legend', null, 'Transfer'), field('platforms', 'platforms', c.platforms), field('bandwidthKiBps', 'KiB/s per job', c.bandwidth)),
-    h('fieldset', null, h('legend', null, 'Trigger'), field('trigger.type', 'runs', c.trigger), field('trigger.schedule', 'schedule (minute hour day month weekday)', c.schedule)),
-    h(
-      'fieldset',
-      null,
-      h('legend', null, 'Referrers and signatures'),
-      field('referrers', 'referrers copied with each image (signatures, SBOMs, attestations)', c.referrers, c.referrerTypes),
-      field('requireSignature', 'copy only images signed with this key (cosign, ECDSA P-256 public key in PEM); empty: no signature required', c.key),
-    ),
+    ...groups.map(([legend, fields]) => h('fieldset', null, h('legend', null, legend), ...fields.map(([path, label, ...controls]) => field(path, label, ...controls)))),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, submitLabel), message),
   );
   dependent();

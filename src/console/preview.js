@@ -69,9 +69,8 @@ export function policyPreview(draft) {
       const shown = preview.repositories.length;
       summary.replaceChildren(
         h('strong', { 'data-total-bytes': preview.bytes }, bytes(preview.bytes)),
-        ` to copy from ${shown} of ${preview.repositoriesSelected} selected repositories`,
-        shown < preview.repositoriesSelected ? ` (the preview covers the first ${preview.bounds.repositories} only)` : '',
-        `; at most ${duration(preview.bounds.timeoutMs)} per preview; nothing is written. Took ${duration(performance.now() - started)}.`,
+        ` to copy from the ${shown} previewed of ${preview.repositoriesSelected} selected repositories. `,
+        `A preview covers the first ${preview.bounds.repositories} repositories in at most ${duration(preview.bounds.timeoutMs)}, and writes nothing. Took ${duration(performance.now() - started)}.`,
       );
       body.replaceChildren(...(shown ? preview.repositories.map(repositoryRow) : [h('tr', null, h('td', { colspan: HEAD.length, class: 'muted empty' }, 'The filters select no repository.'))]));
     } catch (error) {

@@ -27,8 +27,10 @@ export function statusChart(executionId, { jobStatuses, ended }) {
   async function load(execution) {
     const { items } = await get(`/jobs?${new URLSearchParams({ executionId, limit: String(JOBS) })}`);
     const start = Date.parse(execution.createdAt);
-    const end = execution.finishedAt ? Date.parse(execution.finishedAt) : Date.now();
     const changes = items.flatMap((/** @type {any} */ job) => [job.createdAt, job.startedAt, job.finishedAt]).filter(Boolean).map((at) => Date.parse(at));
+    const last = Math.max(start, ...changes);
+    // An ended execution's last counts are held a little past its end, or they would have no width.
+    const end = execution.finishedAt ? last + Math.max(1_000, (last - start) / 10) : Date.now();
     const times = [...new Set([start, ...changes.filter((t) => t > start && t < end), end])].sort((a, b) => a - b);
     const layers = jobStatuses.map((name) => ({ name, counts: times.map((t) => items.filter((/** @type {any} */ job) => statusAt(job, t, ended) === name).length) }));
     plot.replaceChildren(stackedChart(times, layers, 'status-chart', 'jobs by status over time'));

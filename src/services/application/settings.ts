@@ -81,10 +81,10 @@ export class Settings {
   }
 
   /** What a policy would copy if it ran now, stored or not: a bounded dry run against its registries. */
-  async previewPolicy(input: PolicyDraft, logger: Logger): Promise<PolicyPreview> {
+  async previewPolicy(input: PolicyDraft, logger: Logger, cancel: AbortSignal): Promise<PolicyPreview> {
     const policy = await checkPolicy(input, this.#registryExists);
     const [source, destination] = await Promise.all([this.registry(policy.sourceRegistryId), this.registry(policy.destinationRegistryId)]);
-    return previewPolicy(policy, source, destination, { registries: this.#clients, logger });
+    return previewPolicy(policy, source, destination, { registries: this.#clients, logger }, cancel);
   }
 
   /**

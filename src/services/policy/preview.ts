@@ -43,8 +43,15 @@ export interface PolicyPreview {
 }
 
 /** A policy's first run as a dry run: the catalog, the tags each repository's filters keep, and what is missing at the destination. */
-export async function previewPolicy(policy: PolicyFields, source: Registry, destination: Registry, { registries, logger }: Pick<Environment, 'registries' | 'logger'>, bounds = PREVIEW_BOUNDS): Promise<PolicyPreview> {
-  const signal = AbortSignal.timeout(bounds.timeoutMs);
+export async function previewPolicy(
+  policy: PolicyFields,
+  source: Registry,
+  destination: Registry,
+  { registries, logger }: Pick<Environment, 'registries' | 'logger'>,
+  cancel: AbortSignal,
+  bounds = PREVIEW_BOUNDS,
+): Promise<PolicyPreview> {
+  const signal = AbortSignal.any([AbortSignal.timeout(bounds.timeoutMs), cancel]);
   const jobs = await planJobs(policy, source, destination, registries, { kind: 'all' }, signal);
   // The destination is read, never written: no upload sessions to share with the workers.
   const environment: Environment = { registries, logger, locator: new BlobLocator() };

@@ -136,9 +136,12 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         response: { 200: previewSchema, ...errors(400, 409, 502) },
       },
     },
-    async (request) => {
-      const { name = 'preview', ...draft } = request.body;
-      return settings.previewPolicy(await withKeySource({ name, ...draft }, async () => name), service.logger);
+    async (request, reply) => {
+      // A draft may have no name yet; a person who edits on, or leaves, ends the dry run.
+      const name = request.body.name || 'preview';
+      const gone = new AbortController();
+      reply.raw.on('close', () => gone.abort());
+      return settings.previewPolicy(await withKeySource({ ...request.body, name }, async () => name), service.logger, gone.signal);
     },
   );
 
