@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy } from '../../../test/support/fault-proxy.js';
 import type { FaultProxy } from '../../../test/support/fault-proxy.js';
@@ -15,6 +16,7 @@ import { RegistryError } from '../registry/errors.js';
 import { Registries } from '../registry/registries.js';
 import type { NewJob, Policy, Registry, TagFilter } from '../store/types.js';
 import { planJobs } from './plan-jobs.js';
+import { previewPolicy } from './preview.js';
 
 const SEEDED = ['other/x', 'team/a', 'team/b/c'];
 const DESTINATION = 'mirror.example.com';
@@ -297,5 +299,46 @@ describe('planJobs for a deletion', () => {
     const error = await plan(replicating(), { repository: 'team/a' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
     expect(error).toMatchObject({ code: 'INVALID_REFERENCE', message: 'deletion in team/a: the event names neither a tag nor a digest' });
+  });
+});
+
+describe('previewPolicy', () => {
+  let destination: RunningRegistry;
+  const environment = () => ({ registries, logger: pino({ level: 'silent' }) });
+  const never = new AbortController().signal;
+
+  beforeAll(async () => {
+    destination = await startRegistry();
+  });
+
+  afterAll(async () => {
+    await destination?.stop();
+  });
+
+  it('previews the first repositories the filters select as dry runs, and counts them all', async () => {
+    const chosen = policy({ repositories: { include: ['team/**'], exclude: [] }, tags: { include: ['*'], exclude: [], syntax: 'glob' } });
+    const preview = await previewPolicy(chosen, registry(proxy.host), registry(destination.host), environment(), never, { repositories: 1, timeoutMs: 10_000 });
+    expect(preview).toMatchObject({ repositoriesSelected: 2, bounds: { repositories: 1 } });
+    expect(preview.repositories).toEqual([
+      { source: `${proxy.host}/team/a`, destination: `${destination.host}/team/a`, listed: 1, selected: ['v1'], leftOut: {}, toCopy: [{ tag: 'v1', bytes: expect.any(Number) }], unchanged: [], bytes: expect.any(Number) },
+    ]);
+    expect(preview.bytes).toBeGreaterThan(128);
+    expect((await fetch(`http://${destination.host}/v2/team/a/tags/list`)).status).toBe(404);
+  });
+
+  it('ends a dry run that outlasts the time bound, saying so', async () => {
+    const held = proxy.hold({ method: 'GET', path: /\/other\/x\/tags\/list/ });
+    const started = Date.now();
+    const chosen = policy({ repositories: { include: ['other/*'], exclude: [] } });
+    const preview = await previewPolicy(chosen, registry(proxy.host), registry(destination.host), environment(), never, { repositories: 10, timeoutMs: 1_000 });
+    held.release();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(preview.repositories).toEqual([expect.objectContaining({ source: `${proxy.host}/other/x`, selected: [], error: 'not finished within the time bound' })]);
+  });
+
+  it('names the registry that failed a dry run', async () => {
+    const chosen = policy({ repositories: { include: ['team/a'], exclude: [] } });
+    const preview = await previewPolicy(chosen, registry(proxy.host), registry('127.0.0.1:9'), environment(), never, { repositories: 10, timeoutMs: 10_000 });
+    expect(preview.repositories[0]?.error).toMatch(/127\.0\.0\.1:9/);
   });
 });
