@@ -78,9 +78,20 @@ export async function jobLogs(command: Command, io: CommandIO): Promise<number> 
     if (!follow) return 0;
     const job = await api.get<Job>(`/jobs/${id}`);
     if (ENDED_STATUSES.has(job.status) && entries.length === 0) return 0;
-    await Promise.race([new Promise((resolve) => setTimeout(resolve, 1000).unref()), io.interrupted]);
+    await pause(1000, io.interrupted);
     if (interrupted) return 130;
   }
+}
+
+/** Resolves after `ms`, or as soon as the user stops the command: its timer must not hold the process up then. */
+function pause(ms: number, interrupted: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void interrupted.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 export async function showExecution(command: Command, io: CommandIO): Promise<number> {
