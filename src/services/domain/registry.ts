@@ -16,7 +16,7 @@ import { checkGiven, checkName, required, type FieldChecks } from './fields.js';
 /** A registry as stored: every setting present. */
 export type RegistrySettings = Required<RegistryInput>;
 
-export const REGISTRY_DEFAULTS: Omit<RegistrySettings, 'name' | 'url'> = { insecure: false, ca: null, credentials: null };
+export const REGISTRY_DEFAULTS: Omit<RegistrySettings, 'name' | 'url'> = { insecure: false, ca: null, credentials: null, requestsPerSecond: null };
 
 const DOMAIN_COMPONENT = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
 /** A registry as references name it: a host (or bracketed IPv6 address) and an optional port. */
@@ -30,6 +30,7 @@ const checks: FieldChecks<RegistryInput, RegistrySettings> = {
   insecure: (insecure) => insecure,
   ca: (ca) => (ca === null ? null : checkCa(ca)),
   credentials: (credentials) => (credentials === null ? null : checkCredentials(credentials)),
+  requestsPerSecond: (rate) => (rate === null ? null : checkRequestsPerSecond(rate)),
 };
 
 /** A new registry's settings, defaults filled in; throws InvalidInputError naming the first setting that breaks a rule. */
@@ -63,6 +64,12 @@ function checkCa(ca: string): string {
     }
   });
   return ca;
+}
+
+/** A registry's ceiling, however it is given (the API, ferry.yaml, `ferry copy --src-rate`). */
+export function checkRequestsPerSecond(rate: number): number {
+  if (!Number.isFinite(rate) || rate <= 0) throw new InvalidInputError('requestsPerSecond', `${rate} is not a positive number of requests per second`);
+  return rate;
 }
 
 function checkCredentials({ username, password }: Credentials): Credentials {

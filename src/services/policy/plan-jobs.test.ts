@@ -48,6 +48,7 @@ function registry(url: string): Registry {
     ca: null,
     hasCredentials: false,
     username: null,
+    requestsPerSecond: null,
     createdAt: '2025-01-01T00:00:00.000Z',
     updatedAt: '2025-01-01T00:00:00.000Z',
   };

@@ -1,5 +1,6 @@
 import { abortable } from '../abortable.js';
 import { RegistryClient, type RegistryOptions } from './client.js';
+import { memoryLedger, RegistryLimiter, type BudgetLedger } from './limiter.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -7,20 +8,29 @@ export type RegistryResolver = (registry: string) => Promise<RegistryOptions>;
 
 /**
  * One connected client per registry, created on first use with the resolver's options and
- * shared by every job: a caller's signal ends only its own wait.
+ * shared by every job: a caller's signal ends only its own wait. Each registry's limiter
+ * outlives its clients (settings change, the budget does not), its budget kept in `ledger`;
+ * with none, requests go at once and a 429 fails the phase that got it (the bench's baseline).
  */
 export class Registries {
   readonly #resolve: RegistryResolver;
   readonly #clients = new Map<string, Promise<RegistryClient>>();
+  readonly #ledger: BudgetLedger | null;
+  readonly #limiters = new Map<string, RegistryLimiter>();
 
-  constructor(resolve: RegistryResolver) {
+  constructor(resolve: RegistryResolver, ledger: BudgetLedger | null = memoryLedger()) {
     this.#resolve = resolve;
+    this.#ledger = ledger;
   }
 
   get(registry: string, signal?: AbortSignal): Promise<RegistryClient> {
     let client = this.#clients.get(registry);
     if (!client) {
-      client = this.#resolve(registry).then((options) => RegistryClient.connect(options, AbortSignal.timeout(CONNECT_TIMEOUT_MS)));
+      client = this.#resolve(registry).then((options) => {
+        const limiter = this.limiter(registry);
+        limiter?.configure(options.requestsPerSecond ?? null);
+        return RegistryClient.connect({ ...options, ...(limiter ? { limiter } : {}) }, AbortSignal.timeout(CONNECT_TIMEOUT_MS));
+      });
       this.#clients.set(registry, client);
       // A failed connect (host down, stop) is retried on the next use, not remembered.
       client.catch(() => this.#clients.get(registry) === client && this.#clients.delete(registry));
@@ -34,6 +44,22 @@ export class Registries {
    */
   forget(registry: string): void {
     this.#clients.delete(registry);
+  }
+
+  /** The registry's limiter, which reads what other nodes learnt when it is created. */
+  limiter(registry: string): RegistryLimiter | undefined {
+    if (!this.#ledger) return undefined;
+    let limiter = this.#limiters.get(registry);
+    if (!limiter) {
+      this.#limiters.set(registry, (limiter = new RegistryLimiter(registry, this.#ledger)));
+      void limiter.refresh();
+    }
+    return limiter;
+  }
+
+  /** Adopts what other nodes learnt of these registries' budgets (every registry used here when none is named). */
+  refreshBudgets(registries: Iterable<string> = this.#limiters.keys()): void {
+    for (const registry of registries) void this.#limiters.get(registry)?.refresh();
   }
 
   async close(): Promise<void> {

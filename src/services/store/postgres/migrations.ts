@@ -142,6 +142,27 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
       ALTER TABLE policies ADD COLUMN require_signature jsonb;
     `,
   },
+  {
+    version: 6,
+    // Each registry's ceiling, and its budget as every node's limiter shares it (registry/budget.ts).
+    up: `
+      ALTER TABLE registries ADD COLUMN requests_per_second double precision CHECK (requests_per_second > 0);
+
+      CREATE TABLE registry_budgets (
+        registry text PRIMARY KEY,
+        rate double precision,
+        decreased_at timestamptz,
+        paused_until timestamptz,
+        pulls text NOT NULL CHECK (pulls IN ('unknown', 'none', 'counted')),
+        pull_limit integer,
+        pull_remaining integer,
+        window_seconds double precision,
+        reset_at timestamptz,
+        probe_until timestamptz,
+        updated_at timestamptz NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Any constant both sides agree on: the key of the advisory lock that migrations run under. */

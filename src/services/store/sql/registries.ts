@@ -6,7 +6,7 @@ import { defined, flag, newId, now, toRegistry, type NewRegistryRow, type Regist
 
 type RegistrySettings = Required<RegistryInput>;
 
-const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'created_at', 'updated_at'] as const;
+const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'requests_per_second', 'created_at', 'updated_at'] as const;
 
 function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: string): Required<NewRegistryRow> {
   return {
@@ -17,6 +17,7 @@ function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: s
     ca: settings.ca,
     username: settings.credentials?.username ?? null,
     password: settings.credentials?.password ?? null,
+    requests_per_second: settings.requestsPerSecond,
     created_at: createdAt,
     updated_at: updatedAt,
   };
@@ -27,7 +28,7 @@ function credentialsOf(row: Pick<RegistryRow, 'username' | 'password'>): Credent
 }
 
 function settingsOf(row: RegistryRow): RegistrySettings {
-  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: credentialsOf(row) };
+  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: credentialsOf(row), requestsPerSecond: row.requests_per_second };
 }
 
 /** Names identify registries for people, URLs for jobs (their settings are found by URL). */
@@ -55,7 +56,7 @@ export function registryStore(database: Database): RegistryStore {
         write(database, async (trx) => {
           await assertFree(trx, input);
           const at = now();
-          const created = row(newId(), { insecure: false, ca: null, credentials: null, ...defined(input) }, at, at);
+          const created = row(newId(), { insecure: false, ca: null, credentials: null, requestsPerSecond: null, ...defined(input) }, at, at);
           await trx.insertInto('registries').values(created).execute();
           return toRegistry(created);
         }),

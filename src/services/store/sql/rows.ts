@@ -48,6 +48,7 @@ export function toRegistry(row: PublicRegistryRow): Registry {
     ca: row.ca,
     hasCredentials: row.username !== null,
     username: row.username,
+    requestsPerSecond: row.requests_per_second,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
