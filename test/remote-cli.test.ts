@@ -86,10 +86,10 @@ describe('ferry jobs, executions and policies against a running service', () => 
 
 describe('ferry registries and policies against a running service', () => {
   it('adds, lists and removes registries, and refuses malformed credentials as bad usage', async () => {
-    const added = await ferry(['registries', 'add', 'mirror', 'mirror.example.com:5000', '--creds', 'robot:pa55', '--insecure', ...server]);
+    const added = await ferry(['registries', 'add', 'mirror', 'mirror.example.com:5000', '--creds', 'robot:pa55', '--insecure', '--rate', '5', ...server]);
     expect(added.code, added.stderr).toBe(0);
     const id = /^added registry mirror: (\S+)$/m.exec(added.stdout)?.[1];
-    expect((await service.store.registries.get(id!))?.url).toBe('mirror.example.com:5000');
+    expect(await service.store.registries.get(id!)).toMatchObject({ url: 'mirror.example.com:5000', insecure: true, requestsPerSecond: 5 });
     const listed = await ferry(['registries', 'ls', ...server]);
     expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+mirror\\s+mirror\\.example\\.com:5000\\s+true\\s+robot$`, 'm'));
     expect(listed.stdout).not.toContain('pa55');
@@ -97,6 +97,9 @@ describe('ferry registries and policies against a running service', () => {
     const malformed = await ferry(['registries', 'add', 'other', 'other.example.com', '--creds', 'robot', ...server]);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toBe('ferry: --creds must have the form "username:password" (see ferry registries add --help)\n');
+    const slow = await ferry(['registries', 'add', 'slow', 'slow.example.com', '--rate', '0', ...server]);
+    expect(slow.code).toBe(2);
+    expect(slow.stderr).toMatch(/^ferry: POST \/registries: 400 .*requestsPerSecond.* \(see ferry registries add --help\)\n$/);
     const taken = await ferry(['registries', 'add', 'mirror', 'elsewhere.example.com', ...server]);
     expect(taken.code).toBe(1);
     expect(taken.stderr).toMatch(/^ferry: POST \/registries: 409 /);

@@ -8,6 +8,7 @@ import { BlobLocator } from '../services/blob-locator.js';
 import { Cleanups } from '../services/cleanups.js';
 import { InvalidInputError } from '../services/domain/errors.js';
 import { checkPlatforms } from '../services/domain/policy.js';
+import { checkRequestsPerSecond } from '../services/domain/registry.js';
 import { checkSignatureRequirement, DEFAULT_REFERRERS, parseReferrers } from '../services/domain/referrers.js';
 import { checkSemverFilter } from '../services/domain/tag-selection.js';
 import { createReplication } from '../services/interpreter.js';
@@ -43,6 +44,8 @@ export interface CopyOptions extends LogOptions {
   referrers?: string;
   requireSignature?: string;
   limitRate?: string;
+  srcRate?: string;
+  destRate?: string;
   progress?: string;
   inspect?: boolean;
 }
@@ -73,8 +76,8 @@ export async function copyCommand([src, dst]: string[], values: CopyOptions, io:
 
   const logger = commandLogger(values, io.stdout);
   const resolve = registryResolver([
-    { registry: input.source.registry, ...credentialsOption(values.srcCreds, '--src-creds', io.env, 'FERRY_SRC_CREDS'), insecure: values.srcInsecure ?? false, caFile: values.srcCa },
-    { registry: input.destination.registry, ...credentialsOption(values.destCreds, '--dest-creds', io.env, 'FERRY_DEST_CREDS'), insecure: values.destInsecure ?? false, caFile: values.destCa },
+    { registry: input.source.registry, ...credentialsOption(values.srcCreds, '--src-creds', io.env, 'FERRY_SRC_CREDS'), insecure: values.srcInsecure ?? false, caFile: values.srcCa, rate: rateOption(values.srcRate, '--src-rate') },
+    { registry: input.destination.registry, ...credentialsOption(values.destCreds, '--dest-creds', io.env, 'FERRY_DEST_CREDS'), insecure: values.destInsecure ?? false, caFile: values.destCa, rate: rateOption(values.destRate, '--dest-rate') },
   ]);
   if (values.inspect) {
     const { copyWithConsole } = await import('./copy-console.js');
@@ -155,6 +158,11 @@ function tagFilterOption(values: TagOptions): TagFilter {
   if (by !== undefined && by !== 'semver' && by !== 'created') throw new UsageError(`--latest-by takes semver or created, not "${by}"`);
   if (values.latest !== undefined) filter.latest = { count: positiveInteger(values.latest, '--latest', 0), by: by ?? 'semver' };
   return filter;
+}
+
+/** Requests per second, checked by the rule registries follow. */
+function rateOption(value: string | undefined, option: string): number | undefined {
+  return value === undefined ? undefined : usage(option, () => checkRequestsPerSecond(Number(value)));
 }
 
 /** Repeated or comma-separated, checked by the rule policies follow. */

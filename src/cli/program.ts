@@ -49,6 +49,8 @@ export function buildProgram(run: Runner): Command {
     .option('--src-ca <file>', 'PEM CA bundle to trust for the source')
     .option('--dest-ca <file>', 'the same for the destination')
     .option('--limit-rate <kib>', 'blob bandwidth for the job, in KiB/s')
+    .option('--src-rate <n>', 'at most N requests per second to the source (429s slow ferry down further)')
+    .option('--dest-rate <n>', 'the same for the destination')
     .option('--referrers <which>', 'signatures, SBOMs and attestations copied with each image: all (default), none, or artifact types separated by commas (application/spdx+json,...)')
     .option('--require-signature <key.pub>', 'copy only images carrying a cosign signature that verifies with this public key (ECDSA P-256); the others are reported as refused')
     .option('--dry-run', 'print the plan (tags, referrers, blobs, bytes) and write nothing')

@@ -9,6 +9,8 @@ export interface SideOptions {
   credentials?: Login | undefined;
   insecure: boolean;
   caFile?: string | undefined;
+  /** Requests per second at most. */
+  rate?: number | undefined;
 }
 
 /**
@@ -33,6 +35,7 @@ export function registryResolver(sides: SideOptions[]): RegistryResolver {
     const options: RegistryOptions = { registry, insecure: side?.insecure ?? false, userAgent: 'ferry/0.1' };
     if (credentials) options.credentials = credentials;
     if (side?.caFile) options.ca = await readFile(side.caFile, 'utf8');
+    if (side?.rate !== undefined) options.requestsPerSecond = side.rate;
     return options;
   };
 }

@@ -63,7 +63,8 @@ export function remoteCommands(program: Command, run: Runner): void {
     .option('--creds <user:pass>', 'credentials to log in with')
     .option('--credential-helper <name>', 'a docker credential helper to ask for the login (ecr-login runs docker-credential-ecr-login)')
     .option('--insecure', 'skip TLS verification and allow plain HTTP')
-    .option('--ca <file>', 'PEM CA bundle to trust');
+    .option('--ca <file>', 'PEM CA bundle to trust')
+    .option('--rate <n>', 'at most N requests per second to it from each node (429s slow ferry down further)');
   leaf(registries, 'rm', 'remove a registry', async (c, io) => (await settings()).remove(c, io, 'registries')).argument('<registry>', id);
 
   const nodes = group('nodes', "the ferry serve processes on the service's database");

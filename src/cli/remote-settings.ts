@@ -83,6 +83,7 @@ interface RegistryOptions {
   credentialHelper?: string;
   insecure?: boolean;
   ca?: string;
+  rate?: string;
 }
 
 export async function addRegistry(command: Command, io: CommandIO): Promise<number> {
@@ -97,9 +98,17 @@ export async function addRegistry(command: Command, io: CommandIO): Promise<numb
     ...(opts.creds !== undefined ? { credentials: split(opts.creds, '--creds') } : {}),
     ...(opts.credentialHelper !== undefined ? { credentialHelper: opts.credentialHelper } : {}),
     ...(opts.ca !== undefined ? { ca: await readCa(opts.ca) } : {}),
+    ...(opts.rate !== undefined ? { requestsPerSecond: rate(opts.rate) } : {}),
   });
   out(`added registry ${registry.name}: ${registry.id}\n`);
   return 0;
+}
+
+/** A number for the service to check: what is not one at all is refused here. */
+function rate(value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number)) throw new UsageError(`--rate takes a number of requests per second, not "${value}"`);
+  return number;
 }
 
 async function readCa(file: string): Promise<string> {
