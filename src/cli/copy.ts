@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { toPromise } from 'xstate';
 import { DEFAULT_RETRY } from '../machines/retry.js';
 import { REPLICATION_DEFAULTS, type ReplicationInput } from '../machines/replication.js';
@@ -9,94 +8,56 @@ import { BlobLocator } from '../services/blob-locator.js';
 import { Cleanups } from '../services/cleanups.js';
 import { InvalidInputError } from '../services/domain/errors.js';
 import { checkPlatforms } from '../services/domain/policy.js';
+import { checkRequestsPerSecond } from '../services/domain/registry.js';
 import { checkSignatureRequirement, DEFAULT_REFERRERS, parseReferrers } from '../services/domain/referrers.js';
 import { checkSemverFilter } from '../services/domain/tag-selection.js';
 import { createReplication } from '../services/interpreter.js';
-import { createLogger } from '../services/logger.js';
-import { logFormat } from './options.js';
+import { commandLogger, logFormat, type LogOptions } from './options.js';
 import { parseReference, type Reference } from '../services/registry/reference.js';
 import { Registries } from '../services/registry/registries.js';
 import { globFilter, type TagFilter } from '../services/tag-filter.js';
 import { createReporter } from './report.js';
-import { registryResolver } from './registry-options.js';
+import { credentialsOption, registryResolver } from './registry-options.js';
 import type { CommandIO } from './io.js';
-import { positiveInteger, UsageError } from './usage.js';
-
-export const COPY_USAGE = `Usage: ferry copy SRC DST [options]
-
-Copies a repository, or one tag or digest, between registries.
-  SRC, DST   registry/repository[:tag|@digest]; a SRC without tag or digest copies every tag
-             (or those matching --tags) to the same tags in DST
-
-Options:
-  --tags GLOB           copy only matching tags; repeat it; !GLOB excludes
-  --semver RANGE        copy only tags that are versions in RANGE (">=1.2 <2", "^3", "~1.4"):
-                        1.2.3 and v1.2.3 are versions, 1.2 and latest are not
-  --prerelease          let --semver take prereleases (2.0.0-rc.1, 1.2.3-alpine) too
-  --latest N            copy only the N newest of the tags the other filters keep
-  --latest-by HOW       semver (default): the highest versions; created: the newest images,
-                        by their configs' creation time (fetched for the tags kept so far)
-  --platform LIST       os/arch[/variant][,...]: copy only these platforms of multi-arch images
-  --concurrency N       blobs copied in parallel (default ${REPLICATION_DEFAULTS.blobConcurrency})
-  --batch N             tags planned, copied and pushed together (default ${REPLICATION_DEFAULTS.batchSize})
-  --retries N           attempts after transient failures before giving up (default ${DEFAULT_RETRY.maxAttempts})
-  --src-creds U:P       source credentials (or FERRY_SRC_CREDS; default: ~/.docker/config.json)
-  --dest-creds U:P      destination credentials (or FERRY_DEST_CREDS)
-  --src-insecure        skip TLS verification and allow plain HTTP for the source
-  --dest-insecure       the same for the destination
-  --src-ca FILE         PEM CA bundle to trust for the source
-  --dest-ca FILE        the same for the destination
-  --limit-rate KIB      blob bandwidth for the job, in KiB/s
-  --referrers WHICH     signatures, SBOMs and attestations copied with each image: all (default),
-                        none, or artifact types separated by commas (application/spdx+json,...)
-  --require-signature KEY.pub
-                        copy only images carrying a cosign signature that verifies with this
-                        public key (ECDSA P-256); the others are reported as refused
-  --dry-run             print the plan (tags, referrers, blobs, bytes) and write nothing
-  --log-format FORMAT   text (default) or json (pino lines on stdout)
-  --inspect             run the copy under the web console (its address is printed) and send
-                        the job's inspection stream to Stately's inspector (ferry stately-inspector)
-
-Exit codes: 0 finished, 1 the job failed, or a tag failed or was refused, 2 bad usage,
-130 stopped (Ctrl-C).`;
+import { positiveInteger, seconds, UsageError } from './usage.js';
 
 /** Cancelling an upload session takes one request; a registry slower than this expires it itself. */
 const CLEANUP_WAIT_MS = 5_000;
 
-export async function copyCommand(argv: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      tags: { type: 'string', multiple: true },
-      semver: { type: 'string' },
-      prerelease: { type: 'boolean' },
-      latest: { type: 'string' },
-      'latest-by': { type: 'string' },
-      platform: { type: 'string', multiple: true },
-      concurrency: { type: 'string' },
-      batch: { type: 'string' },
-      retries: { type: 'string' },
-      'src-creds': { type: 'string' },
-      'dest-creds': { type: 'string' },
-      'src-insecure': { type: 'boolean' },
-      'dest-insecure': { type: 'boolean' },
-      'src-ca': { type: 'string' },
-      'dest-ca': { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      referrers: { type: 'string' },
-      'require-signature': { type: 'string' },
-      'limit-rate': { type: 'string' },
-      'log-format': { type: 'string' },
-      inspect: { type: 'boolean' },
-    },
-  });
-  if (positionals.length !== 2) throw new UsageError(`copy takes SRC and DST, got ${positionals.length} argument(s)`);
-  const format = logFormat(values['log-format']);
+export interface CopyOptions extends LogOptions {
+  tags?: string[];
+  semver?: string;
+  prerelease?: boolean;
+  latest?: string;
+  latestBy?: string;
+  platform?: string[];
+  concurrency?: string;
+  batch?: string;
+  retries?: string;
+  srcCreds?: string;
+  destCreds?: string;
+  srcInsecure?: boolean;
+  destInsecure?: boolean;
+  srcCa?: string;
+  destCa?: string;
+  dryRun?: boolean;
+  referrers?: string;
+  requireSignature?: string;
+  limitRate?: string;
+  srcRate?: string;
+  destRate?: string;
+  progress?: string;
+  inspect?: boolean;
+}
 
-  const source = parseReference(positionals[0]!);
-  const destination = parseReference(positionals[1]!);
+/** Seconds between progress lines when stdout is not a terminal. */
+const PROGRESS_SECONDS = 10;
+
+export async function copyCommand([src, dst]: string[], values: CopyOptions, io: CommandIO): Promise<number> {
+  const format = logFormat(values.logFormat);
+  const progressEveryMs = seconds(values.progress, '--progress', PROGRESS_SECONDS) * 1000;
+  const source = parseReference(src!);
+  const destination = parseReference(dst!);
   const input: ReplicationInput = {
     source: { registry: source.registry, repository: source.repository },
     destination: { registry: destination.registry, repository: destination.repository },
@@ -106,24 +67,24 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
     batchSize: positiveInteger(values.batch, '--batch', REPLICATION_DEFAULTS.batchSize),
     blobConcurrency: positiveInteger(values.concurrency, '--concurrency', REPLICATION_DEFAULTS.blobConcurrency),
     retry: { ...DEFAULT_RETRY, maxAttempts: positiveInteger(values.retries, '--retries', DEFAULT_RETRY.maxAttempts) },
-    dryRun: values['dry-run'] ?? false,
+    dryRun: values.dryRun ?? false,
     override: true,
-    bandwidthKiBps: values['limit-rate'] === undefined ? null : positiveInteger(values['limit-rate'], '--limit-rate', 0),
+    bandwidthKiBps: values.limitRate === undefined ? null : positiveInteger(values.limitRate, '--limit-rate', 0),
     referrers: values.referrers === undefined ? DEFAULT_REFERRERS : usage('--referrers', () => parseReferrers(values.referrers!)),
-    ...(values['require-signature'] ? { requireSignature: await signatureRequirement(values['require-signature']) } : {}),
+    ...(values.requireSignature ? { requireSignature: await signatureRequirement(values.requireSignature) } : {}),
   };
 
-  const logger = createLogger(format, io.stdout);
+  const logger = commandLogger(values, io.stdout);
   const resolve = registryResolver([
-    { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'] },
-    { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'] },
+    { registry: input.source.registry, ...credentialsOption(values.srcCreds, '--src-creds', io.env, 'FERRY_SRC_CREDS'), insecure: values.srcInsecure ?? false, caFile: values.srcCa, rate: rateOption(values.srcRate, '--src-rate') },
+    { registry: input.destination.registry, ...credentialsOption(values.destCreds, '--dest-creds', io.env, 'FERRY_DEST_CREDS'), insecure: values.destInsecure ?? false, caFile: values.destCa, rate: rateOption(values.destRate, '--dest-rate') },
   ]);
   if (values.inspect) {
     const { copyWithConsole } = await import('./copy-console.js');
     return copyWithConsole(input, resolve, io, logger);
   }
   const registries = new Registries(resolve);
-  const reporter = createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun });
+  const reporter = createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun, progressEveryMs });
   const cleanups = new Cleanups();
   const actor = createReplication(input, { registries, locator: new BlobLocator(), logger, cleanups }, { onEvent: reporter.event });
   actor.subscribe((snapshot) => reporter.status(jobStatus(snapshot), jobPhase(snapshot), snapshot.context));
@@ -185,18 +146,23 @@ function workItems(source: Reference, destination: Reference, filtered: boolean)
   return { items: [{ source: reference, target: destination.tag ?? source.tag ?? reference, ...sourceTag }] };
 }
 
-type TagOptions = { tags?: string[]; semver?: string; prerelease?: boolean; latest?: string; 'latest-by'?: string };
+type TagOptions = Pick<CopyOptions, 'tags' | 'semver' | 'prerelease' | 'latest' | 'latestBy'>;
 
 /** --tags, --semver and --latest as one filter, the semver range checked by the rule policies follow. */
 function tagFilterOption(values: TagOptions): TagFilter {
   const filter: TagFilter = globFilter(values.tags ?? []);
   if (values.prerelease && values.semver === undefined) throw new UsageError('--prerelease widens --semver: give --semver RANGE too (* takes every version)');
   if (values.semver !== undefined) filter.semver = usage('--semver', () => checkSemverFilter({ range: values.semver!, includePrerelease: values.prerelease ?? false }, 'semver'));
-  const by = values['latest-by'];
+  const by = values.latestBy;
   if (by !== undefined && values.latest === undefined) throw new UsageError('--latest-by orders --latest: give --latest N too');
   if (by !== undefined && by !== 'semver' && by !== 'created') throw new UsageError(`--latest-by takes semver or created, not "${by}"`);
   if (values.latest !== undefined) filter.latest = { count: positiveInteger(values.latest, '--latest', 0), by: by ?? 'semver' };
   return filter;
+}
+
+/** Requests per second, checked by the rule registries follow. */
+function rateOption(value: string | undefined, option: string): number | undefined {
+  return value === undefined ? undefined : usage(option, () => checkRequestsPerSecond(Number(value)));
 }
 
 /** Repeated or comma-separated, checked by the rule policies follow. */

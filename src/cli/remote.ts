@@ -1,123 +1,113 @@
-import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
+import type { Command } from 'commander';
 import { ENDED_STATUSES } from '../machines/status.js';
-import type { Execution, Job, JobLogEntry, Node, Policy, Transition } from '../services/store/types.js';
+import type { Execution, Job, JobLogEntry, Node, Transition } from '../services/store/types.js';
+import { Api } from './api-client.js';
 import { formatBytes } from './format.js';
 import type { CommandIO } from './io.js';
+import { resolveId } from './lookup.js';
 import { table } from './table.js';
-import { positiveInteger, UsageError } from './usage.js';
+import { positiveInteger } from './usage.js';
 
-export const REMOTE_USAGE = `Usage: ferry <jobs|executions|policies|nodes> <action> [ID] [options]
-
-Talks to a running ferry serve.
-  ferry jobs ls [--execution ID] [--status S] [--limit N]
-  ferry jobs show ID | stop ID | retry ID | logs ID [--follow]
-  ferry executions ls [--policy ID] [--status S] [--limit N]
-  ferry executions show ID | stop ID | retry ID
-  ferry policies ls | trigger ID
-  ferry nodes ls                 the ferry serve processes on the service's database
-
-Options:
-  --server URL    the service (default http://127.0.0.1:8080, or FERRY_SERVER)
-  --token TOKEN   API token (or FERRY_API_TOKEN)`;
-
-/** A failure the server reported: exit code 1 with its message. */
-export class RemoteError extends Error {
-  override readonly name = 'RemoteError';
+interface Connection {
+  server?: string;
+  token?: string;
 }
 
-export async function remoteCommand(resource: string, argv: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      server: { type: 'string' },
-      token: { type: 'string' },
-      execution: { type: 'string' },
-      policy: { type: 'string' },
-      status: { type: 'string' },
-      limit: { type: 'string' },
-      follow: { type: 'boolean', short: 'f' },
-    },
-  });
-  const [action, id, ...extra] = positionals;
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  const api = new Api(values.server ?? io.env.FERRY_SERVER ?? 'http://127.0.0.1:8080', values.token ?? io.env.FERRY_API_TOKEN);
-  const out = (text: string) => io.stdout.write(text);
-  const needId = () => {
-    if (!id) throw new UsageError(`${resource} ${action} needs an ID`);
-    return encodeURIComponent(id);
-  };
-  const query = (params: Record<string, string | undefined>) => {
-    const search = new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined));
-    return search.size > 0 ? `?${search}` : '';
-  };
-  const limit = values.limit === undefined ? undefined : String(positiveInteger(values.limit, '--limit', 50));
+export function connect(command: Command, io: CommandIO): { api: Api; out: (text: string) => void } {
+  const { server, token } = command.opts<Connection>();
+  return { api: new Api(server ?? io.env.FERRY_SERVER ?? 'http://127.0.0.1:8080', token ?? io.env.FERRY_API_TOKEN), out: (text) => io.stdout.write(text) };
+}
 
-  switch (`${resource} ${action}`) {
-    case 'jobs ls': {
-      const page = await api.get<{ items: Job[]; total: number }>(`/jobs${query({ executionId: values.execution, status: values.status, limit })}`);
-      out(table(['ID', 'STATUS', 'PHASE', 'OPERATION', 'DESTINATION', 'TAGS', 'BYTES'], page.items.map(jobRow)));
-      out(`${page.items.length} of ${page.total} jobs\n`);
-      return 0;
-    }
-    case 'jobs show': {
-      const job = await api.get<Job & { history: Transition[] }>(`/jobs/${needId()}`);
-      out(`${describeJob(job)}\nhistory:\n${table(['AT', 'FROM', 'TO', 'EVENT', 'NODE'], job.history.map((t) => [t.at, t.from ?? '', t.to, t.event, t.node ?? '']))}`);
-      return 0;
-    }
-    case 'jobs stop':
-    case 'jobs retry':
-    case 'executions stop':
-    case 'executions retry': {
-      await api.post(`/${resource}/${needId()}/${action}`);
-      out(`${action === 'stop' ? 'stopped' : 'queued again'}: ${id}\n`);
-      return 0;
-    }
-    case 'jobs logs': {
-      let after = 0;
-      for (;;) {
-        const entries = await api.get<JobLogEntry[]>(`/jobs/${needId()}/logs${query({ after: String(after) })}`);
-        for (const entry of entries) out(`${entry.at} ${entry.level.padEnd(5)} ${entry.message}\n`);
-        after = entries.at(-1)?.seq ?? after;
-        if (!values.follow) return 0;
-        const job = await api.get<Job>(`/jobs/${needId()}`);
-        if (ENDED_STATUSES.has(job.status) && entries.length === 0) return 0;
-        await sleep(1000);
-      }
-    }
-    case 'executions ls': {
-      const page = await api.get<{ items: Execution[]; total: number }>(`/executions${query({ policyId: values.policy, status: values.status, limit })}`);
-      out(table(['ID', 'STATUS', 'TRIGGER', 'JOBS', 'CREATED'], page.items.map(executionRow)));
-      out(`${page.items.length} of ${page.total} executions\n`);
-      return 0;
-    }
-    case 'executions show': {
-      const execution = await api.get<Execution>(`/executions/${needId()}`);
-      const jobs = await api.get<{ items: Job[] }>(`/jobs${query({ executionId: execution.id, limit: '1000' })}`);
-      out(table(['ID', 'STATUS', 'TRIGGER', 'JOBS', 'CREATED'], [executionRow(execution)]));
-      out(`\n${table(['ID', 'STATUS', 'PHASE', 'OPERATION', 'DESTINATION', 'TAGS', 'BYTES'], jobs.items.map(jobRow))}`);
-      return 0;
-    }
-    case 'policies ls': {
-      const policies = await api.get<Policy[]>('/policies');
-      out(table(['ID', 'NAME', 'ENABLED', 'TRIGGER'], policies.map((p) => [p.id, p.name, String(p.enabled), p.trigger.type === 'cron' ? `cron ${p.trigger.schedule}` : p.trigger.type])));
-      return 0;
-    }
-    case 'nodes ls': {
-      const { self, items } = await api.get<{ self: string; items: Node[] }>('/nodes');
-      out(table(['ID', 'HOST', 'PID', 'STARTED', 'HEARTBEAT', 'JOBS', ''], items.map((n) => [n.id, n.host, String(n.pid), n.startedAt, n.heartbeatAt, String(n.jobsHeld), [n.id === self ? 'answering' : '', n.draining ? 'draining' : ''].filter(Boolean).join(', ')])));
-      return 0;
-    }
-    case 'policies trigger': {
-      const { execution, jobs } = await api.post<{ execution: Execution; jobs: Job[] }>(`/policies/${needId()}/trigger`);
-      out(`execution ${execution.id}: ${jobs.length} job(s) queued\n`);
-      return 0;
-    }
-    default:
-      throw new UsageError(`unknown action "${action ?? ''}" for ${resource}`);
+export function query(params: Record<string, string | undefined>): string {
+  const search = new URLSearchParams(Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined));
+  return search.size > 0 ? `?${search}` : '';
+}
+
+function limit(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : String(positiveInteger(value, '--limit', 50));
+}
+
+const JOB_HEADERS = ['ID', 'STATUS', 'PHASE', 'OPERATION', 'DESTINATION', 'TAGS', 'BYTES'] as const;
+const EXECUTION_HEADERS = ['ID', 'STATUS', 'TRIGGER', 'JOBS', 'CREATED'] as const;
+
+const LISTINGS = {
+  jobs: { filter: { option: 'execution', param: 'executionId', of: 'executions' }, headers: JOB_HEADERS, row: jobRow },
+  executions: { filter: { option: 'policy', param: 'policyId', of: 'policies' }, headers: EXECUTION_HEADERS, row: executionRow },
+} as const;
+
+/** `jobs ls`, `executions ls`: a page, filtered by what they belong to (given as a person gives it) and status. */
+export async function list(command: Command, io: CommandIO, resource: keyof typeof LISTINGS): Promise<number> {
+  const { api, out } = connect(command, io);
+  const { filter, headers, row } = LISTINGS[resource];
+  const opts = command.opts<Record<string, string | undefined>>();
+  const owner = opts[filter.option] === undefined ? undefined : await resolveId(api, filter.of, opts[filter.option]!);
+  const page = await api.get<{ items: Array<Job & Execution>; total: number }>(`/${resource}${query({ [filter.param]: owner, status: opts.status, limit: limit(opts.limit) })}`);
+  out(table([...headers], page.items.map(row)));
+  out(`${page.items.length} of ${page.total} ${resource}\n`);
+  return 0;
+}
+
+export async function showJob(command: Command, io: CommandIO): Promise<number> {
+  const { api, out } = connect(command, io);
+  const job = await api.get<Job & { history: Transition[] }>(`/jobs/${await resolveId(api, 'jobs', command.args[0]!)}`);
+  out(`${describeJob(job)}\nhistory:\n${table(['AT', 'FROM', 'TO', 'EVENT', 'NODE'], job.history.map((t) => [t.at, t.from ?? '', t.to, t.event, t.node ?? '']))}`);
+  return 0;
+}
+
+/** `jobs stop|retry`, `executions stop|retry`. */
+export async function act(command: Command, io: CommandIO, resource: 'jobs' | 'executions', action: 'stop' | 'retry'): Promise<number> {
+  const { api, out } = connect(command, io);
+  const id = await resolveId(api, resource, command.args[0]!);
+  await api.post(`/${resource}/${id}/${action}`);
+  out(`${action === 'stop' ? 'stopped' : 'queued again'}: ${id}\n`);
+  return 0;
+}
+
+/** With --follow, polls until the job has ended and its log is read, or the user stops it (exit 130). */
+export async function jobLogs(command: Command, io: CommandIO): Promise<number> {
+  const { api, out } = connect(command, io);
+  const id = await resolveId(api, 'jobs', command.args[0]!);
+  const follow = command.opts<{ follow?: boolean }>().follow ?? false;
+  let interrupted = false;
+  void io.interrupted.then(() => (interrupted = true));
+  let after = 0;
+  for (;;) {
+    const entries = await api.get<JobLogEntry[]>(`/jobs/${id}/logs${query({ after: String(after) })}`);
+    for (const entry of entries) out(`${entry.at} ${entry.level.padEnd(5)} ${entry.message}\n`);
+    after = entries.at(-1)?.seq ?? after;
+    if (!follow) return 0;
+    const job = await api.get<Job>(`/jobs/${id}`);
+    if (ENDED_STATUSES.has(job.status) && entries.length === 0) return 0;
+    await pause(1000, io.interrupted);
+    if (interrupted) return 130;
   }
+}
+
+/** Resolves after `ms`, or as soon as the user stops the command: its timer must not hold the process up then. */
+function pause(ms: number, interrupted: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    void interrupted.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+export async function showExecution(command: Command, io: CommandIO): Promise<number> {
+  const { api, out } = connect(command, io);
+  const execution = await api.get<Execution>(`/executions/${await resolveId(api, 'executions', command.args[0]!)}`);
+  const jobs = await api.all<Job>(`/jobs${query({ executionId: execution.id })}`);
+  out(table([...EXECUTION_HEADERS], [executionRow(execution)]));
+  out(`\n${table([...JOB_HEADERS], jobs.map(jobRow))}`);
+  return 0;
+}
+
+export async function listNodes(command: Command, io: CommandIO): Promise<number> {
+  const { api, out } = connect(command, io);
+  const { self, items } = await api.get<{ self: string; items: Node[] }>('/nodes');
+  out(table(['ID', 'HOST', 'PID', 'STARTED', 'HEARTBEAT', 'JOBS', ''], items.map((n) => [n.id, n.host, String(n.pid), n.startedAt, n.heartbeatAt, String(n.jobsHeld), [n.id === self ? 'answering' : '', n.draining ? 'draining' : ''].filter(Boolean).join(', ')])));
+  return 0;
 }
 
 function jobRow(job: Job): string[] {
@@ -140,36 +130,4 @@ function describeJob(job: Job): string {
   ];
   if (job.error) lines.push(`error: ${job.error.message}`);
   return lines.join('\n');
-}
-
-class Api {
-  readonly #base: string;
-  readonly #token: string | undefined;
-
-  constructor(server: string, token: string | undefined) {
-    this.#base = `${server.replace(/\/$/, '')}/api/v1`;
-    this.#token = token;
-  }
-
-  get<T>(path: string): Promise<T> {
-    return this.#call<T>('GET', path);
-  }
-
-  post<T = unknown>(path: string): Promise<T> {
-    return this.#call<T>('POST', path);
-  }
-
-  async #call<T>(method: 'GET' | 'POST', path: string): Promise<T> {
-    const headers: Record<string, string> = this.#token ? { authorization: `Bearer ${this.#token}` } : {};
-    if (method === 'POST') headers['content-type'] = 'application/json';
-    let response;
-    try {
-      response = await request(`${this.#base}${path}`, { method, headers, ...(method === 'POST' ? { body: '{}' } : {}) });
-    } catch (error) {
-      throw new RemoteError(`cannot reach ferry at ${this.#base}: ${(error as Error).message}`);
-    }
-    const body = (await response.body.json().catch(() => undefined)) as { message?: string } | undefined;
-    if (response.statusCode >= 400) throw new RemoteError(`${method} ${path}: ${response.statusCode} ${body?.message ?? ''}`.trim());
-    return body as T;
-  }
 }

@@ -20,6 +20,8 @@ interface ReporterOptions {
   stderr: NodeJS.WritableStream;
   logger: Logger;
   dryRun: boolean;
+  /** Off a terminal, a progress line this often (0: none). */
+  progressEveryMs: number;
 }
 
 /**
@@ -54,7 +56,7 @@ function jsonReporter(logger: Logger): Reporter {
   };
 }
 
-function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
+function textReporter({ stdout, stderr, dryRun, progressEveryMs }: ReporterOptions): Reporter {
   const started = Date.now();
   const bars = stdout.isTTY ? new cliProgress.MultiBar(
     { format: ' {label} [{bar}] {detail}', barsize: 24, hideCursor: true, clearOnComplete: true, stream: stdout as NodeJS.WriteStream, autopadding: true },
@@ -64,11 +66,12 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   const blobBars = new Map<string, cliProgress.SingleBar>();
   const inFlight = new Map<string, number>();
   let bytesDone = 0;
+  let blobsDone = 0;
   let tags = { done: 0, total: 0 };
+  const bytes = () => bytesDone + [...inFlight.values()].reduce((sum, n) => sum + n, 0);
   const drawOverall = () => {
-    const bytes = bytesDone + [...inFlight.values()].reduce((sum, n) => sum + n, 0);
     overall?.setTotal(Math.max(1, tags.total));
-    overall?.update(tags.done, { detail: `${tags.done}/${tags.total} tags, ${formatBytes(bytes)}` });
+    overall?.update(tags.done, { detail: `${tags.done}/${tags.total} tags, ${formatBytes(bytes())}` });
   };
   const planned = new Map<string, number>();
   let plannedTags = 0;
@@ -78,6 +81,10 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
   const images = new Map<string, string>();
   let lastRetry: number | undefined;
   const line = (text: string) => (bars ? bars.log(`${text}\n`) : stdout.write(`${text}\n`));
+  // Logs and CI capture no bars: a line now and then says the job is alive and how far it got.
+  const ticker = !bars && progressEveryMs > 0
+    ? setInterval(() => line(`progress: ${tags.done}/${tags.total} tags, ${count(blobsDone, 'blob')}, ${formatBytes(bytes())}`), progressEveryMs).unref()
+    : undefined;
 
   return {
     start: (input) => line(`${dryRun ? 'planning' : 'copying'} ${input.source.registry}/${input.source.repository} -> ${input.destination.registry}/${input.destination.repository}`),
@@ -130,6 +137,7 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
           if (bar) bars?.remove(bar);
           blobBars.delete(event.digest);
           inFlight.delete(event.digest);
+          blobsDone += 1;
           if (event.how === 'copied') bytesDone += event.size;
           drawOverall();
           break;
@@ -161,6 +169,7 @@ function textReporter({ stdout, stderr, dryRun }: ReporterOptions): Reporter {
       }
     },
     finish: (status, context) => {
+      clearInterval(ticker);
       // Lines logged since the last redraw are written by a redraw: flush them before the bars go.
       bars?.update();
       bars?.stop();

@@ -1,45 +1,23 @@
-import { parseArgs } from 'node:util';
 import { applyConfig, readConfigFile } from '../services/config-file.js';
-import { createLogger } from '../services/logger.js';
 import { executionJobs } from '../services/application/jobs.js';
 import { FerryService } from '../services/service.js';
 import { ENDED_STATUSES } from '../machines/status.js';
 import type { Execution, Policy } from '../services/store/types.js';
 import type { CommandIO } from './io.js';
 import { count, formatBytes, formatDuration } from './format.js';
-import { logFormat } from './options.js';
+import { commandLogger, type LogOptions } from './options.js';
 import { table } from './table.js';
 import { positiveInteger, UsageError } from './usage.js';
 
-export const SYNC_USAGE = `Usage: ferry sync -c ferry.yaml [options]
+export interface SyncOptions extends LogOptions {
+  config: string;
+  policy?: string[];
+  db: string;
+  workers?: string;
+}
 
-Runs every enabled policy of a ferry.yaml once, waits for all its jobs and prints a summary.
-
-Options:
-  -c, --config FILE    the registries and policies (required)
-  --policy NAME        run only this policy; repeat it for several
-  --db PATH            SQLite file to keep the jobs in (default: in memory)
-  --workers N          jobs running at once (default 4)
-  --log-format FORMAT  text (default) or json
-
-Exit codes: 0 every job finished, 1 a job failed or was stopped, 2 bad usage, 130 Ctrl-C.`;
-
-
-export async function syncCommand(argv: string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      policy: { type: 'string', multiple: true },
-      db: { type: 'string', default: ':memory:' },
-      workers: { type: 'string' },
-      'log-format': { type: 'string' },
-    },
-  });
-  if (positionals.length > 0) throw new UsageError(`sync takes no arguments, got "${positionals[0]}"`);
-  if (!values.config) throw new UsageError('sync needs -c ferry.yaml');
-  const logger = createLogger(logFormat(values['log-format']), io.stdout, 'info');
+export async function syncCommand(values: SyncOptions, io: CommandIO): Promise<number> {
+  const logger = commandLogger(values, io.stdout, 'info');
   const config = await readConfigFile(values.config, io.env);
   const started = Date.now();
   const service = await FerryService.start({ database: values.db, workers: positiveInteger(values.workers, '--workers', 4), logger });

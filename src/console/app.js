@@ -6,6 +6,7 @@ import { h } from './format.js';
 import { mountJobPage } from './job-page.js';
 import { mountExecution, mountHome } from './jobs.js';
 import { mountNewPolicy, mountPolicies, mountPolicy } from './policies.js';
+import { mountRegistries } from './registries.js';
 
 /** @typedef {(view: HTMLElement, params: Record<string, string>) => Promise<() => void>} Mount */
 
@@ -17,6 +18,7 @@ const ROUTES = [
   [/^#\/policies$/, mountPolicies, []],
   [/^#\/policies\/new$/, mountNewPolicy, []],
   [/^#\/policies\/([^/]+)$/, mountPolicy, ['id']],
+  [/^#\/registries$/, mountRegistries, []],
 ];
 
 const view = /** @type {HTMLElement} */ (document.getElementById('view'));

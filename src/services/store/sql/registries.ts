@@ -6,7 +6,7 @@ import { defined, flag, newId, now, toRegistry, type NewRegistryRow, type Regist
 
 type RegistrySettings = Required<RegistryInput>;
 
-const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'credential_helper', 'created_at', 'updated_at'] as const;
+const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'credential_helper', 'requests_per_second', 'created_at', 'updated_at'] as const;
 
 function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: string): Required<NewRegistryRow> {
   return {
@@ -18,6 +18,7 @@ function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: s
     username: settings.credentials?.username ?? null,
     password: settings.credentials?.password ?? null,
     credential_helper: settings.credentialHelper,
+    requests_per_second: settings.requestsPerSecond,
     created_at: createdAt,
     updated_at: updatedAt,
   };
@@ -28,7 +29,7 @@ function credentialsOf(row: Pick<RegistryRow, 'username' | 'password'>): Credent
 }
 
 function settingsOf(row: RegistryRow): RegistrySettings {
-  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: credentialsOf(row), credentialHelper: row.credential_helper };
+  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: credentialsOf(row), credentialHelper: row.credential_helper, requestsPerSecond: row.requests_per_second };
 }
 
 /** Names identify registries for people, URLs for jobs (their settings are found by URL). */
@@ -56,7 +57,7 @@ export function registryStore(database: Database): RegistryStore {
         write(database, async (trx) => {
           await assertFree(trx, input);
           const at = now();
-          const created = row(newId(), { insecure: false, ca: null, credentials: null, credentialHelper: null, ...defined(input) }, at, at);
+          const created = row(newId(), { insecure: false, ca: null, credentials: null, credentialHelper: null, requestsPerSecond: null, ...defined(input) }, at, at);
           await trx.insertInto('registries').values(created).execute();
           return toRegistry(created);
         }),
