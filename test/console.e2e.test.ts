@@ -364,6 +364,7 @@ describe('the web console', () => {
       const execution = (await (await fetch(`${base}/api/v1/executions/${executionId}`)).json()) as { policyId: string };
       expect(execution.policyId).toBe(created.id);
       await expect(page.locator('.execution-summary [data-policy]').textContent()).resolves.toBe('policy mirror');
+      await expect(page.locator('.crumbs').textContent()).resolves.toBe('Executions / execution of mirror');
       await page.locator('.execution-summary [data-status=finished]').waitFor({ timeout: 20_000 });
       const chart = page.locator('svg.status-chart');
       await until('the chart with the finished job', async () => (await page.locator('svg.status-chart polygon[data-status=finished]').count()) === 1);
@@ -380,6 +381,7 @@ describe('the web console', () => {
       await expect(page.locator('[data-origin=policy]').textContent()).resolves.toBe('policy mirror');
       await expect(page.locator('[data-origin=source]').textContent()).resolves.toBe('from preview-source');
       await expect(page.locator('[data-origin=destination]').textContent()).resolves.toBe('to preview-destination');
+      await expect(page.locator('.crumbs a').nth(1).textContent()).resolves.toBe('execution of mirror');
       await page.goto(`${base}/#/`);
       await expect(page.locator(`tr[data-execution="${executionId}"] td[data-policy]`).textContent()).resolves.toBe('mirror');
       expect(failures).toEqual([]);

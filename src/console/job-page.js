@@ -41,11 +41,12 @@ async function origin(job) {
   const policy = execution.policyId ? await get(`/policies/${encodeURIComponent(execution.policyId)}`).catch(() => null) : null;
   const name = (/** @type {string | null} */ reference) => (reference ? registryOf(reference, registries)?.name : undefined);
   const [from, to] = [name(job.source), name(job.destination)];
-  return [
+  const parts = [
     policy ? h('span', { 'data-origin': 'policy' }, 'policy ', h('a', { href: `#/policies/${policy.id}` }, policy.name)) : execution.policyId ? 'its policy was removed' : 'no policy: a one-off copy',
     from ? h('span', { 'data-origin': 'source' }, `from ${from}`) : '',
     to ? h('span', { 'data-origin': 'destination' }, `to ${to}`) : '',
   ];
+  return { parts, execution: policy ? `execution of ${policy.name}` : undefined };
 }
 
 /**
@@ -81,6 +82,7 @@ export async function mountJobPage(view, { id }) {
   const connection = h('span', { class: 'connection', title: 'live updates' });
   const held = h('span', { class: 'node mono' });
   const names = h('span', { class: 'job-origin' });
+  const executionCrumb = h('a', { href: `#/executions/${job.executionId}` }, `execution ${shortId(job.executionId)}`);
   const message = h('span', { class: 'message', role: 'status' });
   const stopButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'danger', 'data-action': 'stop', onclick: () => act('stop') }, 'STOP'));
   const retryButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', 'data-action': 'retry', onclick: () => act('retry') }, 'RETRY'));
@@ -127,7 +129,7 @@ export async function mountJobPage(view, { id }) {
       h(
         'div',
         null,
-        h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Jobs'), ' / ', h('a', { href: `#/executions/${job.executionId}` }, `execution ${shortId(job.executionId)}`), ' / ', `job ${shortId(job.id)}`),
+        h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Jobs'), ' / ', executionCrumb, ' / ', `job ${shortId(job.id)}`),
         h('h1', null, h('span', { class: 'op' }, job.operation), ' ', job.source ? h('span', { class: 'mono' }, job.source, ' → ') : '', h('span', { class: 'mono' }, job.destination)),
         h('div', { class: 'job-meta' }, names, status, phase, held, connection, message),
       ),
@@ -429,7 +431,10 @@ export async function mountJobPage(view, { id }) {
   if (active.has(job.status)) renderLive();
   else setMode();
   void loadLogs().catch(() => {});
-  void origin(job).then((parts) => names.replaceChildren(...parts), () => {});
+  void origin(job).then(({ parts, execution }) => {
+    names.replaceChildren(...parts);
+    if (execution) executionCrumb.textContent = execution;
+  }, () => {});
 
   const live = subscribe(`/jobs/${encodeURIComponent(id)}/live`, {
     onEvent,

@@ -261,7 +261,7 @@ export async function mountExecution(view, { id }) {
     h(
       'header',
       { class: 'page-header' },
-      h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Executions'), ' / ', `execution ${shortId(id)}`), h('h1', null, 'Execution ', h('span', { class: 'mono' }, id)), summary, message),
+      h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Executions'), ' / ', policies.has(execution.policyId) ? `execution of ${policies.get(execution.policyId)}` : `execution ${shortId(id)}`), h('h1', null, 'Execution ', h('span', { class: 'mono' }, id)), summary, message),
       h('div', { class: 'actions' }, stopButton, retryButton),
     ),
     chart.element,
