@@ -83,9 +83,7 @@ export const copyBlobs = (runtime: JobRuntime) =>
       // A mount the registry declines (202) opens the session the upload then uses.
       const start = from === undefined ? undefined : await startUpload(destination, { mount: { digest: blob.digest, from }, signal: sessionSignal() });
       const mounted = start?.mounted === true;
-      if (mounted) {
-        result.mounted += 1;
-      } else {
+      if (!mounted) {
         let sent = 0;
         let reported = 0;
         const session = start && !start.mounted ? Promise.resolve(start.location) : openSession(destination, blob);
@@ -110,9 +108,8 @@ export const copyBlobs = (runtime: JobRuntime) =>
           throw error;
         }
         upload?.settle(true);
-        result.copied += 1;
-        result.bytes += blob.size;
       }
+      runtime.transferred.set(blob.digest, { how: mounted ? 'mounted' : 'copied', size: blob.size });
       markPresent(runtime, destination, blob.digest);
       emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: mounted ? 'mounted' : 'copied' });
     };
@@ -123,8 +120,21 @@ export const copyBlobs = (runtime: JobRuntime) =>
       result.failed.push({ digest: blob.digest, error: failure.error });
       emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'failed' });
     });
+    countTransferred(runtime, input.blobs, result);
     return result;
   });
+
+/** Counts the blobs this job moved, in this attempt or one that failed after them, once. */
+function countTransferred(runtime: JobRuntime, blobs: Descriptor[], result: TransferBlobOutput): void {
+  for (const blob of blobs) {
+    const done = runtime.transferred.get(blob.digest);
+    if (!done) continue;
+    runtime.transferred.delete(blob.digest);
+    result.copied += done.how === 'copied' ? 1 : 0;
+    result.mounted += done.how === 'mounted' ? 1 : 0;
+    result.bytes += done.how === 'copied' ? done.size : 0;
+  }
+}
 
 /**
  * What a session-opening POST answers to instead of the job's signal: cut off by STOP after the

@@ -31,6 +31,8 @@ export interface RunOptions {
   onEvent?: (event: JobEvent) => void;
   /** The persistence barrier: each phase waits for it before its side effects (none: no store). */
   durable?: (signal?: AbortSignal) => Promise<void>;
+  /** The job's own logger, for what its actors log; the environment's when left out. */
+  logger?: Logger;
 }
 
 export type ReplicationActor = Actor<typeof replicationMachine>;
@@ -42,9 +44,10 @@ function runtimeFor(environment: Environment, options: RunOptions): JobRuntime {
     registries: environment.registries,
     locator: environment.locator,
     cleanups: environment.cleanups ?? new Cleanups(),
-    logger: environment.logger,
+    logger: options.logger ?? environment.logger,
     transfer: environment.transfer ?? DEFAULT_BLOB_COPY,
     blobs: new Map(),
+    transferred: new Map(),
     manifests: new Map(),
     heads: new Map(),
     resolved: new Map(),

@@ -11,19 +11,20 @@ export interface JobLogger {
 
 /**
  * A job's own logger: its lines (secrets redacted) go to the store, to be served per job,
- * to `onEntry` (live views), and to the service's log with the job's ids bound.
+ * to `onEntry` (live views), and to the service's log with the job's ids and repository bound,
+ * so that every line of it there names the job among the others'.
  */
 export function jobLogger(
   jobs: JobStore,
   service: Logger,
-  ids: { jobId: Id; executionId: Id; node?: string },
+  ids: { jobId: Id; executionId: Id; repository: string; node?: string },
   onEntry?: (entry: Omit<JobLogEntry, 'seq'>) => void,
 ): JobLogger {
   let pending: Array<Omit<JobLogEntry, 'seq'>> = [];
   let writing = Promise.resolve();
   const toStore = new Writable({
     write(line: Buffer, _encoding, done) {
-      const { level, time, msg, jobId: _job, executionId: _execution, ...fields } = JSON.parse(line.toString()) as Record<string, unknown>;
+      const { level, time, msg, jobId: _job, executionId: _execution, repository: _repository, ...fields } = JSON.parse(line.toString()) as Record<string, unknown>;
       const entry = {
         at: new Date(time as number).toISOString(),
         level: pino.levels.labels[level as number] ?? String(level),

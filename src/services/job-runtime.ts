@@ -22,6 +22,11 @@ export interface JobRuntime {
   registries: Registries;
   /** Per job: what the destination answered for each blob digest. */
   blobs: Map<string, BlobState>;
+  /**
+   * Per job: blobs copied or mounted whose transfer phase has not completed (an attempt that
+   * failed after them): the attempt that completes counts them, as the log already said them.
+   */
+  transferred: Map<string, { how: 'copied' | 'mounted'; size: number }>;
   /** Per job: source manifests fetched by digest, and derived indexes built from them. */
   manifests: Map<string, Manifest>;
   /** Per job: source tags already fetched by tag (to rank them), and the digest each had then. */

@@ -10,18 +10,32 @@ export const REDACTED_PATHS = [
 ];
 
 /**
- * JSON lines (pino) on `out`, or for people: plain `level: message` lines on stderr, from
- * `textLevel` up (a one-off command shows warnings; the service shows what it does).
+ * JSON lines (pino) on `out`, or for people: plain `time level: message` lines on stderr, from
+ * `textLevel` up (a one-off command shows warnings; the service shows what it does). A job's
+ * lines say `job <id> <repository>:` before the message, as concurrent jobs' lines interleave.
  */
 export function createLogger(format: LogFormat, out: NodeJS.WritableStream, textLevel: 'info' | 'warn' = 'warn'): Logger {
   const redact = { paths: REDACTED_PATHS, censor: '[redacted]' };
   if (format === 'json') return pino({ redact, base: { name: 'ferry' } }, out);
   const plain = new Writable({
     write(line: Buffer, _encoding, done) {
-      const record = JSON.parse(line.toString()) as { level: number; msg?: string; time: number };
-      process.stderr.write(`${new Date(record.time).toISOString()} ${pino.levels.labels[record.level] ?? 'log'}: ${record.msg ?? ''}\n`);
+      const record = JSON.parse(line.toString()) as TextRecord;
+      process.stderr.write(`${new Date(record.time).toISOString()} ${pino.levels.labels[record.level] ?? 'log'}: ${jobPrefix(record)}${record.msg ?? ''}\n`);
       done();
     },
   });
   return pino({ redact, level: textLevel }, plain);
+}
+
+interface TextRecord {
+  level: number;
+  msg?: string;
+  time: number;
+  jobId?: string;
+  repository?: string;
+}
+
+function jobPrefix({ jobId, repository }: TextRecord): string {
+  if (jobId === undefined) return '';
+  return repository === undefined ? `job ${jobId}: ` : `job ${jobId} ${repository}: `;
 }

@@ -10,6 +10,7 @@ import { BlobLocator } from './blob-locator.js';
 import { Cleanups } from './cleanups.js';
 import { ChangeFeed } from './change-feed.js';
 import { InspectorHub } from './inspector/hub.js';
+import { Metrics } from './metrics.js';
 import { helperLogin } from './registry/credential-helper.js';
 import { Registries, type RegistryResolver } from './registry/registries.js';
 import type { RegistryOptions } from './registry/client.js';
@@ -60,6 +61,7 @@ export class FerryService {
   readonly inspector: InspectorHub;
   readonly control: JobControl;
   readonly settings: Settings;
+  readonly metrics: Metrics;
   readonly leaseMs: number;
   readonly #unsubscribe: () => void;
   readonly #cleanups = new Cleanups();
@@ -71,7 +73,8 @@ export class FerryService {
     this.inspector = inspector;
     this.logger = options.logger;
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-    this.registries = new Registries(options.registries ?? ((url) => registryOptions(store, url)), { ledger: storeLedger(store, node, options.logger) });
+    const metrics = (this.metrics = new Metrics(store.jobs));
+    this.registries = new Registries(options.registries ?? ((url) => registryOptions(store, url)), { ledger: storeLedger(store, node, options.logger), onRequest: (sample) => metrics.request(sample) });
     this.pool = new WorkerPool({
       store,
       node,
@@ -80,6 +83,7 @@ export class FerryService {
       workers: options.workers,
       leaseMs: this.leaseMs,
       observe: (job) => inspector.observe(job),
+      metrics,
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
     this.control = new JobControl(store, this.pool);

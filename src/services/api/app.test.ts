@@ -507,6 +507,7 @@ describe('OpenAPI', () => {
     expect(documented.sort()).toEqual(
       [
         'GET /healthz',
+        'GET /metrics',
         'GET /api/v1/openapi.json',
         'GET /api/v1/vocabulary',
         'GET /api/v1/registries',

@@ -8,6 +8,7 @@ import { eventRoutes } from './routes/events.js';
 import { inspectorRoutes } from './routes/inspector.js';
 import { executionRoutes } from './routes/executions.js';
 import { jobRoutes } from './routes/jobs.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { policyRoutes } from './routes/policies.js';
 import { registryRoutes } from './routes/registries.js';
@@ -74,6 +75,11 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
     () => ({ status: 'ok', running: service.pool.running, node: service.node }),
   );
 
+  // Outside /api/v1 where Prometheus looks, but behind the token: the metrics name registries and show activity.
+  await app.register(async (scraped) => {
+    if (options.token) scraped.addHook('onRequest', bearerAuth(options.token));
+    await scraped.register(metricsRoutes, { service });
+  });
   await serveConsole(app);
   await app.register(
     async (api) => {

@@ -20,8 +20,18 @@ export interface RegistryOptions {
   userAgent?: string;
   /** The ceiling of the registry's limiter (`Registries` applies it); none when left out. */
   requestsPerSecond?: number;
+  /** Told of every request sent, answered or not (metrics). */
+  onRequest?: (sample: RequestSample) => void;
   /** Every request waits for the registry's budget, shared with every client of it; without one, requests go at once. */
   limiter?: RegistryLimiter;
+}
+
+/** One request as sent: `status` undefined when no answer came. Names the registry, never the credentials. */
+export interface RequestSample {
+  registry: string;
+  method: string;
+  status: number | undefined;
+  seconds: number;
 }
 
 export type Body = Dispatcher.DispatchOptions['body'];
@@ -56,6 +66,7 @@ export class RegistryClient {
   readonly #auth: Authenticator;
   readonly #userAgent: string;
   readonly #limiter: RegistryLimiter | undefined;
+  readonly #onRequest: ((sample: RequestSample) => void) | undefined;
   #base: URL;
 
   private constructor(options: RegistryOptions, base: URL) {
@@ -63,6 +74,7 @@ export class RegistryClient {
     this.#base = base;
     this.#userAgent = options.userAgent ?? 'ferry';
     this.#limiter = options.limiter;
+    this.#onRequest = options.onRequest;
     this.#connections = new RegistryConnections(base.host, {
       connections: options.connections ?? 32,
       headersTimeout: 60_000,
@@ -186,8 +198,10 @@ export class RegistryClient {
     const url = this.resolve(request.url);
     const headers: Record<string, string> = { 'user-agent': this.#userAgent, ...request.headers };
     if (authorization) headers.authorization = authorization;
+    const started = performance.now();
+    let status: number | undefined;
     try {
-      return await this.#connections.dispatcher.request({
+      const response = await this.#connections.dispatcher.request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: request.method,
@@ -198,8 +212,12 @@ export class RegistryClient {
         body: request.body ?? null,
         signal: request.signal ?? null,
       });
+      status = response.statusCode;
+      return response;
     } catch (error) {
       throw networkError(error, request.what, request.signal);
+    } finally {
+      this.#onRequest?.({ registry: this.registry, method: request.method, status, seconds: (performance.now() - started) / 1000 });
     }
   }
 }

@@ -20,6 +20,8 @@ export interface RegistriesOptions {
   renewAfterMs?: number;
   /** Where each registry's budget is kept; null: no limiter, requests go at once and a 429 fails the phase that got it (the bench's baseline). */
   ledger?: BudgetLedger | null;
+  /** Given to every client (metrics). */
+  onRequest?: RegistryOptions['onRequest'];
 }
 
 /**
@@ -34,11 +36,13 @@ export class Registries {
   readonly #clients = new Map<string, Connected>();
   readonly #ledger: BudgetLedger | null;
   readonly #limiters = new Map<string, RegistryLimiter>();
+  readonly #onRequest: RegistryOptions['onRequest'];
 
   constructor(resolve: RegistryResolver, options: RegistriesOptions = {}) {
     this.#resolve = resolve;
     this.#renewAfterMs = options.renewAfterMs ?? RENEW_AFTER_MS;
     this.#ledger = options.ledger === undefined ? memoryLedger() : options.ledger;
+    this.#onRequest = options.onRequest;
   }
 
   get(registry: string, signal?: AbortSignal): Promise<RegistryClient> {
@@ -47,7 +51,7 @@ export class Registries {
       const client = this.#resolve(registry).then((options) => {
         const limiter = this.limiter(registry);
         limiter?.configure(options.requestsPerSecond ?? null);
-        return RegistryClient.connect({ ...options, ...(limiter ? { limiter } : {}) }, AbortSignal.timeout(CONNECT_TIMEOUT_MS));
+        return RegistryClient.connect({ ...options, ...(limiter ? { limiter } : {}), ...(this.#onRequest ? { onRequest: this.#onRequest } : {}) }, AbortSignal.timeout(CONNECT_TIMEOUT_MS));
       });
       const created: Connected = { client, renewAt: Date.now() + this.#renewAfterMs };
       entry = created;

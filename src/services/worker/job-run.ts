@@ -9,6 +9,7 @@ import { jobLogger, type JobLogger } from '../job-logger.js';
 import type { ErrorInfo } from '../registry/errors.js';
 import type { ClaimedJob, Job, Lease, Signals, StoredSnapshot, JobStore } from '../store/types.js';
 import { describeLeftOut } from '../tag-selection.js';
+import type { Metrics } from '../metrics.js';
 import { LiveProgress } from './live-progress.js';
 import { StepRecorder } from './step-recorder.js';
 
@@ -20,6 +21,7 @@ export interface JobRunOptions {
   observe?: (job: Job) => JobObserver;
   /** Every job actor's inspection stream, as it is (the Stately inspector). */
   inspect?: (event: InspectionEvent) => void;
+  metrics?: Metrics;
 }
 
 interface JobContext {
@@ -56,7 +58,7 @@ export class JobRun {
     this.lease = lease;
     const { jobs, signals, environment } = options;
     const observer = options.observe?.(job);
-    const log = jobLogger(jobs, environment.logger, { jobId: job.id, executionId: job.executionId, node: lease.node }, observer && ((entry) => observer.log(entry)));
+    const log = jobLogger(jobs, environment.logger, { jobId: job.id, executionId: job.executionId, repository: job.destination, node: lease.node }, observer && ((entry) => observer.log(entry)));
     this.#log = log;
     let halted!: () => void;
     const haltedOrLost = new Promise<void>((resolve) => (halted = resolve));
@@ -102,15 +104,17 @@ export class JobRun {
     };
     const onEvent = (event: JobEvent) => {
       observer?.event(event);
+      options.metrics?.jobEvent(event);
       logEvent(log.logger.child({ phase: last.phase }), event);
-      const inFlight = live.bytesInFlight(event);
-      if (inFlight === undefined) return;
+      const counts = live.counts(event);
+      if (counts === undefined) return;
       const { context } = this.#actor.getSnapshot() as { context: JobContext };
-      const progress = { ...context.progress, bytesCopied: (context.progress.bytesCopied ?? 0) + inFlight };
+      const progress = { ...context.progress };
+      for (const [key, value] of Object.entries(counts)) progress[key] = (progress[key] ?? 0) + value;
       const change = { jobId: job.id, executionId: job.executionId, status: 'running' as const, phase: last.phase, attempt: context.attempt, progress, error: null, node: lease.node };
       void signals.publish({ type: 'progress', change }).catch(() => {});
     };
-    const run: RunOptions = { inspect: persist, onEvent, durable: (signal) => this.#recorder.durable(signal) };
+    const run: RunOptions = { inspect: persist, onEvent, durable: (signal) => this.#recorder.durable(signal), logger: log.logger };
 
     let restored = this.#restorable(claimed.snapshot, log.logger);
     this.#actor = this.#create(environment, restored ? { ...run, snapshot: restored } : run);

@@ -4,6 +4,7 @@ import type { JobObserver } from '../inspector/hub.js';
 import type { Environment } from '../interpreter.js';
 import type { Id, Job, NodeId, Store } from '../store/types.js';
 import { coalesced } from '../coalesced.js';
+import type { Metrics } from '../metrics.js';
 import { JobRun } from './job-run.js';
 
 export interface WorkerPoolOptions {
@@ -17,6 +18,7 @@ export interface WorkerPoolOptions {
   leaseMs: number;
   observe?: (job: Job) => JobObserver;
   inspect?: (event: InspectionEvent) => void;
+  metrics?: Metrics;
 }
 
 /**
@@ -116,6 +118,7 @@ export class WorkerPool {
         return;
       }
       if (!claimed) return;
+      if (claimed.takenOver) this.#options.metrics?.takeover();
       if (!this.#claiming) {
         await store.jobs.release(claimed.lease).catch(() => {});
         await this.#handedBack();
@@ -126,8 +129,8 @@ export class WorkerPool {
   }
 
   #watchers() {
-    const { observe, inspect } = this.#options;
-    return { ...(observe ? { observe } : {}), ...(inspect ? { inspect } : {}) };
+    const { observe, inspect, metrics } = this.#options;
+    return { ...(observe ? { observe } : {}), ...(inspect ? { inspect } : {}), ...(metrics ? { metrics } : {}) };
   }
 
   #track(run: JobRun): void {
@@ -174,7 +177,7 @@ export class WorkerPool {
     } catch (error) {
       if (Date.now() - this.#renewedAt < leaseMs) return;
       if (this.#runs.size > 0) {
-        logger.warn({ err: error }, `leases not renewed for ${leaseMs} ms (${(error as Error).message}): halting ${this.#runs.size} job(s), which any node resumes once the store answers`);
+        logger.warn({ err: error }, `leases not renewed for ${leaseMs} ms (${(error as Error).message}): halting job(s) ${[...this.#runs.keys()].join(', ')}, which any node resumes once the store answers`);
       }
       const runs = [...this.#runs.values()];
       this.#runs.clear();
