@@ -13,6 +13,7 @@ Commands:
   jobs, executions, policies, nodes
                     list, show, stop, retry, follow logs on a running service
   machine           print the job machine (JSON or Mermaid)
+  secrets rotate    seal the stored registry passwords with a new key
   stately-inspector bridge --inspect streams to Stately's inspector
 
 Run "ferry <command> --help" for a command's options.`;
@@ -42,6 +43,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   machine: async () => {
     const { MACHINE_USAGE, machineCommand } = await import('./machine.js');
     return { usage: MACHINE_USAGE, run: (args, io) => machineCommand(args, io.stdout) };
+  },
+  secrets: async () => {
+    const { SECRETS_USAGE, secretsCommand } = await import('./secrets.js');
+    return { usage: SECRETS_USAGE, run: secretsCommand };
   },
   'stately-inspector': async () => {
     const { STATELY_USAGE, statelyInspectorCommand } = await import('./stately-inspector.js');

@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { ENDED_STATUSES } from '../machines/status.js';
 import type { Execution, Job, JobLogEntry, Node, Policy, Transition } from '../services/store/types.js';
 import { formatBytes } from './format.js';
+import { apiToken } from './secrets.js';
 import type { CommandIO } from './io.js';
 import { table } from './table.js';
 import { positiveInteger, UsageError } from './usage.js';
@@ -20,7 +21,8 @@ Talks to a running ferry serve.
 
 Options:
   --server URL    the service (default http://127.0.0.1:8080, or FERRY_SERVER)
-  --token TOKEN   API token (or FERRY_API_TOKEN)`;
+  --token TOKEN   API token (or FERRY_API_TOKEN)
+  --token-file F  the token read from a file, out of sight of ps`;
 
 /** A failure the server reported: exit code 1 with its message. */
 export class RemoteError extends Error {
@@ -34,6 +36,7 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
     options: {
       server: { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       execution: { type: 'string' },
       policy: { type: 'string' },
       status: { type: 'string' },
@@ -43,7 +46,7 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
   });
   const [action, id, ...extra] = positionals;
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  const api = new Api(values.server ?? io.env.FERRY_SERVER ?? 'http://127.0.0.1:8080', values.token ?? io.env.FERRY_API_TOKEN);
+  const api = new Api(values.server ?? io.env.FERRY_SERVER ?? 'http://127.0.0.1:8080', await apiToken(values, io.env));
   const out = (text: string) => io.stdout.write(text);
   const needId = () => {
     if (!id) throw new UsageError(`${resource} ${action} needs an ID`);
@@ -101,12 +104,12 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
       return 0;
     }
     case 'policies ls': {
-      const policies = await api.get<Policy[]>('/policies');
+      const { items: policies } = await api.get<{ items: Policy[] }>('/policies?limit=1000');
       out(table(['ID', 'NAME', 'ENABLED', 'TRIGGER'], policies.map((p) => [p.id, p.name, String(p.enabled), p.trigger.type === 'cron' ? `cron ${p.trigger.schedule}` : p.trigger.type])));
       return 0;
     }
     case 'nodes ls': {
-      const { self, items } = await api.get<{ self: string; items: Node[] }>('/nodes');
+      const { self, items } = await api.get<{ self: string; items: Node[] }>('/nodes?limit=1000');
       out(table(['ID', 'HOST', 'PID', 'STARTED', 'HEARTBEAT', 'JOBS', ''], items.map((n) => [n.id, n.host, String(n.pid), n.startedAt, n.heartbeatAt, String(n.jobsHeld), [n.id === self ? 'answering' : '', n.draining ? 'draining' : ''].filter(Boolean).join(', ')])));
       return 0;
     }

@@ -5,8 +5,10 @@ import { createLogger, type LogFormat } from '../services/logger.js';
 import { isLoopbackRegistry } from '../services/registry/reference.js';
 import { STATELY_INSPECTOR_URL, statelyInspector } from '../services/inspector/stately.js';
 import { DEFAULT_LEASE_MS, FerryService } from '../services/service.js';
+import { loadKeyring } from '../services/store/secrets.js';
 import type { CommandIO } from './io.js';
 import { logFormat } from './options.js';
+import { apiToken, keyFile } from './secrets.js';
 import { positiveInteger, UsageError } from './usage.js';
 
 export const SERVE_USAGE = `Usage: ferry serve [options]
@@ -25,6 +27,11 @@ Options:
   --workers N          jobs running at once (default 4)
   --config FILE        ferry.yaml: registries and policies to create or update at start-up
   --token TOKEN        API bearer token (or FERRY_API_TOKEN); required off loopback
+  --token-file FILE    the token read from a file, out of sight of ps
+  --secret-key-file FILE
+                       the key that seals registry passwords, created (mode 0600) when
+                       missing (default ferry.key next to the SQLite file, or data/ferry.key
+                       for PostgreSQL); FERRY_SECRET_KEY (base64, 32 bytes) overrides it
   --log-format FORMAT  text (default) or json
   --inspect            also send every job actor's inspection stream to Stately's inspector
                        (run "ferry stately-inspector"; FERRY_INSPECT_URL overrides ws://127.0.0.1:8081)
@@ -45,6 +52,8 @@ export async function serveCommand(argv: string[], io: CommandIO): Promise<numbe
       workers: { type: 'string' },
       config: { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
+      'secret-key-file': { type: 'string' },
       'log-format': { type: 'string' },
       inspect: { type: 'boolean' },
     },
@@ -55,15 +64,16 @@ export async function serveCommand(argv: string[], io: CommandIO): Promise<numbe
   const workers = positiveInteger(values.workers, '--workers', 4);
   const leaseMs = positiveInteger(values.lease, '--lease', DEFAULT_LEASE_MS / 1000) * 1000;
   const database = values.db ?? io.env.FERRY_DATABASE_URL ?? 'data/ferry.db';
-  const token = values.token ?? io.env.FERRY_API_TOKEN;
+  const token = await apiToken(values, io.env);
   if (!token && !isLoopbackRegistry(values.host)) {
-    throw new UsageError(`refusing to listen on ${values.host} without an API token: set --token or FERRY_API_TOKEN (or listen on 127.0.0.1)`);
+    throw new UsageError(`refusing to listen on ${values.host} without an API token: set --token, --token-file or FERRY_API_TOKEN (or listen on 127.0.0.1)`);
   }
 
   const logger = createLogger(format, io.stdout, 'info');
   const config = values.config ? await readConfigFile(values.config, io.env) : undefined;
   const stately = values.inspect ? statelyInspector(io.env.FERRY_INSPECT_URL ?? STATELY_INSPECTOR_URL) : undefined;
-  const service = await FerryService.start({ database, workers, leaseMs, logger, ...(stately ? { inspect: stately.inspect } : {}) });
+  const keyring = await loadKeyring({ env: io.env, file: keyFile(database, values['secret-key-file']) });
+  const service = await FerryService.start({ database, keyring, workers, leaseMs, logger, ...(stately ? { inspect: stately.inspect } : {}) });
   try {
     if (config) {
       const applied = await applyConfig(service.store, service.settings, config);

@@ -17,8 +17,8 @@ const signatureText = (policy) => (policy.requireSignature ? `required, with ${p
 
 /** Registry names by id, for showing what a policy connects. */
 async function registryNames() {
-  const registries = await get('/registries');
-  return new Map(registries.map((/** @type {any} */ registry) => [registry.id, registry.name]));
+  const { items } = await get('/registries?limit=1000');
+  return new Map(items.map((/** @type {any} */ registry) => [registry.id, registry.name]));
 }
 
 /** @param {any} policy @param {Map<string, string>} names */
@@ -26,7 +26,7 @@ const ends = (policy, names) => `${names.get(policy.sourceRegistryId) ?? policy.
 
 /** `#/policies`. @param {HTMLElement} view */
 export async function mountPolicies(view) {
-  const [policies, names] = await Promise.all([get('/policies'), registryNames()]);
+  const [{ items: policies }, names] = await Promise.all([get('/policies?limit=1000'), registryNames()]);
   const rows = policies.map((/** @type {any} */ policy) =>
     h(
       'tr',

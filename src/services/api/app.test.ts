@@ -117,7 +117,7 @@ describe('registries', () => {
     const { id } = created.body;
 
     expect((await api<Registry>('GET', `/registries/${id}`)).body).toEqual(created.body);
-    expect((await api<Registry[]>('GET', '/registries')).body.map((r) => r.name)).toEqual(['destination', 'locked', 'source']);
+    expect((await api<{ items: Registry[] }>('GET', '/registries')).body.items.map((r) => r.name)).toEqual(['destination', 'locked', 'source']);
 
     const renamed = await api<Registry>('PATCH', `/registries/${id}`, { body: { name: 'locked-renamed' } });
     expect(renamed).toMatchObject({ status: 200, body: { id, name: 'locked-renamed', hasCredentials: true } });
@@ -245,7 +245,7 @@ describe('policies', () => {
       tags: { include: ['v*'], exclude: [], syntax: 'glob' },
     });
     expect((await api<Policy>('GET', `/policies/${created.id}`)).body).toEqual(created);
-    expect((await api<Policy[]>('GET', '/policies')).body.map((p) => p.name)).toContain('nightly');
+    expect((await api<{ items: Policy[] }>('GET', '/policies')).body.items.map((p) => p.name)).toContain('nightly');
 
     const updated = await api<Policy>('PATCH', `/policies/${created.id}`, { body: { enabled: false, trigger: { type: 'manual' } } });
     expect(updated).toMatchObject({ status: 200, body: { enabled: false, trigger: { type: 'manual' }, platforms: ['linux/arm64/v8'] } });

@@ -212,9 +212,12 @@ export interface IdParams {
 export const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } } as const;
 
 export const page = {
-  limit: { type: 'integer', minimum: 1, maximum: 1000 },
+  limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
   offset: { type: 'integer', minimum: 0 },
 } as const;
+
+/** The querystring of a listing filtered by nothing else. */
+export const pageQuery = { type: 'object', additionalProperties: false, properties: page } as const;
 
 export const jobStatus = { enum: JOB_STATUSES } as const;
 export const executionStatus = { enum: EXECUTION_STATUSES } as const;

@@ -197,6 +197,14 @@ export const MIGRATIONS: readonly Migration[] = [
     // Registries written before log in as they did: with their credentials, or anonymously.
     up: `ALTER TABLE registries ADD COLUMN credential_helper TEXT CHECK (credential_helper IS NULL OR username IS NULL);`,
   },
+  {
+    version: 7,
+    // At most one pending job per key: repeated notifications of a tag queue one copy, whichever node takes them.
+    up: `
+      ALTER TABLE jobs ADD COLUMN coalesce_key TEXT;
+      CREATE UNIQUE INDEX jobs_pending_coalesce_key ON jobs (coalesce_key) WHERE status = 'pending';
+    `,
+  },
 ];
 
 /**
