@@ -84,7 +84,11 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
         const entries = await api.get<JobLogEntry[]>(`/jobs/${needId()}/logs${query({ after: String(after) })}`);
         for (const entry of entries) out(`${entry.at} ${entry.level.padEnd(5)} ${entry.message}\n`);
         after = entries.at(-1)?.seq ?? after;
-        if (!values.follow) return 0;
+        // The log comes a page at a time: without --follow, until a page is empty.
+        if (!values.follow) {
+          if (entries.length === 0) return 0;
+          continue;
+        }
         const job = await api.get<Job>(`/jobs/${needId()}`);
         if (ENDED_STATUSES.has(job.status) && entries.length === 0) return 0;
         await sleep(1000);
