@@ -1,5 +1,5 @@
 import { openPostgresStore } from './postgres/connect.js';
-import { defaultKeyFile, loadKeyring, type Keyring } from './secrets.js';
+import { defaultKeyFile, Keyring, loadKeyring } from './secrets.js';
 import { openSqliteStore } from './sqlite/connect.js';
 import type { Store } from './types.js';
 
@@ -14,7 +14,8 @@ export function isPostgresUrl(location: string): boolean {
  */
 export async function openStore(location: string, log: (message: string, error: unknown) => void, keyring?: Keyring): Promise<Store> {
   const postgres = isPostgresUrl(location);
-  const keys = keyring ?? (await loadKeyring({ env: process.env, file: defaultKeyFile(location, postgres) }));
+  // A database in memory goes with the process: so may its key, and no key file is left behind.
+  const keys = keyring ?? (location === ':memory:' ? Keyring.generate() : await loadKeyring({ env: process.env, file: defaultKeyFile(location, postgres) }));
   const store = postgres ? await openPostgresStore(location, log, keys) : openSqliteStore(location, keys);
   try {
     await store.registries.reseal();
