@@ -118,8 +118,8 @@ export async function remoteCommand(resource: string, argv: string[], io: Comman
       return 0;
     }
     case 'policies trigger': {
-      const { execution, jobs } = await api.post<{ execution: Execution; jobs: Job[] }>(`/policies/${needId()}/trigger`);
-      out(`execution ${execution.id}: ${jobs.length} job(s) queued\n`);
+      const { execution } = await api.post<{ execution: Execution }>(`/policies/${needId()}/trigger`);
+      out(`execution ${execution.id}: ${Object.values(execution.jobs).reduce((sum, count) => sum + count, 0)} job(s) queued\n`);
       return 0;
     }
     default:

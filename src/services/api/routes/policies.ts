@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { PolicyDraft } from '../../domain/policy.js';
 import type { FerryService } from '../../service.js';
 import type { Page, SignatureRequirement } from '../../store/types.js';
-import { errors, idParams, list, pageQuery, ref, referrerSelectionInput, tagSelectionFields, type IdParams } from '../schemas.js';
+import { DEFAULT_PAGE_SIZE, errors, idParams, list, pageQuery, ref, referrerSelectionInput, tagSelectionFields, type IdParams } from '../schemas.js';
 
 // The schemas give the shape (and the OpenAPI document); the domain module has the rules.
 const patterns = { type: 'array', items: { type: 'string' }, default: [] } as const;
@@ -148,7 +148,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
       schema: {
         tags,
         summary: 'Run a replication policy now',
-        description: 'Resolves the policy into one job per repository, queued as one execution.',
+        description: `Resolves the policy into one job per repository, queued as one execution. Gives its first ${DEFAULT_PAGE_SIZE} jobs: the others are listed by GET /jobs?executionId=….`,
         params: idParams,
         response: {
           201: {
@@ -161,8 +161,8 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
       },
     },
     async (request, reply) => {
-      const run = await settings.trigger(request.params.id);
-      return reply.code(201).header('location', `${app.prefix}/executions/${run.execution.id}`).send(run);
+      const { execution, jobs } = await settings.trigger(request.params.id);
+      return reply.code(201).header('location', `${app.prefix}/executions/${execution.id}`).send({ execution, jobs: jobs.slice(0, DEFAULT_PAGE_SIZE) });
     },
   );
 };
