@@ -7,7 +7,7 @@ import { seedLayout } from '../test/support/skopeo.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-export type Fixture = 'bulk' | 'small' | 'remote' | 'multiarch' | 'big';
+export type Fixture = 'bulk' | 'small' | 'remote' | 'multiarch' | 'big' | 'budget';
 
 export interface SeededRepository {
   repository: string;
@@ -43,6 +43,8 @@ const SPECS: Record<Fixture, () => Record<string, TagSpec>> = {
       }),
     })),
   big: () => ({ v1: { layers: [{ size: 1024 * MiB, seed: 'big' }] } }),
+  // Tags whose manifests a rationing source counts: small, so that its budget is all that takes time.
+  budget: () => tags(12, (i) => ({ layers: [{ size: 4 * KiB, seed: `budget-${i}` }] })),
 };
 
 /** Generates the fixture's images as an OCI layout under `dir` and pushes them with skopeo to `host`. */

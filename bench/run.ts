@@ -4,8 +4,10 @@
  * HTTP requests per tag of a no-op, ferry's peak RSS copying a 1 GiB layer and the machine's
  * ceiling for the bulk blobs. Prints a table and writes it with every round to bench/results/.
  * Also, without a goal: many small tags with every request 10 ms late, as a registry across a
- * network is (on loopback the registries' CPU bounds both tools).
- *   npx tsx bench/run.ts [--rounds 3] [--only bulk,small,noop,multiarch,remote,rss,ceiling]
+ * network is (on loopback the registries' CPU bounds both tools); and the 429 scenario of issue
+ * 12 (bench/budget.ts): jobs against a source that rations manifest GETs, with their budget
+ * shared, one each, or none.
+ *   npx tsx bench/run.ts [--rounds 3] [--only bulk,small,noop,multiarch,remote,rss,ceiling,budget]
  */
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,11 +17,12 @@ import { parseArgs } from 'node:util';
 import { startFaultProxy } from '../test/support/fault-proxy.js';
 import { startRegistry } from '../test/support/registry.js';
 import { REPLICATION_DEFAULTS } from '../src/machines/replication.js';
+import { BUDGET_ARMS, formatBudgetRounds, runBudgetArm, type BudgetArm, type BudgetRound } from './budget.js';
 import { copyBlobsDirect, verifyBlobs } from './ceiling.js';
 import { ferryCopy, skopeoDestination, skopeoSync, verifyCopy } from './copiers.js';
 import { seedFixture } from './fixtures.js';
 import type { Fixture, SeededRepository } from './fixtures.js';
-import { formatCpuTable, formatTable, machineFacts, met, timeRow, writeResults } from './report.js';
+import { formatCpuTable, formatTable, machineFacts, median, met, timeRow, writeResults } from './report.js';
 import type { Round, Row } from './report.js';
 import { countRequests } from './requests.js';
 import { ferryCopyPeakRss } from './rss.js';
@@ -32,7 +35,7 @@ const NOTES = [
   'skopeo runs with an empty blob-info cache each time, or it would mount the previous rounds\' blobs instead of copying them.',
   'ferry serve is one process for the whole run: from many-small round 1 on it mounts blobs copied by earlier rounds; its warm-up round is a real copy.',
 ];
-const PARTS = ['bulk', 'small', 'noop', 'multiarch', 'remote', 'rss', 'ceiling'] as const;
+const PARTS = ['bulk', 'small', 'noop', 'multiarch', 'remote', 'rss', 'ceiling', 'budget'] as const;
 /** Added to every request of the remote scenario, on each registry. */
 const REMOTE_DELAY_MS = 10;
 type Part = (typeof PARTS)[number];
@@ -213,6 +216,30 @@ try {
     results.rss = rss;
     console.log(`1 GiB layer: ferry copy ${rss.seconds.toFixed(1)} s (${(1024 / rss.seconds).toFixed(0)} MiB/s), peak RSS ${(rss.bytes / 1e6).toFixed(0)} MB`);
     rows.push({ scenario: 'peak RSS copying one 1 GiB layer', ferry: rss.bytes / 1e6, unit: 'MB', goal: { max: 150, of: 'value' } });
+  }
+
+  if (selected('budget')) {
+    const seeded = await seed('budget');
+    const proxy = await startFaultProxy(src);
+    cleanups.push(proxy.stop);
+    const budgetRounds: BudgetRound[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      for (const arm of BUDGET_ARMS.map((_, i) => BUDGET_ARMS[(i + round) % BUDGET_ARMS.length]!)) {
+        const result = await runBudgetArm(arm, proxy, seeded, dst, `budget-${arm.replace(' ', '-')}-${round}`);
+        console.log(`429 scenario round ${round}, ${arm}: ${result.seconds.toFixed(2)} s, ${result.requests} requests, ${result.refused} 429s, ${result.finished} jobs finished`);
+        budgetRounds.push(result);
+      }
+    }
+    console.log(`\n${formatBudgetRounds(budgetRounds)}\n`);
+    results.budget = budgetRounds;
+    const of = (arm: BudgetArm, value: (round: BudgetRound) => number): number => median(budgetRounds.filter((r) => r.arm === arm).map(value));
+    const versus = (scenario: string, unit: string, value: (round: BudgetRound) => number): Row => {
+      const [shared, none] = [of('shared', value), of('none', value)];
+      return { scenario, ferry: shared, unit, reference: { name: 'no budget', value: none }, ...(none > 0 && { ratio: shared / none }) };
+    };
+    rows.push(versus('429 scenario: wall time, shared budget', 's', (r) => r.seconds));
+    rows.push(versus('429 scenario: requests the source saw', 'req', (r) => r.requests));
+    rows.push(versus('429 scenario: 429s', 'req', (r) => r.refused));
   }
 
   const durationSeconds = (performance.now() - started) / 1000;

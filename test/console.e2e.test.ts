@@ -258,6 +258,30 @@ describe('the web console', () => {
     await context.close();
   });
 
+  it("lists the registries with each one's budget: ceiling, rate, pulls left, pause and requests waiting", async () => {
+    const registry = await service.settings.addRegistry({ name: 'rationed', url: 'rationed.example.com', requestsPerSecond: 4 });
+    // What a registry like Docker Hub would have taught the service: a budget, then a 429.
+    const limiter = service.registries.limiter(registry.url)!;
+    (await limiter.admit(true, undefined, 'GET manifest')).answered(200, { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '76;w=21600' });
+    (await limiter.admit(false, undefined, 'HEAD manifest')).answered(429, { 'retry-after': '600' });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const failures: string[] = [];
+    page.on('pageerror', (error) => failures.push(String(error)));
+    const cell = (name: string) => page.locator(`tr[data-registry="${registry.id}"] td[data-budget="${name}"]`).textContent();
+
+    await page.goto(`${base}/`);
+    await page.getByRole('link', { name: 'Registries' }).click();
+    await page.locator(`tr[data-registry="${registry.id}"]`).waitFor();
+    await expect(cell('ceiling')).resolves.toBe('4/s');
+    await expect(cell('rate')).resolves.toMatch(/^\d+(\.\d)?\/s$/);
+    await expect(cell('pulls')).resolves.toMatch(/^76 of 100 per 6 h 00 m, whole again at \d\d:\d\d:\d\d\.\d{3}$/);
+    await expect(cell('paused')).resolves.toMatch(/^\d\d:\d\d:\d\d\.\d{3}$/);
+    await expect(cell('waiting')).resolves.toBe('0');
+    expect(failures).toEqual([]);
+    await context.close();
+  });
+
   it('asks for the token when the API wants one, keeps it and sends it on every call, streams included', async () => {
     const secured = await buildApi(service, { token: 'console-secret' });
     const port = await freePort();

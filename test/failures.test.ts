@@ -55,12 +55,14 @@ afterAll(async () => {
 const creds = `${DEFAULT_USER.username}:${DEFAULT_USER.password}`;
 
 describe('transient failures', () => {
-  it('retries 503s and 429s with backoff and finishes with every tag', async () => {
+  it('retries 503s with backoff, sends a 429 again after its pause without failing the phase, and finishes with every tag', async () => {
     sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 2, fault: { type: 'status', status: 503 } });
     destinationProxy.addRule({ method: 'PUT', path: /\/manifests\//, times: 1, fault: { type: 'status', status: 429, headers: { 'retry-after': '0' } } });
+    const from = destinationProxy.requests.length;
     const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/retry/app`, { tagFilter: globFilter(['a', 'b']), blobConcurrency: 1 }));
     expect(result.status).toBe('finished');
-    expect(result.statuses).toEqual(['pending', 'running', 'retrying', 'running', 'retrying', 'running', 'retrying', 'running', 'finished']);
+    expect(result.statuses).toEqual(['pending', 'running', 'retrying', 'running', 'retrying', 'running', 'finished']);
+    expect(destinationProxy.requests.slice(from).filter((r) => r.method === 'PUT' && /\/manifests\//.test(r.path)).map((r) => r.status)).toEqual([429, 201, 201]);
     for (const tag of ['a', 'b']) {
       expect((await rawManifest({ host: destination.host, repository: 'retry/app', tag })).digest).toBe(built[tag]!.digest);
     }

@@ -7,7 +7,8 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { openStore } from '../src/services/store/open.js';
 import type { Execution, Job, Policy, PolicyInput, Registry, Transition } from '../src/services/store/types.js';
-import type { HeldRequest } from './support/fault-proxy.js';
+import type { BudgetStatus } from '../src/services/registry/limiter.js';
+import { requestsPerWindow, startFaultProxy, type BudgetFault, type HeldRequest } from './support/fault-proxy.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { OCI_MEDIA_TYPES, writeOciLayout, type BuiltTag } from './support/images.js';
 import { nodeOutputs, openEvents, startNode, startNodes, type FerryNode } from './support/nodes.js';
@@ -263,6 +264,40 @@ describe('three nodes on one database', () => {
     expect(digests).toEqual(Array(MANY).fill(manyImage.digest));
     // No node died: none lost a job, none had anything to warn about.
     expect(cluster.flatMap((node) => node.logs().filter((r) => r.level >= 40 && Number(r.time) >= since).map((r) => `${node.name}: ${r.msg}`))).toEqual([]);
+  });
+
+  it('keeps the manifest GETs of jobs on every node within the budget of a source that rations them, and shows it on each', async () => {
+    reportNodesOnFailure();
+    const rationed = await startFaultProxy(fixture.source.host);
+    try {
+      const budget: BudgetFault = { type: 'budget', limit: 3, windowSeconds: 2, free: ['HEAD'] };
+      rationed.addRule({ path: /\/manifests\//, fault: budget });
+      const source = await ok<Registry>(cluster[0]!, 'POST', '/registries', { name: 'rationed', url: rationed.host });
+      const { destination } = await registries(cluster[0]!);
+      const p = await ok<Policy>(cluster[0]!, 'POST', '/policies', {
+        name: 'rationed',
+        sourceRegistryId: source.id,
+        destinationRegistryId: destination.id,
+        repositories: { include: ['many/r1?'], exclude: [] },
+        rewrite: { namespace: 'rationed', flatten: 0 },
+      });
+      const { execution, jobs } = await trigger(cluster[0]!, p);
+      expect(jobs).toHaveLength(10);
+      const done = await finished(cluster[0]!, execution, 60_000);
+      expect(done.filter((j) => j.status !== 'finished')).toEqual([]);
+      expect(new Set(done.map((j) => j.node)).size).toBeGreaterThan(1);
+
+      const gets = rationed.requests.filter((r) => r.method === 'GET' && /\/manifests\//.test(r.path));
+      expect(gets.filter((r) => r.status === 429)).toEqual([]);
+      const windows = requestsPerWindow(rationed.requests, /\/manifests\//, budget.windowSeconds, (r) => r.method === 'GET');
+      console.log(`10 jobs on three nodes, a budget of ${budget.limit} manifest GETs per ${budget.windowSeconds} s: ${windows.join(', ')} per window`);
+      expect(Math.max(...windows)).toBeLessThanOrEqual(budget.limit);
+      for (const node of cluster) {
+        expect(await ok<BudgetStatus>(node, 'GET', `/registries/${source.id}/budget`)).toMatchObject({ pulls: { limit: budget.limit, windowSeconds: budget.windowSeconds }, waiting: 0 });
+      }
+    } finally {
+      await rationed.stop();
+    }
   });
 
   it('shows on every node the changes of a job running on another, and replays what a client missed', async () => {

@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy } from './support/fault-proxy.js';
@@ -321,6 +322,28 @@ describe('fault proxy', () => {
     for (let i = 0; i < 3; i++) statuses.push((await fetch(`${proxy.url}/v2/`)).status);
     expect(statuses).toEqual([503, 503, 200]);
     expect(proxy.requests.slice(-3).map((request) => request.status)).toEqual([503, 503, 200]);
+  });
+
+  it("rations GETs as Docker Hub does: its headers on every answer, HEADs free, 429 with Retry-After once spent, whole again in the next window", async () => {
+    const remove = proxy.addRule({ path: /\/manifests\//, fault: { type: 'budget', limit: 2, windowSeconds: 1, free: ['HEAD'] } });
+    const url = `${proxy.url}/v2/smoke/proxy/manifests/single`;
+    const answer = async (method: string) => {
+      const response = await fetch(url, { method, headers: { accept: OCI_MEDIA_TYPES.manifest } });
+      await response.arrayBuffer();
+      return [response.status, response.headers.get('ratelimit-limit'), response.headers.get('ratelimit-remaining'), response.headers.get('retry-after')];
+    };
+    const answers = [await answer('GET'), await answer('HEAD'), await answer('GET'), await answer('GET'), await answer('HEAD')];
+    await sleep(1_100);
+    answers.push(await answer('GET'));
+    remove();
+    expect(answers).toEqual([
+      [200, '2;w=1', '1;w=1', null],
+      [200, '2;w=1', '1;w=1', null],
+      [200, '2;w=1', '0;w=1', null],
+      [429, '2;w=1', '0;w=1', '1'],
+      [200, '2;w=1', '0;w=1', null],
+      [200, '2;w=1', '1;w=1', null],
+    ]);
   });
 
   it('corrupts a blob body without changing its length', async () => {

@@ -149,7 +149,7 @@ describe('the latest N', () => {
 
   it('copies a pushed tag on an event only if it is among the latest N when the job lists the repository', async () => {
     const at = '2025-01-01T00:00:00.000Z';
-    const registry = (url: string): Registry => ({ id: url, name: url, url, insecure: false, ca: null, hasCredentials: false, username: null, credentialHelper: null, createdAt: at, updatedAt: at });
+    const registry = (url: string): Registry => ({ id: url, name: url, url, insecure: false, ca: null, hasCredentials: false, username: null, credentialHelper: null, requestsPerSecond: null, createdAt: at, updatedAt: at });
     const policy: Policy = {
       ...POLICY_DEFAULTS,
       id: 'latest-two',

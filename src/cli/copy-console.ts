@@ -24,7 +24,7 @@ export async function copyWithConsole(input: ReplicationInput, resolve: Registry
   try {
     for (const url of new Set([input.source.registry, input.destination.registry])) {
       const options = await resolve(url);
-      await service.store.registries.create(checkRegistry({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null }));
+      await service.store.registries.create(checkRegistry({ name: url, url, insecure: options.insecure ?? false, ca: options.ca ?? null, requestsPerSecond: options.requestsPerSecond ?? null }));
     }
     const { jobs } = await service.store.executions.create({
       policyId: null,

@@ -9,6 +9,7 @@ import { BlobLocator } from '../services/blob-locator.js';
 import { Cleanups } from '../services/cleanups.js';
 import { InvalidInputError } from '../services/domain/errors.js';
 import { checkPlatforms } from '../services/domain/policy.js';
+import { checkRequestsPerSecond } from '../services/domain/registry.js';
 import { checkSignatureRequirement, DEFAULT_REFERRERS, parseReferrers } from '../services/domain/referrers.js';
 import { checkSemverFilter } from '../services/domain/tag-selection.js';
 import { createReplication } from '../services/interpreter.js';
@@ -47,6 +48,8 @@ Options:
   --src-ca FILE         PEM CA bundle to trust for the source
   --dest-ca FILE        the same for the destination
   --limit-rate KIB      blob bandwidth for the job, in KiB/s
+  --src-rate N          at most N requests per second to the source (429s slow ferry down further)
+  --dest-rate N         the same for the destination
   --referrers WHICH     signatures, SBOMs and attestations copied with each image: all (default),
                         none, or artifact types separated by commas (application/spdx+json,...)
   --require-signature KEY.pub
@@ -88,6 +91,8 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
       referrers: { type: 'string' },
       'require-signature': { type: 'string' },
       'limit-rate': { type: 'string' },
+      'src-rate': { type: 'string' },
+      'dest-rate': { type: 'string' },
       'log-format': { type: 'string' },
       inspect: { type: 'boolean' },
     },
@@ -115,8 +120,8 @@ export async function copyCommand(argv: string[], io: CommandIO): Promise<number
 
   const logger = createLogger(format, io.stdout);
   const resolve = registryResolver([
-    { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'] },
-    { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'] },
+    { registry: input.source.registry, credentials: values['src-creds'] ?? io.env.FERRY_SRC_CREDS, insecure: values['src-insecure'] ?? false, caFile: values['src-ca'], rate: rateOption(values['src-rate'], '--src-rate') },
+    { registry: input.destination.registry, credentials: values['dest-creds'] ?? io.env.FERRY_DEST_CREDS, insecure: values['dest-insecure'] ?? false, caFile: values['dest-ca'], rate: rateOption(values['dest-rate'], '--dest-rate') },
   ]);
   if (values.inspect) {
     const { copyWithConsole } = await import('./copy-console.js');
@@ -197,6 +202,11 @@ function tagFilterOption(values: TagOptions): TagFilter {
   if (by !== undefined && by !== 'semver' && by !== 'created') throw new UsageError(`--latest-by takes semver or created, not "${by}"`);
   if (values.latest !== undefined) filter.latest = { count: positiveInteger(values.latest, '--latest', 0), by: by ?? 'semver' };
   return filter;
+}
+
+/** Requests per second, checked by the rule registries follow. */
+function rateOption(value: string | undefined, option: string): number | undefined {
+  return value === undefined ? undefined : usage(option, () => checkRequestsPerSecond(Number(value)));
 }
 
 /** Repeated or comma-separated, checked by the rule policies follow. */

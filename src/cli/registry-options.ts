@@ -10,6 +10,8 @@ export interface SideOptions {
   credentials?: string | undefined;
   insecure: boolean;
   caFile?: string | undefined;
+  /** Requests per second at most. */
+  rate?: number | undefined;
 }
 
 /**
@@ -27,6 +29,7 @@ export function registryResolver(sides: SideOptions[]): RegistryResolver {
     const options: RegistryOptions = { registry, insecure: side?.insecure ?? false, userAgent: 'ferry/0.1' };
     if (credentials) options.credentials = credentials;
     if (side?.caFile) options.ca = await readFile(side.caFile, 'utf8');
+    if (side?.rate !== undefined) options.requestsPerSecond = side.rate;
     return options;
   };
 }

@@ -6,6 +6,7 @@ import { h } from './format.js';
 import { mountJobPage } from './job-page.js';
 import { mountExecution, mountHome } from './jobs.js';
 import { mountPolicies, mountPolicy } from './policies.js';
+import { mountRegistries } from './registries.js';
 
 /** @typedef {(view: HTMLElement, params: Record<string, string>) => Promise<() => void>} Mount */
 
@@ -16,6 +17,7 @@ const ROUTES = [
   [/^#\/jobs\/([^/]+)$/, mountJobPage, ['id']],
   [/^#\/policies$/, mountPolicies, []],
   [/^#\/policies\/([^/]+)$/, mountPolicy, ['id']],
+  [/^#\/registries$/, mountRegistries, []],
 ];
 
 const view = /** @type {HTMLElement} */ (document.getElementById('view'));

@@ -112,6 +112,8 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
     ['credentials and a helper', '  - { name: other, url: other.io, credentialHelper: gcr, credentials: { username: u, password: p } }\n', /: registry other: credentialHelper cannot be given with credentials/],
     ['a second registry of one name', '  - { name: upstream, url: other.io }\n', /: registry upstream is listed twice$/],
     ['a second registry of one URL', '  - { name: other, url: registry.example.com }\n', /: registry URL registry\.example\.com is listed twice$/],
+    ['a rate below zero', '  - { name: other, url: other.io, requestsPerSecond: -2 }\n', /: registry other: requestsPerSecond -2 is not a positive number of requests per second/],
+    ['a rate that is no number', '  - { name: other, url: other.io, requestsPerSecond: fast }\n', /: registries\[2\]\.requestsPerSecond must be a number$/],
   ])('stores nothing of a file with %s', async (_, registry, message) => {
     const path = await file('bad-registry.yaml', `${REGISTRIES}${registry}policies:\n  - { name: p, source: upstream, destination: local }\n`);
     expect((await refusal(path)).message).toMatch(message);
@@ -162,6 +164,13 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
     const path = await file('unknown-registry.yaml', `${REGISTRIES}policies:\n${FIRST}  - { name: p, source: upstream, destination: nowhere }\n`);
     expect((await refusal(path)).message).toBe(`${path}: policy p: destination names registry "nowhere", which is not configured`);
     await storesNothing();
+  });
+
+  it("keeps a registry's ceiling of requests per second; null removes it", async () => {
+    const path = await file('rate.yaml', 'registries:\n  - { name: hub, url: docker.io, requestsPerSecond: 2.5 }\n');
+    expect((await applyConfig(store, settings, await readConfigFile(path, {}))).registries).toMatchObject([{ name: 'hub', requestsPerSecond: 2.5 }]);
+    await writeFile(path, 'registries:\n  - { name: hub, url: docker.io, requestsPerSecond: null }\n');
+    expect((await applyConfig(store, settings, await readConfigFile(path, {}))).registries).toMatchObject([{ name: 'hub', requestsPerSecond: null }]);
   });
 
   it('names the caFile of a CA that holds no certificate', async () => {

@@ -19,6 +19,7 @@ import type { Filter, LatestFilter, SemverFilter, TagFilter } from './tag-filter
  *     - name: upstream
  *       url: registry.example.com
  *       credentials: { username: robot, password: ${UPSTREAM_PASSWORD} }
+ *       requestsPerSecond: 5                    # each node's ceiling; 429s slow it down further
  *     - name: ecr
  *       url: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
  *       credentialHelper: ecr-login                  # docker-credential-ecr-login, at each connect
@@ -167,10 +168,11 @@ function checkConfig(path: string, document: unknown): ConfigFile {
 
 function registryEntry(path: string, value: unknown, at: string): ConfigFile['registries'][number] {
   const o = object(path, value, at);
-  only(path, o, at, ['name', 'url', 'insecure', 'credentials', 'credentialHelper', 'caFile']);
+  only(path, o, at, ['name', 'url', 'insecure', 'credentials', 'credentialHelper', 'caFile', 'requestsPerSecond']);
   const registry: ConfigFile['registries'][number] = { name: string(path, o.name, `${at}.name`), url: string(path, o.url, `${at}.url`) };
   if (o.insecure !== undefined) registry.insecure = boolean(path, o.insecure, `${at}.insecure`);
   if (o.caFile !== undefined) registry.caFile = string(path, o.caFile, `${at}.caFile`);
+  if (o.requestsPerSecond !== undefined) registry.requestsPerSecond = o.requestsPerSecond === null ? null : number(path, o.requestsPerSecond, `${at}.requestsPerSecond`);
   if (o.credentials !== undefined) {
     const c = object(path, o.credentials, `${at}.credentials`);
     only(path, c, `${at}.credentials`, ['username', 'password']);

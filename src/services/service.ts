@@ -14,6 +14,7 @@ import { helperLogin } from './registry/credential-helper.js';
 import { Registries, type RegistryResolver } from './registry/registries.js';
 import type { RegistryOptions } from './registry/client.js';
 import { RegistryError } from './registry/errors.js';
+import type { BudgetLedger } from './registry/limiter.js';
 import { Scheduler } from './scheduler.js';
 import { openStore } from './store/open.js';
 import type { Keyring } from './store/secrets.js';
@@ -73,7 +74,7 @@ export class FerryService {
     this.inspector = inspector;
     this.logger = options.logger;
     this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-    this.registries = new Registries(options.registries ?? ((url) => registryOptions(store, url)));
+    this.registries = new Registries(options.registries ?? ((url) => registryOptions(store, url)), { ledger: storeLedger(store, node, options.logger) });
     this.pool = new WorkerPool({
       store,
       node,
@@ -99,8 +100,10 @@ export class FerryService {
       store.signals.subscribe((signal) => {
         if (signal.type === 'policies') reload();
         else if (signal.type === 'registries') signal.urls.forEach((url) => this.registries.forget(url));
+        else if (signal.type === 'budget' && signal.node !== node) this.registries.refreshBudgets([signal.registry]);
       }),
       store.signals.onReconnect(reload),
+      store.signals.onReconnect(() => this.registries.refreshBudgets()),
     ];
     this.#unsubscribe = () => {
       clearInterval(tidy);
@@ -168,7 +171,21 @@ async function registryOptions(store: Store, url: string): Promise<RegistryOptio
     registry: url,
     insecure: registry.insecure,
     userAgent: 'ferry/0.1',
+    ...(registry.requestsPerSecond === null ? {} : { requestsPerSecond: registry.requestsPerSecond }),
     ...(registry.ca ? { ca: registry.ca } : {}),
     ...(credentials ? { credentials } : {}),
+  };
+}
+
+/** Registries' budgets in the store, which every node's limiters share; a pause or slow-down is announced to the others. */
+function storeLedger(store: Store, node: NodeId, logger: Logger): BudgetLedger {
+  return {
+    update: (registry, change) =>
+      store.registryBudgets.update(registry, change).catch((error: unknown) => {
+        logger.warn({ err: error }, `the budget of ${registry} could not be read or shared (${(error as Error).message}); this node goes on with what it knows`);
+        throw error;
+      }),
+    announce: (registry) =>
+      void store.signals.publish({ type: 'budget', registry, node }).catch((error: unknown) => logger.warn({ err: error }, `the other nodes were not told of the budget of ${registry}; they read it at their next pull`)),
   };
 }

@@ -15,7 +15,23 @@ export type Fault =
   | { type: 'delay'; ms: number }
   | { type: 'throttle'; bytesPerSecond: number }
   /** Forwards the request and adds these headers to the registry's answer. */
-  | { type: 'addHeaders'; headers: Record<string, string> };
+  | { type: 'addHeaders'; headers: Record<string, string> }
+  | BudgetFault;
+
+/**
+ * A registry that rations requests, as Docker Hub rations pulls: `limit` matching requests per
+ * fixed window of `windowSeconds` (the first window opens at the first request), then 429 with
+ * Retry-After until the window ends. `free` methods are not counted nor refused (Docker Hub:
+ * HEAD). Every answer carries `RateLimit-Limit: <limit>;w=<window>` and `RateLimit-Remaining`
+ * as Docker Hub's do, unless `headers` is false (a registry that only refuses).
+ */
+export interface BudgetFault {
+  type: 'budget';
+  limit: number;
+  windowSeconds: number;
+  free?: string[];
+  headers?: boolean;
+}
 
 export interface FaultRule {
   method?: string;
@@ -32,6 +48,8 @@ export interface ProxiedRequest {
   status: number;
   /** The client closed the connection before the response was complete. */
   aborted: boolean;
+  /** When it reached the proxy (epoch ms). */
+  at: number;
 }
 
 /** A request held at the proxy: the client's job is in the phase that sent it until it is released. */
@@ -101,11 +119,53 @@ async function sendTruncated(body: IncomingMessage, res: ServerResponse, limit: 
   res.end();
 }
 
+/**
+ * The requests that match `path`, `counted` of them per window of a budget's length, from the
+ * first (as the proxy's budget windows run): what a rationing registry saw.
+ */
+export function requestsPerWindow(requests: ProxiedRequest[], path: RegExp, windowSeconds: number, counted: (request: ProxiedRequest) => boolean): number[] {
+  const matching = requests.filter((r) => path.test(r.path));
+  const start = matching[0]?.at ?? 0;
+  const windows: number[] = [];
+  for (const request of matching.filter(counted)) {
+    const index = Math.floor((request.at - start) / (windowSeconds * 1000));
+    windows[index] = (windows[index] ?? 0) + 1;
+  }
+  return Array.from(windows, (count) => count ?? 0);
+}
+
+const DOCKER_HUB_REFUSAL = JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'You have reached your pull rate limit.' }] });
+
+/** Spends one request of a budget: the headers to answer with, and whether it is refused. */
+function budgetKeeper(): (fault: BudgetFault, method: string) => { refused: boolean; headers: Record<string, string> } {
+  const windows = new WeakMap<BudgetFault, { start: number; used: number }>();
+  return (fault, method) => {
+    const now = Date.now();
+    const length = fault.windowSeconds * 1000;
+    let window = windows.get(fault);
+    if (!window) windows.set(fault, (window = { start: now, used: 0 }));
+    if (now >= window.start + length) {
+      window.start += Math.floor((now - window.start) / length) * length;
+      window.used = 0;
+    }
+    const counted = !(fault.free ?? []).includes(method);
+    const refused = counted && window.used >= fault.limit;
+    if (counted && !refused) window.used += 1;
+    const headers: Record<string, string> = fault.headers === false ? {} : {
+      'ratelimit-limit': `${fault.limit};w=${fault.windowSeconds}`,
+      'ratelimit-remaining': `${fault.limit - window.used};w=${fault.windowSeconds}`,
+    };
+    if (refused) headers['retry-after'] = String(Math.ceil((window.start + length - now) / 1000));
+    return { refused, headers };
+  };
+}
+
 export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
   const target = new URL(`http://${targetHost}`);
   const agent = new Agent({ keepAlive: true, noDelay: true });
   let rules: ActiveRule[] = [];
   const requests: ProxiedRequest[] = [];
+  const spend = budgetKeeper();
 
   const addRule = (rule: FaultRule): (() => void) => {
     const active = { rule, remaining: rule.times ?? Infinity };
@@ -162,7 +222,7 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0, aborted: false };
+    const record: ProxiedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0, aborted: false, at: Date.now() };
     requests.push(record);
     res.on('close', () => {
       if (!res.writableFinished) record.aborted = true;
@@ -173,6 +233,11 @@ export async function startFaultProxy(targetHost: string): Promise<FaultProxy> {
       fault.onHeld?.(requests.indexOf(record));
       fault = (await fault.release) ?? undefined;
       if (req.socket.destroyed || record.aborted) return;
+    }
+    if (fault?.type === 'budget') {
+      const { refused, headers } = spend(fault, record.method);
+      if (refused) fault = { type: 'status', status: 429, headers: { ...headers, 'content-type': 'application/json' }, body: DOCKER_HUB_REFUSAL };
+      else fault = { type: 'addHeaders', headers };
     }
     switch (fault?.type) {
       case 'status':

@@ -156,6 +156,22 @@ describe('registries', () => {
     await api('DELETE', `/registries/${id}`);
   });
 
+  it("keeps a registry's ceiling of requests per second, reconnects with it, and shows its budget", async () => {
+    const forget = vi.spyOn(service.registries, 'forget');
+    const paced = await api<Registry>('PATCH', `/registries/${sourceRegistry.id}`, { body: { requestsPerSecond: 50 } });
+    expect(paced).toMatchObject({ status: 200, body: { requestsPerSecond: 50 } });
+    expect(forget).toHaveBeenCalledWith(source.host);
+    forget.mockRestore();
+    expect(await api('POST', `/registries/${sourceRegistry.id}/ping`)).toMatchObject({ status: 200 });
+    expect(await api('GET', `/registries/${sourceRegistry.id}/budget`)).toStrictEqual({
+      status: 200,
+      body: { requestsPerSecond: 50, rate: 50, pausedUntil: null, pulls: null, waiting: 0 },
+      headers: expect.anything(),
+    });
+    expect((await api<Registry>('PATCH', `/registries/${sourceRegistry.id}`, { body: { requestsPerSecond: null } })).body.requestsPerSecond).toBeNull();
+    expect(await api('GET', '/registries/nope/budget')).toMatchObject({ status: 404, body: { message: 'no registry nope' } });
+  });
+
   it('refuses a second registry with the URL of another', async () => {
     expect(await api<ErrorBody>('POST', '/registries', { body: { name: 'again', url: source.host } })).toMatchObject({
       status: 409,
@@ -193,6 +209,7 @@ describe('validation', () => {
     { what: 'an unknown field', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', tls: true }), field: 'body.tls' },
     { what: 'credentials without a password', method: 'PATCH', path: () => `/registries/${sourceRegistry.id}`, body: () => ({ credentials: { username: 'u' } }), field: 'body.credentials.password' },
     { what: 'a CA that holds no certificate', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', ca: 'trust me' }), field: 'body.ca' },
+    { what: 'a rate of nothing', method: 'PATCH', path: () => `/registries/${sourceRegistry.id}`, body: () => ({ requestsPerSecond: 0 }), field: 'body.requestsPerSecond' },
     { what: 'a username with a colon', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', credentials: { username: 'a:b', password: 'p' } }), field: 'body.credentials.username' },
     { what: 'a credential helper given as a path', method: 'POST', path: () => '/registries', body: () => ({ name: 'x', url: 'x.io', credentialHelper: '/bin/sh' }), field: 'body.credentialHelper' },
     { what: 'a negative limit', method: 'GET', path: () => '/jobs?limit=-1', field: 'querystring.limit' },
@@ -531,6 +548,7 @@ describe('OpenAPI', () => {
         'PATCH /api/v1/registries/{id}',
         'DELETE /api/v1/registries/{id}',
         'POST /api/v1/registries/{id}/ping',
+        'GET /api/v1/registries/{id}/budget',
         'GET /api/v1/policies',
         'POST /api/v1/policies',
         'GET /api/v1/policies/{id}',
@@ -554,7 +572,7 @@ describe('OpenAPI', () => {
       ].sort(),
     );
     for (const methods of Object.values(body.paths)) for (const operation of Object.values(methods)) expect(operation.tags).toHaveLength(1);
-    expect(Object.keys(body.components.schemas)).toEqual(expect.arrayContaining(['Registry', 'Policy', 'Execution', 'Job', 'Transition', 'JobLogEntry', 'Error']));
+    expect(Object.keys(body.components.schemas)).toEqual(expect.arrayContaining(['Registry', 'RegistryBudget', 'Policy', 'Execution', 'Job', 'Transition', 'JobLogEntry', 'Error']));
     expect(Object.keys(body.components.schemas['Registry']!.properties)).not.toContain('password');
   });
 });

@@ -82,10 +82,28 @@ export const sharedSchemas = [
         hasCredentials: { type: 'boolean' },
         username: nullableString,
         credentialHelper: { ...nullableString, description: 'The docker credential helper that gives the login, instead of stored credentials' },
+        requestsPerSecond: { type: ['number', 'null'] },
         createdAt: timestamp,
         updatedAt: timestamp,
       },
       'A registry; its password is never shown',
+    ),
+  },
+  {
+    $id: 'RegistryBudget',
+    ...object(
+      {
+        requestsPerSecond: { type: ['number', 'null'], description: 'The configured ceiling' },
+        rate: { type: ['number', 'null'], description: 'The most requests per second this node sends now: the ceiling, or the slow-down after 429s; null: no limit' },
+        pausedUntil: { ...nullableTimestamp, description: "No request before this: the registry's Retry-After" },
+        pulls: {
+          ...object({ limit: { type: 'integer' }, remaining: { type: 'integer' }, windowSeconds: { type: ['number', 'null'] }, resetAt: nullableTimestamp }),
+          type: ['object', 'null'],
+          description: 'Manifest GETs the registry allows per window and has left (RateLimit headers); null until it says',
+        },
+        waiting: { type: 'integer', description: 'Requests of this node waiting for the budget' },
+      },
+      "A registry's request budget as the node asked knows it",
     ),
   },
   {

@@ -41,7 +41,8 @@ export class Settings {
     const checked = checkRegistryPatch(patch);
     const before = await this.registry(id);
     const after = found(await this.#store.registries.update(id, checked), 'registry', id);
-    if (checked.credentials !== undefined || checked.credentialHelper !== undefined || after.url !== before.url || after.insecure !== before.insecure || after.ca !== before.ca) {
+    const reconnect = after.url !== before.url || after.insecure !== before.insecure || after.ca !== before.ca || after.requestsPerSecond !== before.requestsPerSecond;
+    if (checked.credentials !== undefined || checked.credentialHelper !== undefined || reconnect) {
       await this.#reconnect([before.url, after.url]);
     }
     return after;

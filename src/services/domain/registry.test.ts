@@ -30,7 +30,7 @@ function refusal(check: () => unknown): InvalidInputError {
 describe('checkRegistry', () => {
   it('fills in the defaults', () => {
     expect(checkRegistry({ name: 'hub', url: 'docker.io' })).toEqual({ name: 'hub', url: 'docker.io', ...REGISTRY_DEFAULTS });
-    expect(REGISTRY_DEFAULTS).toEqual({ insecure: false, ca: null, credentials: null, credentialHelper: null });
+    expect(REGISTRY_DEFAULTS).toEqual({ insecure: false, ca: null, credentials: null, credentialHelper: null, requestsPerSecond: null });
   });
 
   it.each(['ghcr.io', 'registry.example.com:5000', '127.0.0.1:5000', 'localhost', '[::1]:5000', 'my-registry'])('takes the host %j', (url) => {
@@ -38,8 +38,8 @@ describe('checkRegistry', () => {
   });
 
   it('keeps every setting given, without the keys that are not settings', () => {
-    const input = { name: 'r', url: 'r.io', insecure: true, ca: CERTIFICATE, credentials: { username: 'robot', password: 'p:w' }, colour: 'red' };
-    expect(checkRegistry(input as RegistryInput)).toEqual({ name: 'r', url: 'r.io', insecure: true, ca: CERTIFICATE, credentials: { username: 'robot', password: 'p:w' }, credentialHelper: null });
+    const input = { name: 'r', url: 'r.io', insecure: true, ca: CERTIFICATE, credentials: { username: 'robot', password: 'p:w' }, requestsPerSecond: 0.5, colour: 'red' };
+    expect(checkRegistry(input as RegistryInput)).toEqual({ name: 'r', url: 'r.io', insecure: true, ca: CERTIFICATE, credentials: { username: 'robot', password: 'p:w' }, credentialHelper: null, requestsPerSecond: 0.5 });
   });
 
   it('takes a credential helper instead of credentials', () => {
@@ -73,6 +73,8 @@ describe('checkRegistry', () => {
       'credentialHelper',
       /^credentialHelper cannot be given with credentials: a registry logs in with one or the other$/,
     ],
+    ['a rate of nothing', { requestsPerSecond: 0 }, 'requestsPerSecond', /^requestsPerSecond 0 is not a positive number of requests per second$/],
+    ['a rate that is no number', { requestsPerSecond: Number.NaN }, 'requestsPerSecond', /^requestsPerSecond NaN is not a positive number/],
   ])('refuses %s, naming the field', (_, change, field, message) => {
     const error = refusal(() => checkRegistry({ name: 'r', url: 'r.io', ...change } as RegistryInput));
     expect(error.field).toBe(field);

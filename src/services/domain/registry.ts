@@ -17,7 +17,7 @@ import { checkGiven, checkName, required, type FieldChecks } from './fields.js';
 /** A registry as stored: every setting present. */
 export type RegistrySettings = Required<RegistryInput>;
 
-export const REGISTRY_DEFAULTS: Omit<RegistrySettings, 'name' | 'url'> = { insecure: false, ca: null, credentials: null, credentialHelper: null };
+export const REGISTRY_DEFAULTS: Omit<RegistrySettings, 'name' | 'url'> = { insecure: false, ca: null, credentials: null, credentialHelper: null, requestsPerSecond: null };
 
 const DOMAIN_COMPONENT = '[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?';
 /** A registry as references name it: a host (or bracketed IPv6 address) and an optional port. */
@@ -32,6 +32,7 @@ const checks: FieldChecks<RegistryInput, RegistrySettings> = {
   ca: (ca) => (ca === null ? null : checkCa(ca)),
   credentials: (credentials) => (credentials === null ? null : checkCredentials(credentials)),
   credentialHelper: (helper) => (helper === null ? null : checkHelper(helper)),
+  requestsPerSecond: (rate) => (rate === null ? null : checkRequestsPerSecond(rate)),
 };
 
 /** A new registry's settings, defaults filled in; throws InvalidInputError naming the first setting that breaks a rule. */
@@ -84,6 +85,12 @@ function checkHelper(helper: string): string {
     throw new InvalidInputError('credentialHelper', `${JSON.stringify(helper)} is not a credential helper name (the part after docker-credential-, as in ecr-login): up to 100 letters, digits, ".", "_" and "-", not starting with "." or "-"`);
   }
   return helper;
+}
+
+/** A registry's ceiling, however it is given (the API, ferry.yaml, `ferry copy --src-rate`). */
+export function checkRequestsPerSecond(rate: number): number {
+  if (!Number.isFinite(rate) || rate <= 0) throw new InvalidInputError('requestsPerSecond', `${rate} is not a positive number of requests per second`);
+  return rate;
 }
 
 function checkCredentials({ username, password }: Credentials): Credentials {

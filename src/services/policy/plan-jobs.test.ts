@@ -49,6 +49,7 @@ function registry(url: string): Registry {
     hasCredentials: false,
     username: null,
     credentialHelper: null,
+    requestsPerSecond: null,
     createdAt: '2025-01-01T00:00:00.000Z',
     updatedAt: '2025-01-01T00:00:00.000Z',
   };

@@ -2,6 +2,8 @@ import type { Dispatcher } from 'undici';
 import { Authenticator, type Scope } from './auth.js';
 import { RegistryConnections } from './connections.js';
 import { RegistryError, type ErrorCode } from './errors.js';
+import type { RegistryLimiter } from './limiter.js';
+import { parseRetryAfter } from './rate-limit-headers.js';
 import { isLoopbackRegistry, registryEndpointHost } from './reference.js';
 import type { Login } from './credentials.js';
 
@@ -16,6 +18,10 @@ export interface RegistryOptions {
   /** Connections per origin; requests beyond it queue in the pool. */
   connections?: number;
   userAgent?: string;
+  /** The ceiling of the registry's limiter (`Registries` applies it); none when left out. */
+  requestsPerSecond?: number;
+  /** Every request waits for the registry's budget, shared with every client of it; without one, requests go at once. */
+  limiter?: RegistryLimiter;
 }
 
 export type Body = Dispatcher.DispatchOptions['body'];
@@ -36,6 +42,8 @@ export interface RegistryRequest {
 export type RegistryResponse = Dispatcher.ResponseData;
 
 const TLS_FALLBACK_CODES = new Set(['EPROTO', 'ERR_SSL_WRONG_VERSION_NUMBER', 'ECONNRESET']);
+/** 429s one request waits out before the last one goes back to its caller. */
+const MAX_REFUSALS = 5;
 
 /**
  * One registry, one keep-alive pool: requests with auth, and failures turned into
@@ -47,12 +55,14 @@ export class RegistryClient {
   readonly #connections: RegistryConnections;
   readonly #auth: Authenticator;
   readonly #userAgent: string;
+  readonly #limiter: RegistryLimiter | undefined;
   #base: URL;
 
   private constructor(options: RegistryOptions, base: URL) {
     this.registry = options.registry;
     this.#base = base;
     this.#userAgent = options.userAgent ?? 'ferry';
+    this.#limiter = options.limiter;
     this.#connections = new RegistryConnections(base.host, {
       connections: options.connections ?? 32,
       headersTimeout: 60_000,
@@ -119,14 +129,42 @@ export class RegistryClient {
     throw statusError(response.statusCode, what, undefined, detail);
   }
 
-  /** Sends a request with auth; answers any status, so callers decide what 404 means. */
+  /**
+   * Sends a request with auth, within the registry's budget; answers any status, so callers
+   * decide what 404 means. With a limiter, a 429 waits out the pause it set for every job and
+   * goes again: handed back, it would fail the caller's phase, whose retry waits on a timer of
+   * its own and comes back with every other job's.
+   */
   async send(request: RegistryRequest): Promise<RegistryResponse> {
-    const response = await this.#dispatch(request, await this.#auth.header(request.scopes));
+    for (let refusals = 1; ; refusals++) {
+      const response = await this.#authorized(request);
+      if (response.statusCode !== 429 || !this.#limiter || !isReplayable(request.body) || refusals === MAX_REFUSALS) return response;
+      await response.body.dump();
+    }
+  }
+
+  async #authorized(request: RegistryRequest): Promise<RegistryResponse> {
+    const response = await this.#limited(request, await this.#auth.header(request.scopes));
     if (response.statusCode !== 401 || !isReplayable(request.body)) return response;
     // Unanswerable, the 401 goes back to the caller with its body, which names the error.
     if (!this.#auth.challenge(header(response, 'www-authenticate'), request.scopes)) return response;
     await response.body.dump();
-    return this.#dispatch(request, await this.#auth.header(request.scopes));
+    return this.#limited(request, await this.#auth.header(request.scopes));
+  }
+
+  async #limited(request: RegistryRequest, authorization: string | undefined): Promise<RegistryResponse> {
+    if (!this.#limiter) return this.#dispatch(request, authorization);
+    // Docker Hub counts manifest GETs against its pull budget, not HEADs nor blobs.
+    const pull = request.method === 'GET' && /\/manifests\/[^/]+$/.test(this.resolve(request.url).pathname);
+    const pass = await this.#limiter.admit(pull, request.signal, request.what);
+    try {
+      const response = await this.#dispatch(request, authorization);
+      pass.answered(response.statusCode, response.headers);
+      return response;
+    } catch (error) {
+      pass.failed();
+      throw error;
+    }
   }
 
   /** Sends and fails with a RegistryError unless the status is one of `ok`. */
@@ -224,14 +262,6 @@ function errorCode(status: number, registryCode: string | undefined): ErrorCode 
   if (status === 429) return 'TOO_MANY_REQUESTS';
   if (status >= 500) return 'SERVER_ERROR';
   return 'PROTOCOL';
-}
-
-/** Retry-After is seconds or an HTTP date. */
-function parseRetryAfter(value: string | undefined): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim());
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
 const NETWORK_CODES = new Set([

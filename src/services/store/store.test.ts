@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/postgres.js';
+import { INITIAL_BUDGET, takePulls } from '../registry/budget.js';
 import { ConflictError, LeaseLostError, NotFoundError } from './errors.js';
 import { openPostgresStore } from './postgres/connect.js';
 import { Keyring, SecretKeyError } from './secrets.js';
@@ -85,7 +86,7 @@ function sqliteEngine(): TestEngine {
 }
 
 /** Every table, children before the tables they refer to: the order that empties them. */
-const TABLES = ['blob_uploads', 'job_changes', 'job_logs', 'job_transitions', 'jobs', 'executions', 'policies', 'registries', 'nodes'];
+const TABLES = ['blob_uploads', 'job_changes', 'job_logs', 'job_transitions', 'jobs', 'executions', 'policies', 'registries', 'nodes', 'registry_budgets'];
 
 /**
  * A database per file, migrated once and emptied before each test: DELETE takes ~2 ms, TRUNCATE
@@ -1042,6 +1043,28 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await b.blobUploads.find(blob.registry, blob.digest, 40)).toBeUndefined();
       expect(await b.blobUploads.claim({ ...blob, repository: 'two', node: 'B' }, HOLD_MS, 40)).toBeUndefined();
       expect(await a.blobUploads.find(blob.registry, blob.digest, HOLD_MS)).toMatchObject({ node: 'B', state: 'uploading' });
+    });
+  });
+
+  describe('registry budgets', () => {
+    const hub = 'registry-1.docker.io';
+    const take = (store: Store) => store.registryBudgets.update(hub, (state, now) => takePulls(state, 1, now));
+
+    it('starts a registry from the initial budget and keeps what is written, times to the millisecond', async () => {
+      const [a, b] = [await open(), await open()];
+      expect(await a.registryBudgets.update(hub, (state) => [state, state])).toStrictEqual(INITIAL_BUDGET);
+      const written = { ...INITIAL_BUDGET, rate: 2.5, decreasedAt: Date.parse('2026-01-02T03:04:05.678Z'), pausedUntil: Date.parse('2026-01-02T03:04:06.789Z'), pulls: 'counted', limit: 100, remaining: 76, windowSeconds: 21600, resetAt: Date.parse('2026-01-02T09:04:05.678Z') } as const;
+      await a.registryBudgets.update(hub, () => [written, undefined]);
+      expect(await b.registryBudgets.update(hub, (state) => [state, state])).toStrictEqual(written);
+      expect(await b.registryBudgets.update('ghcr.io', (state) => [state, state])).toStrictEqual(INITIAL_BUDGET);
+    });
+
+    it('hands out each pull once, however many nodes take at once', async () => {
+      const nodes = [await open(), await open()];
+      await nodes[0]!.registryBudgets.update(hub, (state, now) => [{ ...state, pulls: 'counted', limit: 20, remaining: 20, resetAt: now + HOLD_MS }, undefined]);
+      const grants = await Promise.all(nodes.flatMap((store) => Array.from({ length: 15 }, () => take(store))));
+      expect(grants.reduce((sum, grant) => sum + grant.taken, 0)).toBe(20);
+      expect((await take(nodes[1]!)).waitMs).toBeGreaterThan(HOLD_MS - 10_000);
     });
   });
 

@@ -1,5 +1,6 @@
 import type { ReferrerSelection, SignatureRequirement } from '../../actors/types.js';
 import type { ExecutionStatus, JobStatus } from '../../machines/status.js';
+import type { BudgetState } from '../registry/budget.js';
 import type { Credentials } from '../registry/credentials.js';
 import type { ErrorInfo } from '../registry/errors.js';
 import type { Filter, TagFilter } from '../tag-filter.js';
@@ -26,6 +27,8 @@ export interface RegistryInput {
   credentials?: Credentials | null;
   /** A docker credential helper (`ecr-login` runs `docker-credential-ecr-login`) asked for the login instead. */
   credentialHelper?: string | null;
+  /** The most requests per second each node sends it; null: no ceiling (its 429s still slow ferry down). */
+  requestsPerSecond?: number | null;
 }
 
 /** A registry as the API shows it: whether it has credentials, never what they are. */
@@ -39,6 +42,7 @@ export interface Registry {
   /** Who the credentials are for; the password is never read back except by `registryCredentials`. */
   username: string | null;
   credentialHelper: string | null;
+  requestsPerSecond: number | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
 }
@@ -363,6 +367,18 @@ export interface BlobUploadStore {
   forgetExpired(): Promise<number>;
 }
 
+/**
+ * Each registry's budget (pause, slow-down, pulls left), one row per registry URL, which every
+ * node's limiter reads and changes: see registry/budget.ts.
+ */
+export interface RegistryBudgetStore {
+  /**
+   * Applies `change` to the registry's budget in one transaction, the row locked, on the
+   * database's clock (epoch ms); returning the state it was given writes nothing.
+   */
+  update<T>(registry: string, change: (state: BudgetState, now: number) => [BudgetState, T]): Promise<T>;
+}
+
 export interface NodeStore {
   /** Adds the node, or brings it back to life. */
   register(node: NodeInput): Promise<void>;
@@ -374,14 +390,15 @@ export interface NodeStore {
   list(staleAfterMs: number, page?: Page): Promise<{ items: Node[]; total: number }>;
 }
 
-/** A message to every node: wake up to claim, stop a job, reload schedules, reconnect to registries, read new changes, live bytes. */
+/** A message to every node: wake up to claim, stop a job, reload schedules, reconnect to registries, read new changes, live bytes, a registry's budget. */
 export type Signal =
   | { type: 'queued' }
   | { type: 'stop'; jobId: Id }
   | { type: 'policies' }
   | { type: 'registries'; urls: string[] }
   | { type: 'changed' }
-  | { type: 'progress'; change: JobChange };
+  | { type: 'progress'; change: JobChange }
+  | { type: 'budget'; registry: string; node: NodeId };
 
 /**
  * Signals between nodes: PostgreSQL's LISTEN/NOTIFY, or within the process for SQLite. They
@@ -406,6 +423,7 @@ export interface Store {
   jobs: JobStore;
   nodes: NodeStore;
   blobUploads: BlobUploadStore;
+  registryBudgets: RegistryBudgetStore;
   signals: Signals;
   close(): Promise<void>;
 }

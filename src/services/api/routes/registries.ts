@@ -23,6 +23,7 @@ const registryFields = {
     type: ['string', 'null'],
     description: 'A docker credential helper asked for the login at each connect: ecr-login runs docker-credential-ecr-login get. Giving it removes the credentials; null removes it',
   },
+  requestsPerSecond: { type: ['number', 'null'], description: 'The most requests per second each node sends; null: no ceiling (429s still slow ferry down)' },
 } as const;
 
 const tags = ['registries'];
@@ -64,13 +65,33 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
       schema: {
         tags,
         summary: 'Change a registry',
-        description: 'Fields left out keep their value. A change of URL, login or TLS settings reconnects.',
+        description: 'Fields left out keep their value. A change of URL, login, TLS settings or rate reconnects.',
         params: idParams,
         body: { type: 'object', additionalProperties: false, properties: registryFields },
         response: { 200: ref('Registry'), ...errors(400, 404, 409) },
       },
     },
     (request) => settings.updateRegistry(request.params.id, request.body),
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/registries/:id/budget',
+    {
+      schema: {
+        tags,
+        summary: "A registry's request budget",
+        description: 'What this node and the others learnt of it: the pause after a 429, the rate allowed, the pulls left; and the requests waiting on this node.',
+        params: idParams,
+        response: { 200: ref('RegistryBudget'), ...errors(404) },
+      },
+    },
+    async (request) => {
+      const registry = await settings.registry(request.params.id);
+      const limiter = service.registries.limiter(registry.url)!;
+      // As stored, also on a node that has not connected to it since it changed.
+      limiter.configure(registry.requestsPerSecond);
+      return limiter.status();
+    },
   );
 
   app.delete<{ Params: IdParams }>(

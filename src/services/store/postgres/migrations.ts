@@ -148,6 +148,27 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
     up: `ALTER TABLE registries ADD COLUMN credential_helper text CHECK (credential_helper IS NULL OR username IS NULL);`,
   },
   {
+    version: 6,
+    // Each registry's ceiling, and its budget as every node's limiter shares it (registry/budget.ts).
+    up: `
+      ALTER TABLE registries ADD COLUMN requests_per_second double precision CHECK (requests_per_second > 0);
+
+      CREATE TABLE registry_budgets (
+        registry text PRIMARY KEY,
+        rate double precision,
+        decreased_at timestamptz,
+        paused_until timestamptz,
+        pulls text NOT NULL CHECK (pulls IN ('unknown', 'none', 'counted')),
+        pull_limit integer,
+        pull_remaining integer,
+        window_seconds double precision,
+        reset_at timestamptz,
+        probe_until timestamptz,
+        updated_at timestamptz NOT NULL
+      );
+    `,
+  },
+  {
     version: 7,
     // At most one pending job per key: repeated notifications of a tag queue one copy, whichever node takes them.
     up: `

@@ -6,7 +6,7 @@ import { defined, flag, newId, now, toRegistry, type NewRegistryRow, type Regist
 
 type RegistrySettings = Required<RegistryInput>;
 
-const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'credential_helper', 'created_at', 'updated_at'] as const;
+const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'credential_helper', 'requests_per_second', 'created_at', 'updated_at'] as const;
 
 /** The row as stored, its password sealed. */
 function row(keyring: Keyring, id: Id, settings: RegistrySettings, createdAt: string, updatedAt: string): Required<NewRegistryRow> {
@@ -19,6 +19,7 @@ function row(keyring: Keyring, id: Id, settings: RegistrySettings, createdAt: st
     username: settings.credentials?.username ?? null,
     password: settings.credentials ? keyring.seal(settings.credentials.password, id) : null,
     credential_helper: settings.credentialHelper,
+    requests_per_second: settings.requestsPerSecond,
     created_at: createdAt,
     updated_at: updatedAt,
   };
@@ -26,7 +27,7 @@ function row(keyring: Keyring, id: Id, settings: RegistrySettings, createdAt: st
 
 /** The settings of a stored row but its credentials, which stay sealed as they are. */
 function settingsOf(row: RegistryRow): RegistrySettings {
-  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: null, credentialHelper: row.credential_helper };
+  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: null, credentialHelper: row.credential_helper, requestsPerSecond: row.requests_per_second };
 }
 
 /** Names identify registries for people, URLs for jobs (their settings are found by URL). */
@@ -54,7 +55,7 @@ export function registryStore(database: Database, keyring: Keyring): RegistrySto
         write(database, async (trx) => {
           await assertFree(trx, input);
           const at = now();
-          const created = row(keyring, newId(), { insecure: false, ca: null, credentials: null, credentialHelper: null, ...defined(input) }, at, at);
+          const created = row(keyring, newId(), { insecure: false, ca: null, credentials: null, credentialHelper: null, requestsPerSecond: null, ...defined(input) }, at, at);
           await trx.insertInto('registries').values(created).execute();
           return toRegistry(created);
         }),

@@ -49,6 +49,7 @@ export function toRegistry(row: PublicRegistryRow): Registry {
     hasCredentials: row.username !== null,
     username: row.username,
     credentialHelper: row.credential_helper,
+    requestsPerSecond: row.requests_per_second,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

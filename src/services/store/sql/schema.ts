@@ -24,6 +24,7 @@ export interface RegistriesTable {
   username: string | null;
   password: string | null;
   credential_helper: string | null;
+  requests_per_second: number | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -156,6 +157,21 @@ export interface BlobUploadsTable {
   expires_at: Timestamp;
 }
 
+/** Times on the database's clock; see registry/budget.ts for what each column means. */
+export interface RegistryBudgetsTable {
+  registry: string;
+  rate: number | null;
+  decreased_at: Timestamp | null;
+  paused_until: Timestamp | null;
+  pulls: 'unknown' | 'none' | 'counted';
+  pull_limit: number | null;
+  pull_remaining: number | null;
+  window_seconds: number | null;
+  reset_at: Timestamp | null;
+  probe_until: Timestamp | null;
+  updated_at: Timestamp;
+}
+
 export interface Tables {
   registries: RegistriesTable;
   policies: PoliciesTable;
@@ -167,4 +183,5 @@ export interface Tables {
   nodes: NodesTable;
   job_changes: JobChangesTable;
   blob_uploads: BlobUploadsTable;
+  registry_budgets: RegistryBudgetsTable;
 }

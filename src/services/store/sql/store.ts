@@ -6,6 +6,7 @@ import { executionStore } from './executions.js';
 import { jobStore } from './jobs.js';
 import { nodeStore } from './nodes.js';
 import { policyStore } from './policies.js';
+import { registryBudgetStore } from './registry-budgets.js';
 import { registryStore } from './registries.js';
 
 /** The store over either engine: the queries are shared, the connection and signals are the engine's. */
@@ -19,6 +20,7 @@ export function sqlStore(database: Database, engine: { location: string; signals
     jobs: jobStore(database),
     nodes: nodeStore(database),
     blobUploads: blobUploadStore(database),
+    registryBudgets: registryBudgetStore(database),
     signals: engine.signals,
     close: engine.close,
   };

@@ -198,6 +198,27 @@ export const MIGRATIONS: readonly Migration[] = [
     up: `ALTER TABLE registries ADD COLUMN credential_helper TEXT CHECK (credential_helper IS NULL OR username IS NULL);`,
   },
   {
+    version: 6,
+    // Each registry's ceiling, and its budget as every node's limiter shares it (registry/budget.ts).
+    up: `
+      ALTER TABLE registries ADD COLUMN requests_per_second REAL CHECK (requests_per_second > 0);
+
+      CREATE TABLE registry_budgets (
+        registry TEXT PRIMARY KEY,
+        rate REAL,
+        decreased_at TEXT,
+        paused_until TEXT,
+        pulls TEXT NOT NULL CHECK (pulls IN ('unknown', 'none', 'counted')),
+        pull_limit INTEGER,
+        pull_remaining INTEGER,
+        window_seconds REAL,
+        reset_at TEXT,
+        probe_until TEXT,
+        updated_at TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
     version: 7,
     // At most one pending job per key: repeated notifications of a tag queue one copy, whichever node takes them.
     up: `
