@@ -92,7 +92,7 @@ async function ok<T>(node: FerryNode, method: string, path: string, body?: unkno
 }
 
 async function registries(node: FerryNode): Promise<{ source: Registry; destination: Registry }> {
-  const existing = await ok<Registry[]>(node, 'GET', '/registries');
+  const { items: existing } = await ok<{ items: Registry[] }>(node, 'GET', '/registries');
   const find = async (name: string, url: string) => existing.find((r) => r.name === name) ?? ok<Registry>(node, 'POST', '/registries', { name, url });
   return { source: await find('source', fixture.sourceProxy.host), destination: await find('destination', fixture.destinationProxy.host) };
 }
@@ -496,8 +496,8 @@ describe('nodes starting together', () => {
       cluster = await starting;
       reportNodesOnFailure();
       for (const node of cluster) {
-        expect((await ok<Registry[]>(node, 'GET', '/registries')).map((r) => r.name).sort()).toEqual(['mirror', 'upstream']);
-        expect((await ok<Policy[]>(node, 'GET', '/policies')).map((r) => r.name).sort()).toEqual(['nightly', 'team']);
+        expect((await ok<{ items: Registry[] }>(node, 'GET', '/registries')).items.map((r) => r.name).sort()).toEqual(['mirror', 'upstream']);
+        expect((await ok<{ items: Policy[] }>(node, 'GET', '/policies')).items.map((r) => r.name).sort()).toEqual(['nightly', 'team']);
         expect(node.logs().filter((r) => r.level >= 40)).toEqual([]);
         expect(node.logs().map((r) => r.msg)).toContain(`${file}: 2 registries and 2 policies applied`);
       }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -72,6 +72,16 @@ describe('ferry jobs, executions and policies against a running service', () => 
     const stop = await ferry(['jobs', 'stop', jobId!, ...server]);
     expect(stop.code).toBe(1);
     expect(stop.stderr).toMatch(/409 job \S+ has already ended/);
+  });
+
+  it('reads the token from --token-file, out of sight of ps', async () => {
+    const file = join(dir, 'token');
+    await writeFile(file, `${TOKEN}\n`, { mode: 0o600 });
+    const listed = await ferry(['nodes', 'ls', ...server.slice(0, 2), '--token-file', file]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(service.node);
+    const both = await ferry(['nodes', 'ls', ...server, '--token-file', file]);
+    expect(both).toMatchObject({ code: 2, stderr: expect.stringContaining('give --token or --token-file, not both') });
   });
 
   it('says when the token is wrong, and when the server is not there', async () => {

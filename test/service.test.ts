@@ -312,6 +312,6 @@ describe('ferry serve', () => {
   it('refuses to listen off loopback without an API token', async () => {
     const result = await collect(spawnFerry(['serve', '--host', '0.0.0.0', '--db', join(tmpdir(), 'ferry-refused.db')]));
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain('refusing to listen on 0.0.0.0 without an API token: set --token or FERRY_API_TOKEN');
+    expect(result.stderr).toContain('refusing to listen on 0.0.0.0 without an API token: set --token, --token-file or FERRY_API_TOKEN');
   });
 });

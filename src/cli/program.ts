@@ -83,6 +83,8 @@ export function buildProgram(run: Runner): Command {
     .option('--workers <n>', 'jobs running at once (default 4)')
     .option('--config <file>', 'ferry.yaml: registries and policies to create or update at start-up')
     .option('--token <token>', 'API bearer token (or FERRY_API_TOKEN); required off loopback')
+    .option('--token-file <file>', 'the token read from a file, out of sight of ps')
+    .option('--secret-key-file <file>', 'the key that seals registry passwords, created (mode 0600) when missing (default ferry.key next to the SQLite file, or data/ferry.key for PostgreSQL); FERRY_SECRET_KEY (base64, 32 bytes) overrides it')
     .addOption(logFormatOption())
     .addOption(logLevelOption())
     .option('--inspect', "also send every job actor's inspection stream to Stately's inspector (FERRY_INSPECT_URL overrides ws://127.0.0.1:8081)")
@@ -117,6 +119,15 @@ export function buildProgram(run: Runner): Command {
     .option('--json', 'as JSON (the default)')
     .option('--mermaid', 'as a Mermaid state diagram')
     .action(run(async (command, io) => (await import('./machine.js')).machineCommand(command.processedArgs[0] as string, command.opts(), io.stdout)));
+
+  program
+    .command('secrets')
+    .description('manage the key that seals the stored registry passwords')
+    .command('rotate')
+    .description('seal every registry password with a new key: the key file gets a new key, every password is sealed with it, then the old key is dropped (with FERRY_SECRET_KEY: set it to NEW,OLD, run this, then keep NEW). Restart every ferry serve on the database afterwards')
+    .option('--db <path|url>', 'the store (default ./data/ferry.db, or FERRY_DATABASE_URL)')
+    .option('--secret-key-file <file>', 'the key file (default ferry.key next to the SQLite file, or data/ferry.key for PostgreSQL)')
+    .action(run(async (command, io) => (await import('./secrets.js')).rotateSecrets(command.opts(), io)));
 
   program
     .command('stately-inspector')

@@ -14,6 +14,7 @@ export function remoteCommands(program: Command, run: Runner): void {
       .description(description)
       .option('--server <url>', 'the service (default http://127.0.0.1:8080, or FERRY_SERVER)')
       .option('--token <token>', 'API token (or FERRY_API_TOKEN)')
+      .option('--token-file <file>', 'the token read from a file, out of sight of ps')
       .action(run(action));
   const listing = (parent: Command, owner: Option) =>
     leaf(parent, 'ls', `list ${parent.name()}`, async (c, io) => (await remote()).list(c, io, parent.name() as 'jobs' | 'executions'))

@@ -9,7 +9,7 @@ import { table } from './table.js';
 import { UsageError } from './usage.js';
 
 export async function listPolicies(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const policies = await api.all<Policy>('/policies');
   out(table(['ID', 'NAME', 'ENABLED', 'TRIGGER'], policies.map((p) => [p.id, p.name, String(p.enabled), p.trigger.type === 'cron' ? `cron ${p.trigger.schedule}` : p.trigger.type])));
   return 0;
@@ -29,7 +29,7 @@ interface PolicyOptions {
 }
 
 export async function addPolicy(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const opts = command.opts<PolicyOptions>();
   if (opts.cron !== undefined && opts.onPush) throw new UsageError('choose one of --cron and --on-push');
   if (opts.namespace !== undefined && opts.flatten === undefined) throw new UsageError('--namespace needs --flatten N too (0 keeps the whole path)');
@@ -56,7 +56,7 @@ function globs(values: string[]): { include: string[]; exclude: string[] } {
 }
 
 export async function remove(command: Command, io: CommandIO, resource: 'policies' | 'registries'): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const id = await resolveId(api, resource, command.args[0]!);
   await api.delete(`/${resource}/${id}`);
   out(`removed: ${id}\n`);
@@ -64,14 +64,14 @@ export async function remove(command: Command, io: CommandIO, resource: 'policie
 }
 
 export async function triggerPolicy(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const { execution, jobs } = await api.post<{ execution: Execution; jobs: Job[] }>(`/policies/${await resolveId(api, 'policies', command.args[0]!)}/trigger`);
   out(`execution ${execution.id}: ${jobs.length} job(s) queued\n`);
   return 0;
 }
 
 export async function listRegistries(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const registries = await api.all<Registry>('/registries');
   const login = (r: Registry) => (r.credentialHelper ? `helper ${r.credentialHelper}` : r.username ?? (r.hasCredentials ? 'yes' : ''));
   out(table(['ID', 'NAME', 'URL', 'INSECURE', 'LOGIN'], registries.map((r) => [r.id, r.name, r.url, String(r.insecure), login(r)])));
@@ -87,7 +87,7 @@ interface RegistryOptions {
 }
 
 export async function addRegistry(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const opts = command.opts<RegistryOptions>();
   if (opts.creds !== undefined && opts.credentialHelper !== undefined) throw new UsageError('choose one of --creds and --credential-helper');
   const [name, url] = command.args;

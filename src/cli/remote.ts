@@ -1,3 +1,4 @@
+import { apiToken } from './secrets.js';
 import type { Command } from 'commander';
 import { ENDED_STATUSES } from '../machines/status.js';
 import type { Execution, Job, JobLogEntry, Node, Transition } from '../services/store/types.js';
@@ -11,11 +12,12 @@ import { positiveInteger } from './usage.js';
 interface Connection {
   server?: string;
   token?: string;
+  tokenFile?: string;
 }
 
-export function connect(command: Command, io: CommandIO): { api: Api; out: (text: string) => void } {
-  const { server, token } = command.opts<Connection>();
-  return { api: new Api(server ?? io.env.FERRY_SERVER ?? 'http://127.0.0.1:8080', token ?? io.env.FERRY_API_TOKEN), out: (text) => io.stdout.write(text) };
+export async function connect(command: Command, io: CommandIO): Promise<{ api: Api; out: (text: string) => void }> {
+  const { server, ...token } = command.opts<Connection>();
+  return { api: new Api(server ?? io.env.FERRY_SERVER ?? 'http://127.0.0.1:8080', await apiToken(token, io.env)), out: (text) => io.stdout.write(text) };
 }
 
 export function query(params: Record<string, string | undefined>): string {
@@ -37,7 +39,7 @@ const LISTINGS = {
 
 /** `jobs ls`, `executions ls`: a page, filtered by what they belong to (given as a person gives it) and status. */
 export async function list(command: Command, io: CommandIO, resource: keyof typeof LISTINGS): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const { filter, headers, row } = LISTINGS[resource];
   const opts = command.opts<Record<string, string | undefined>>();
   const owner = opts[filter.option] === undefined ? undefined : await resolveId(api, filter.of, opts[filter.option]!);
@@ -48,7 +50,7 @@ export async function list(command: Command, io: CommandIO, resource: keyof type
 }
 
 export async function showJob(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const job = await api.get<Job & { history: Transition[] }>(`/jobs/${await resolveId(api, 'jobs', command.args[0]!)}`);
   out(`${describeJob(job)}\nhistory:\n${table(['AT', 'FROM', 'TO', 'EVENT', 'NODE'], job.history.map((t) => [t.at, t.from ?? '', t.to, t.event, t.node ?? '']))}`);
   return 0;
@@ -56,7 +58,7 @@ export async function showJob(command: Command, io: CommandIO): Promise<number> 
 
 /** `jobs stop|retry`, `executions stop|retry`. */
 export async function act(command: Command, io: CommandIO, resource: 'jobs' | 'executions', action: 'stop' | 'retry'): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const id = await resolveId(api, resource, command.args[0]!);
   await api.post(`/${resource}/${id}/${action}`);
   out(`${action === 'stop' ? 'stopped' : 'queued again'}: ${id}\n`);
@@ -65,7 +67,7 @@ export async function act(command: Command, io: CommandIO, resource: 'jobs' | 'e
 
 /** With --follow, polls until the job has ended and its log is read, or the user stops it (exit 130). */
 export async function jobLogs(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const id = await resolveId(api, 'jobs', command.args[0]!);
   const follow = command.opts<{ follow?: boolean }>().follow ?? false;
   let interrupted = false;
@@ -75,9 +77,11 @@ export async function jobLogs(command: Command, io: CommandIO): Promise<number> 
     const entries = await api.get<JobLogEntry[]>(`/jobs/${id}/logs${query({ after: String(after) })}`);
     for (const entry of entries) out(`${entry.at} ${entry.level.padEnd(5)} ${entry.message}\n`);
     after = entries.at(-1)?.seq ?? after;
+    // The API answers a page at a time: read on until a page comes back empty.
+    if (entries.length > 0 && !interrupted) continue;
     if (!follow) return 0;
     const job = await api.get<Job>(`/jobs/${id}`);
-    if (ENDED_STATUSES.has(job.status) && entries.length === 0) return 0;
+    if (ENDED_STATUSES.has(job.status)) return 0;
     await pause(1000, io.interrupted);
     if (interrupted) return 130;
   }
@@ -95,7 +99,7 @@ function pause(ms: number, interrupted: Promise<void>): Promise<void> {
 }
 
 export async function showExecution(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const execution = await api.get<Execution>(`/executions/${await resolveId(api, 'executions', command.args[0]!)}`);
   const jobs = await api.all<Job>(`/jobs${query({ executionId: execution.id })}`);
   out(table([...EXECUTION_HEADERS], [executionRow(execution)]));
@@ -104,7 +108,7 @@ export async function showExecution(command: Command, io: CommandIO): Promise<nu
 }
 
 export async function listNodes(command: Command, io: CommandIO): Promise<number> {
-  const { api, out } = connect(command, io);
+  const { api, out } = await connect(command, io);
   const { self, items } = await api.get<{ self: string; items: Node[] }>('/nodes');
   out(table(['ID', 'HOST', 'PID', 'STARTED', 'HEARTBEAT', 'JOBS', ''], items.map((n) => [n.id, n.host, String(n.pid), n.startedAt, n.heartbeatAt, String(n.jobsHeld), [n.id === self ? 'answering' : '', n.draining ? 'draining' : ''].filter(Boolean).join(', ')])));
   return 0;

@@ -5,6 +5,8 @@ import { STATELY_INSPECTOR_URL, statelyInspector } from '../services/inspector/s
 import { DEFAULT_LEASE_MS, FerryService } from '../services/service.js';
 import type { CommandIO } from './io.js';
 import { commandLogger, type LogOptions } from './options.js';
+import { loadKeyring } from '../services/store/secrets.js';
+import { apiToken, keyFile } from './secrets.js';
 import { positiveInteger, UsageError } from './usage.js';
 
 export interface ServeOptions extends LogOptions {
@@ -15,6 +17,8 @@ export interface ServeOptions extends LogOptions {
   workers?: string;
   config?: string;
   token?: string;
+  tokenFile?: string;
+  secretKeyFile?: string;
   inspect?: boolean;
 }
 
@@ -23,15 +27,16 @@ export async function serveCommand(values: ServeOptions, io: CommandIO): Promise
   const workers = positiveInteger(values.workers, '--workers', 4);
   const leaseMs = positiveInteger(values.lease, '--lease', DEFAULT_LEASE_MS / 1000) * 1000;
   const database = values.db ?? io.env.FERRY_DATABASE_URL ?? 'data/ferry.db';
-  const token = values.token ?? io.env.FERRY_API_TOKEN;
+  const token = await apiToken(values, io.env);
   if (!token && !isLoopbackRegistry(values.host)) {
-    throw new UsageError(`refusing to listen on ${values.host} without an API token: set --token or FERRY_API_TOKEN (or listen on 127.0.0.1)`);
+    throw new UsageError(`refusing to listen on ${values.host} without an API token: set --token, --token-file or FERRY_API_TOKEN (or listen on 127.0.0.1)`);
   }
 
   const logger = commandLogger(values, io.stdout, 'info');
   const config = values.config ? await readConfigFile(values.config, io.env) : undefined;
   const stately = values.inspect ? statelyInspector(io.env.FERRY_INSPECT_URL ?? STATELY_INSPECTOR_URL) : undefined;
-  const service = await FerryService.start({ database, workers, leaseMs, logger, ...(stately ? { inspect: stately.inspect } : {}) });
+  const keyring = await loadKeyring({ env: io.env, file: keyFile(database, values.secretKeyFile) });
+  const service = await FerryService.start({ database, keyring, workers, leaseMs, logger, ...(stately ? { inspect: stately.inspect } : {}) });
   try {
     if (config) {
       const applied = await applyConfig(service.store, service.settings, config);

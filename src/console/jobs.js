@@ -157,7 +157,7 @@ function nodeList() {
   const count = h('span', { class: 'muted count-label' });
   const element = h('section', { class: 'panel nodes' }, h('div', { class: 'panel-head' }, h('h2', null, 'Nodes'), count), table(NODE_HEAD, body));
   async function load() {
-    const { self, items } = await get('/nodes');
+    const { self, items } = await get('/nodes?limit=1000');
     body.replaceChildren(
       ...items.map((/** @type {any} */ node) =>
         h(

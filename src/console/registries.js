@@ -38,7 +38,7 @@ function row(registry, budget) {
 export async function mountRegistries(view) {
   const body = h('tbody');
   const render = async () => {
-    const registries = await get('/registries');
+    const { items: registries } = await get('/registries?limit=1000');
     const budgets = await Promise.all(registries.map((/** @type {any} */ r) => get(`/registries/${encodeURIComponent(r.id)}/budget`)));
     const empty = h('tr', null, h('td', { colspan: HEAD.length, class: 'muted empty' }, 'No registries: add them through the API or a ferry.yaml.'));
     body.replaceChildren(...(registries.length ? registries.map((/** @type {any} */ r, /** @type {number} */ i) => row(r, budgets[i])) : [empty]));

@@ -28,7 +28,9 @@ afterAll(async () => {
 beforeEach(() => {
   store = openSqliteStore(':memory:');
   const registries = new Registries(async (registry) => ({ registry }));
-  settings = new Settings(store, registries, new Scheduler({ store, registries, logger: pino({ level: 'silent' }), queued: () => {} }));
+  settings = new Settings(store, registries, new Scheduler({ store, registries, logger: pino({ level: 'silent' }), queued: () => {} }), {
+    stopExecution: () => Promise.reject(new Error('ferry.yaml stops no execution')),
+  });
 });
 
 afterEach(async () => {
@@ -63,8 +65,8 @@ async function refusal(path: string): Promise<RegistryError> {
 }
 
 async function storesNothing(): Promise<void> {
-  expect(await store.registries.list()).toEqual([]);
-  expect(await store.policies.list()).toEqual([]);
+  expect(await store.registries.list()).toEqual({ items: [], total: 0 });
+  expect(await store.policies.list()).toEqual({ items: [], total: 0 });
 }
 
 describe('applyConfig', () => {
@@ -155,7 +157,7 @@ ${FIRST}  - { name: mirror-team, source: upstream, destination: local, trigger: 
       { include: ['*'], exclude: [], syntax: 'glob', semver: { range: '>=1.2 <2', includePrerelease: false }, latest: { count: 3, by: 'semver' } },
       { include: ['*'], exclude: ['*-debug'], syntax: 'glob', semver: { range: '^3', includePrerelease: true }, latest: { count: 2, by: 'created' } },
     ]);
-    expect((await store.policies.list()).map((p) => p.tags)).toEqual(policies.map((p) => p.tags));
+    expect((await store.policies.list()).items.map((p) => p.tags)).toEqual(policies.map((p) => p.tags));
   });
 
   it('stores nothing of a file with a policy whose registry is nowhere', async () => {

@@ -94,7 +94,7 @@ export async function applyConfig(store: Store, settings: Settings, config: Conf
   const registries: Registry[] = [];
   for (const registry of checked.registries) registries.push(await settings.saveRegistry(registry));
   // Every name a policy gives is now stored: checkEntries found it in the file or the store.
-  const registryIds = new Map((await store.registries.list()).map((registry) => [registry.name, registry.id]));
+  const registryIds = new Map((await store.registries.list()).items.map((registry) => [registry.name, registry.id]));
   const policies: Policy[] = [];
   for (const { source, destination, ...policy } of checked.policies) {
     policies.push(await settings.savePolicy({ ...policy, sourceRegistryId: registryIds.get(source)!, destinationRegistryId: registryIds.get(destination)! }));
@@ -114,7 +114,7 @@ async function checkEntries(store: Store, config: ConfigFile): Promise<{ registr
     const checked = inEntry(path, `registry ${input.name}`, () => checkRegistryPatch(input), fileNames);
     return { ...checked, name: input.name, url: input.url };
   });
-  const known = new Set([...registries.map((r) => r.name), ...(await store.registries.list()).map((r) => r.name)]);
+  const known = new Set([...registries.map((r) => r.name), ...(await store.registries.list()).items.map((r) => r.name)]);
   const policies = config.policies.map(({ source, destination, ...settings }): CheckedPolicy => {
     for (const [field, name] of [['source', source], ['destination', destination]] as const) {
       if (!known.has(name)) throw invalid(path, `policy ${settings.name}: ${field} names registry "${name}", which is not configured`);

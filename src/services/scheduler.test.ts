@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Registries } from './registry/registries.js';
+import { Scheduler } from './scheduler.js';
 import { FerryService } from './service.js';
 import { openSqliteStore } from './store/sqlite/connect.js';
 
@@ -48,6 +50,30 @@ describe('Scheduler.reload', () => {
       expect(await fired).toBe(running.id);
     } finally {
       await service.close();
+    }
+  });
+});
+
+describe('Scheduler.notify', () => {
+  it('coalesces repeated pushes of a tag into one pending job, and queues pushes of other tags', async () => {
+    const store = openSqliteStore(':memory:');
+    const queued: string[] = [];
+    const registries = new Registries(async (registry) => ({ registry }));
+    const scheduler = new Scheduler({ store, registries, logger: pino({ level: 'silent' }), queued: (jobs) => queued.push(...jobs.map((job) => job.id)) });
+    try {
+      const source = await store.registries.create({ name: 'source', url: 'source.example.com' });
+      const mirror = await store.registries.create({ name: 'mirror', url: 'mirror.example.com' });
+      await store.policies.create({ name: 'on-push', sourceRegistryId: source.id, destinationRegistryId: mirror.id, trigger: { type: 'event' } });
+      const push = (tag: string) => ({ action: 'push', target: { repository: 'app', tag } });
+
+      const first = await scheduler.notify(source.id, [push('v1'), push('v1')]);
+      expect(first).toHaveLength(1);
+      expect(await scheduler.notify(source.id, [push('v1')])).toStrictEqual([]);
+      expect(await scheduler.notify(source.id, [push('v2')])).toHaveLength(1);
+      expect(queued).toHaveLength(2);
+      expect((await store.jobs.list()).total).toBe(2);
+    } finally {
+      await store.close();
     }
   });
 });

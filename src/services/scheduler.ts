@@ -48,10 +48,17 @@ export class Scheduler {
     return planJobs(policy, source, destination, registries, scope);
   }
 
-  async #queue(policy: Policy, trigger: ExecutionTrigger, jobs: NewJob[]): Promise<{ execution: Execution; jobs: Job[] }> {
+  async #queue(policy: Policy, trigger: ExecutionTrigger, jobs: NewJob[]): Promise<{ execution: Execution; jobs: Job[] }>;
+  async #queue(policy: Policy, trigger: ExecutionTrigger, jobs: NewJob[], coalesce: true): Promise<{ execution: Execution; jobs: Job[] } | undefined>;
+  async #queue(policy: Policy, trigger: ExecutionTrigger, jobs: NewJob[], coalesce = false): Promise<{ execution: Execution; jobs: Job[] } | undefined> {
     const { store } = this.#options;
-    const created = await store.executions.create({ policyId: policy.id, trigger, jobs });
-    this.#options.logger.info({ policy: policy.name, execution: created.execution.id, trigger, jobs: jobs.length }, `policy ${policy.name}: ${trigger} run queued ${jobs.length} job(s)`);
+    const execution = { policyId: policy.id, trigger, jobs };
+    const created = coalesce ? await store.executions.createCoalesced(execution) : await store.executions.create(execution);
+    if (!created) {
+      this.#options.logger.info({ policy: policy.name, trigger }, `policy ${policy.name}: ${trigger} run queued nothing: a pending job already covers it`);
+      return undefined;
+    }
+    this.#options.logger.info({ policy: policy.name, execution: created.execution.id, trigger, jobs: created.jobs.length }, `policy ${policy.name}: ${trigger} run queued ${created.jobs.length} job(s)`);
     this.#options.queued(created.jobs);
     return created;
   }
@@ -64,7 +71,7 @@ export class Scheduler {
    */
   async reload(): Promise<void> {
     const { store, logger } = this.#options;
-    const policies = (await store.policies.list()).filter((p) => p.enabled && p.trigger.type === 'cron');
+    const policies = (await store.policies.list()).items.filter((p) => p.enabled && p.trigger.type === 'cron');
     const wanted = new Map(policies.map((p) => [p.id, p.trigger]));
     for (const [id, { cron, schedule }] of this.#crons) {
       const trigger = wanted.get(id);
@@ -90,7 +97,7 @@ export class Scheduler {
 
   /** A registry's notifications: pushed tags are copied, deletions replicated where asked. */
   async notify(registryId: Id, events: RegistryEvent[]): Promise<Execution[]> {
-    const policies = (await this.#options.store.policies.list()).filter(
+    const policies = (await this.#options.store.policies.list()).items.filter(
       (p) => p.enabled && p.trigger.type === 'event' && p.sourceRegistryId === registryId,
     );
     const executions: Execution[] = [];
@@ -100,7 +107,8 @@ export class Scheduler {
       for (const policy of policies) {
         // An event outside the policy's filters is no run of it: no empty execution.
         const jobs = await this.#plan(policy, scope);
-        if (jobs.length > 0) executions.push((await this.#queue(policy, 'event', jobs)).execution);
+        const queued = jobs.length > 0 ? await this.#queue(policy, 'event', jobs, true) : undefined;
+        if (queued) executions.push(queued.execution);
       }
     }
     return executions;

@@ -18,6 +18,7 @@ import { RegistryError } from './registry/errors.js';
 import type { BudgetLedger } from './registry/limiter.js';
 import { Scheduler } from './scheduler.js';
 import { openStore } from './store/open.js';
+import type { Keyring } from './store/secrets.js';
 import type { NodeId, Registry, Store } from './store/types.js';
 import { WorkerPool } from './worker/pool.js';
 
@@ -29,6 +30,8 @@ export interface ServiceOptions {
   /** How long a node holds a job without renewing its lease (default 15 s). */
   leaseMs?: number;
   inspect?: (event: InspectionEvent) => void;
+  /** Seals the stored passwords; by default FERRY_SECRET_KEY or the default key file. */
+  keyring?: Keyring;
   /** How jobs find a registry's connection settings; by default from its stored settings. */
   registries?: RegistryResolver;
 }
@@ -93,7 +96,7 @@ export class FerryService {
       logger: options.logger,
       queued: () => void store.signals.publish({ type: 'queued' }).catch((error: unknown) => options.logger.warn({ err: error }, 'queued jobs not signalled; nodes find them at their next look')),
     });
-    this.settings = new Settings(store, this.registries, this.scheduler);
+    this.settings = new Settings(store, this.registries, this.scheduler, this.control);
     const reload = () => void this.scheduler.reload().catch((error: unknown) => options.logger.error({ err: error }, `schedules not reloaded: ${(error as Error).message}`));
     const tidy = setInterval(() => void this.#tidy(), TIDY_EVERY_MS);
     tidy.unref();
@@ -125,7 +128,7 @@ export class FerryService {
   /** Opens the store (migrating it), joins the nodes, starts claiming jobs and the schedules. */
   static async start(options: ServiceOptions): Promise<FerryService> {
     const inspector = await InspectorHub.create({ replication: replicationMachine, deletion: deletionMachine });
-    const store = await openStore(options.database, (message, error) => options.logger.warn({ err: error }, message));
+    const store = await openStore(options.database, (message, error) => options.logger.warn({ err: error }, message), options.keyring);
     try {
       const node = newNodeId();
       await store.nodes.register({ id: node, host: hostname(), pid: process.pid });

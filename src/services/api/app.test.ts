@@ -119,7 +119,7 @@ describe('registries', () => {
     const { id } = created.body;
 
     expect((await api<Registry>('GET', `/registries/${id}`)).body).toEqual(created.body);
-    expect((await api<Registry[]>('GET', '/registries')).body.map((r) => r.name)).toEqual(['destination', 'locked', 'source']);
+    expect((await api<{ items: Registry[] }>('GET', '/registries')).body.items.map((r) => r.name)).toEqual(['destination', 'locked', 'source']);
 
     const renamed = await api<Registry>('PATCH', `/registries/${id}`, { body: { name: 'locked-renamed' } });
     expect(renamed).toMatchObject({ status: 200, body: { id, name: 'locked-renamed', hasCredentials: true } });
@@ -264,7 +264,7 @@ describe('policies', () => {
       tags: { include: ['v*'], exclude: [], syntax: 'glob' },
     });
     expect((await api<Policy>('GET', `/policies/${created.id}`)).body).toEqual(created);
-    expect((await api<Policy[]>('GET', '/policies')).body.map((p) => p.name)).toContain('nightly');
+    expect((await api<{ items: Policy[] }>('GET', '/policies')).body.items.map((p) => p.name)).toContain('nightly');
 
     const updated = await api<Policy>('PATCH', `/policies/${created.id}`, { body: { enabled: false, trigger: { type: 'manual' } } });
     expect(updated).toMatchObject({ status: 200, body: { enabled: false, trigger: { type: 'manual' }, platforms: ['linux/arm64/v8'] } });
@@ -461,6 +461,66 @@ describe('jobs and executions', () => {
     expect((await api<{ executions: string[] }>('POST', `/webhooks/registries/${sourceRegistry.id}`, { body: pulls })).body.executions).toEqual([]);
     expect(await api('POST', '/webhooks/registries/nope', { body: JSON.stringify(envelope), headers })).toMatchObject({ status: 404 });
     expect(await api('POST', `/webhooks/registries/${sourceRegistry.id}`, { body: { event: [] } })).toMatchObject({ status: 400, body: { field: 'body.events' } });
+  });
+});
+
+describe('paging, Location and content types', () => {
+  it.each(['/registries', '/policies', '/nodes', '/jobs', '/executions'])('pages %s: items and the total, limit and offset', async (path) => {
+    const all = await api<{ items: Array<{ id: string }>; total: number }>('GET', path);
+    expect(all.status).toBe(200);
+    expect(all.body.total).toBeGreaterThanOrEqual(1);
+    const first = await api<{ items: Array<{ id: string }>; total: number }>('GET', `${path}?limit=1`);
+    expect(first.body).toMatchObject({ total: all.body.total, items: [{ id: all.body.items[0]!.id }] });
+    const past = await api<{ items: unknown[]; total: number }>('GET', `${path}?offset=${all.body.total}`);
+    expect(past.body).toStrictEqual({ ...(path === '/nodes' ? { self: service.node } : {}), items: [], total: all.body.total });
+    expect(await api('GET', `${path}?limit=1001`)).toMatchObject({ status: 400 });
+  });
+
+  it('gives 100 at most when no limit is asked', async () => {
+    for (let index = 0; index < 101; index++) await service.store.executions.create({ policyId: null, trigger: 'manual', jobs: [] });
+    const page = await api<{ items: unknown[]; total: number }>('GET', '/executions');
+    expect(page.body.items).toHaveLength(100);
+    expect(page.body.total).toBeGreaterThanOrEqual(101);
+  });
+
+  it('says where each created resource is', async () => {
+    const registry = await api<Registry>('POST', '/registries', { body: { name: 'located', url: 'located.example.com' } });
+    expect(registry).toMatchObject({ status: 201, headers: { location: `/api/v1/registries/${registry.body.id}` } });
+    expect((await call<Registry>('GET', registry.headers['location'] as string)).body).toStrictEqual(registry.body);
+
+    const policy = await api<Policy>('POST', '/policies', { body: { name: 'located', sourceRegistryId: sourceRegistry.id, destinationRegistryId: registry.body.id } });
+    expect(policy).toMatchObject({ status: 201, headers: { location: `/api/v1/policies/${policy.body.id}` } });
+    expect((await call<Policy>('GET', policy.headers['location'] as string)).body).toStrictEqual(policy.body);
+
+    const run = await api<{ execution: Execution }>('POST', `/policies/${policy.body.id}/trigger`);
+    expect(run).toMatchObject({ status: 201, headers: { location: `/api/v1/executions/${run.body.execution.id}` } });
+    expect((await call<Execution>('GET', run.headers['location'] as string)).body).toMatchObject({ id: run.body.execution.id });
+    await eventually(() => api<Execution>('GET', `/executions/${run.body.execution.id}`), ({ body }) => body.finishedAt !== null, 'the triggered run');
+    expect(await api('DELETE', `/policies/${policy.body.id}`)).toMatchObject({ status: 204 });
+  });
+
+  it('answers 415 to a body that is not JSON', async () => {
+    const headers = { 'content-type': 'text/plain' };
+    const answer = await api<ErrorBody>('POST', '/registries', { body: 'name=plain&url=plain.example.com', headers });
+    expect(answer).toMatchObject({ status: 415, body: { error: 'Unsupported Media Type' } });
+    expect((await api<{ items: Registry[] }>('GET', '/registries?limit=1000')).body.items.map((r) => r.name)).not.toContain('plain');
+    expect(await api('PATCH', `/registries/${sourceRegistry.id}`, { body: '<name>x</name>', headers: { 'content-type': 'application/xml' } })).toMatchObject({ status: 415 });
+  });
+
+  it('refuses to delete a policy whose executions are under way, unless asked to stop them', async () => {
+    const busy = await createPolicy({ name: 'busy' });
+    // Created in the store directly, nothing wakes the pool: the job stays pending.
+    const jobs = await planJobs(busy, sourceRegistry, destinationRegistry, service.registries, { kind: 'push', repository: 'missing/busy', tag: 'v1' });
+    const { execution } = await service.store.executions.create({ policyId: busy.id, trigger: 'manual', jobs });
+
+    expect(await api<ErrorBody>('DELETE', `/policies/${busy.id}`)).toMatchObject({
+      status: 409,
+      body: { message: 'policy busy has 1 execution(s) under way: stop them, or delete it with stop=true' },
+    });
+    expect(await api('GET', `/policies/${busy.id}`)).toMatchObject({ status: 200 });
+    expect(await api('DELETE', `/policies/${busy.id}?stop=true`)).toMatchObject({ status: 204 });
+    expect(await api('GET', `/policies/${busy.id}`)).toMatchObject({ status: 404 });
+    expect(await api<Execution>('GET', `/executions/${execution.id}`)).toMatchObject({ body: { status: 'stopped', policyId: null } });
   });
 });
 

@@ -84,6 +84,8 @@ export async function buildApi(service: FerryService, options: ApiOptions): Prom
   await app.register(
     async (api) => {
       if (options.token) api.addHook('onRequest', bearerAuth(options.token));
+      // Fastify reads text/plain bodies as strings by default: here they are 415 like any body but JSON.
+      api.removeContentTypeParser('text/plain');
       api.get('/openapi.json', { schema: { tags: ['meta'], summary: 'This API as an OpenAPI document' } }, () => app.swagger());
       for (const routes of [registryRoutes, policyRoutes, executionRoutes, jobRoutes, nodeRoutes, eventRoutes, webhookRoutes, inspectorRoutes]) {
         await api.register(routes, { service });

@@ -229,10 +229,16 @@ export interface IdParams {
 
 export const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1 } } } as const;
 
+/** What a listing gives when no limit is asked. */
+export const DEFAULT_PAGE_SIZE = 100;
+
 export const page = {
-  limit: { type: 'integer', minimum: 1, maximum: 1000 },
+  limit: { type: 'integer', minimum: 1, maximum: 1000, default: DEFAULT_PAGE_SIZE },
   offset: { type: 'integer', minimum: 0 },
 } as const;
+
+/** The querystring of a listing filtered by nothing else. */
+export const pageQuery = { type: 'object', additionalProperties: false, properties: page } as const;
 
 export const jobStatus = { enum: JOB_STATUSES } as const;
 export const executionStatus = { enum: EXECUTION_STATUSES } as const;

@@ -7,6 +7,7 @@ import type { Scheduler } from '../scheduler.js';
 import { ConflictError } from '../store/errors.js';
 import type { Execution, Id, Job, Policy, Registry, RegistryInput, Store } from '../store/types.js';
 import { conflict, found, UnknownRecordError } from './errors.js';
+import type { JobControl } from './jobs.js';
 
 /**
  * Registries and policies, changed the one way whoever asks (the API, ferry.yaml, the CLI):
@@ -17,11 +18,13 @@ export class Settings {
   readonly #store: Store;
   readonly #clients: Registries;
   readonly #scheduler: Scheduler;
+  readonly #control: Pick<JobControl, 'stopExecution'>;
 
-  constructor(store: Store, clients: Registries, scheduler: Scheduler) {
+  constructor(store: Store, clients: Registries, scheduler: Scheduler, control: Pick<JobControl, 'stopExecution'>) {
     this.#store = store;
     this.#clients = clients;
     this.#scheduler = scheduler;
+    this.#control = control;
   }
 
   async registry(id: Id): Promise<Registry> {
@@ -50,7 +53,7 @@ export class Settings {
   async deleteRegistry(id: Id): Promise<void> {
     const registry = await this.registry(id);
     if (!(await this.#store.registries.delete(id))) {
-      const users = (await this.#store.policies.list()).filter((p) => p.sourceRegistryId === id || p.destinationRegistryId === id);
+      const users = (await this.#store.policies.list()).items.filter((p) => p.sourceRegistryId === id || p.destinationRegistryId === id);
       throw conflict(`registry ${registry.name} is used by ${users.map((p) => `policy ${p.name}`).join(', ') || 'a policy'}`);
     }
     await this.#reconnect([registry.url]);
@@ -69,7 +72,12 @@ export class Settings {
     return policy;
   }
 
-  async deletePolicy(id: Id): Promise<void> {
+  /** Refused while the policy's executions are under way, unless asked to stop them first. */
+  async deletePolicy(id: Id, { stop = false }: { stop?: boolean } = {}): Promise<void> {
+    const policy = await this.policy(id);
+    const underWay = await this.#underWay(id);
+    if (underWay.length > 0 && !stop) throw conflict(`policy ${policy.name} has ${underWay.length} execution(s) under way: stop them, or delete it with stop=true`);
+    for (const execution of underWay) await this.#control.stopExecution(execution.id).catch(() => undefined);
     if (!(await this.#store.policies.delete(id))) throw new UnknownRecordError(`no policy ${id}`);
     await this.#policiesChanged();
   }
@@ -109,6 +117,13 @@ export class Settings {
     );
     await this.#policiesChanged();
     return policy;
+  }
+
+  async #underWay(policyId: Id): Promise<Execution[]> {
+    const [pending, running] = await Promise.all(
+      (['pending', 'running'] as const).map(async (status) => (await this.#store.executions.list({ policyId, status, limit: 1000 })).items),
+    );
+    return [...pending!, ...running!];
   }
 
   readonly #registryExists = async (id: Id) => (await this.#store.registries.get(id)) !== undefined;

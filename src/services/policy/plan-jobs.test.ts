@@ -177,6 +177,7 @@ describe('planJobs for a pushed tag', () => {
         source: 'src.example.com/team/b/c',
         destination: `${DESTINATION}/mirror/c`,
         priority: 7,
+        coalesceKey: 'copy mirror team team/b/c:v1.2',
         input: {
           source: { registry: 'src.example.com', repository: 'team/b/c' },
           destination: { registry: DESTINATION, repository: 'mirror/c' },
@@ -230,6 +231,8 @@ describe('planJobs for a pushed tag', () => {
     const [job] = await planJobs(policy({ tags: latest }), registry('src.example.com'), registry(DESTINATION), offline, { ...push, tag: '1.4.0' });
     expect(job?.input).toMatchObject({ source: { repository: 'team/b/c' }, tagFilter: latest });
     expect(job?.input).not.toHaveProperty('items');
+    // Every pushed tag comes to the same job over the repository, so one pending covers them all.
+    expect(job?.coalesceKey).toBe('copy mirror team team/b/c');
     // A tag the patterns or range refuse needs no listing to be refused, nor does one that is no version when ranked by semver.
     for (const [tag, tags] of [['0.9.0', latest], ['latest', versions({ latest: { count: 2, by: 'semver' } })]] as const) {
       expect(await planJobs(policy({ tags }), registry('src.example.com'), registry(DESTINATION), offline, { ...push, tag })).toEqual([]);

@@ -41,8 +41,10 @@ export async function planJobs(
       if (!selected(scope.repository) || !compileTagFilter(policy.tags)(scope.tag)) return [];
       // Whether one tag is among the latest N takes the repository's listing: the job lists it,
       // copying the pushed tag only if it is one of them (and bringing the others up to date).
-      if (policy.tags.latest) return [copyJob(policy, source, destination, scope.repository)];
-      return [copyJob(policy, source, destination, scope.repository, [{ source: scope.tag, target: scope.tag }])];
+      // A pending job copies what the tag is when it runs: a second push of the tag adds nothing to it.
+      if (policy.tags.latest) return [{ ...copyJob(policy, source, destination, scope.repository), coalesceKey: `copy ${policy.name} ${scope.repository}` }];
+      const job = copyJob(policy, source, destination, scope.repository, [{ source: scope.tag, target: scope.tag }]);
+      return [{ ...job, coalesceKey: `copy ${policy.name} ${scope.repository}:${scope.tag}` }];
     }
     case 'delete': {
       if (!policy.replicateDeletions || !selected(scope.repository)) return [];

@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/pos
 import { INITIAL_BUDGET, takePulls } from '../registry/budget.js';
 import { ConflictError, LeaseLostError, NotFoundError } from './errors.js';
 import { openPostgresStore } from './postgres/connect.js';
+import { Keyring, SecretKeyError } from './secrets.js';
 import { openSqliteStore } from './sqlite/connect.js';
 import type {
   ClaimedJob,
@@ -45,7 +47,10 @@ interface TestEngine {
   setUp(): Promise<void>;
   /** Before each test: an empty database. */
   reset(): Promise<void>;
-  open(): Promise<Store>;
+  /** With a keyring of its own unless given one. */
+  open(keyring?: Keyring): Promise<Store>;
+  /** What the database holds of registry passwords, raw: the SQLite file (and its log) as bytes, or PostgreSQL's column. */
+  storedPasswords(): Promise<string>;
   /** After each test, its stores closed. */
   clean(): Promise<void>;
   tearDown(): Promise<void>;
@@ -65,7 +70,11 @@ function sqliteEngine(): TestEngine {
     reset: async () => {
       dir = await mkdtemp(join(tmpdir(), 'ferry-store-'));
     },
-    open: async () => openSqliteStore(join(dir!, 'ferry.db')),
+    open: async (keyring) => openSqliteStore(join(dir!, 'ferry.db'), keyring),
+    storedPasswords: async () => {
+      const files = await Promise.all(['ferry.db', 'ferry.db-wal'].map((file) => readFile(join(dir!, file)).catch(() => Buffer.alloc(0))));
+      return Buffer.concat(files).toString('latin1');
+    },
     clean: async () => {
       if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     },
@@ -102,7 +111,8 @@ function postgresEngine(): TestEngine {
     reset: async () => {
       await admin!.query(`${TABLES.map((table) => `DELETE FROM ${table};`).join(' ')} ALTER TABLE job_changes ALTER COLUMN seq RESTART`);
     },
-    open: () => openPostgresStore(database!.url, (message, error) => engine.logged.push(`${message}: ${(error as Error).message}`)),
+    open: (keyring) => openPostgresStore(database!.url, (message, error) => engine.logged.push(`${message}: ${(error as Error).message}`), keyring),
+    storedPasswords: async () => (await admin!.query<{ password: string | null }>('SELECT password FROM registries')).rows.map((row) => row.password).join('\n'),
     clean: async () => {},
     url: () => database!.url,
     tearDown: async () => {
@@ -224,8 +234,8 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
   });
 
   /** A store on the test's database: one per node the test plays. */
-  async function open(): Promise<Store> {
-    const store = await engine.open();
+  async function open(keyring?: Keyring): Promise<Store> {
+    const store = await engine.open(keyring);
     opened.push(store);
     return store;
   }
@@ -251,6 +261,45 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await store.registries.credentials('missing')).toBeUndefined();
     });
 
+    it('keeps the password sealed: the database holds it in no clear form', async () => {
+      const store = await open();
+      const { source } = await registries(store);
+      const stored = await engine.storedPasswords();
+      expect(stored).toContain('aes256gcm:');
+      expect(stored).not.toContain(PASSWORD);
+      expect(stored).not.toContain(Buffer.from(PASSWORD).toString('base64'));
+      expect(await store.registries.credentials(source.id)).toStrictEqual({ username: 'alice', password: PASSWORD });
+      // Another change keeps the sealed password as it is.
+      await store.registries.update(source.id, { name: 'hub-renamed' });
+      expect(await store.registries.credentials(source.id)).toStrictEqual({ username: 'alice', password: PASSWORD });
+    });
+
+    it('seals the passwords again under a new key, and a key that cannot open one names its registry, never the password', async () => {
+      const [oldKey, newKey] = [randomBytes(32), randomBytes(32)];
+      const { source } = await registries(await open(new Keyring([oldKey])));
+      const rotated = await open(new Keyring([newKey, oldKey]));
+      expect(await rotated.registries.reseal()).toBe(1);
+      expect(await rotated.registries.reseal()).toBe(0);
+      expect(await engine.storedPasswords()).toContain(`aes256gcm:${new Keyring([newKey]).id}:`);
+      expect(await (await open(new Keyring([newKey]))).registries.credentials(source.id)).toStrictEqual({ username: 'alice', password: PASSWORD });
+
+      const stale = await open(new Keyring([oldKey]));
+      const failure: unknown = await stale.registries.credentials(source.id).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(SecretKeyError);
+      expect((failure as Error).message).toMatch(/^the password of registry hub was sealed with secret key [0-9a-f]{12}, which is not among the keys given/);
+      expect((failure as Error).message).not.toContain(PASSWORD);
+      await expect(stale.registries.reseal()).rejects.toThrow(/registry hub/);
+    });
+
+    it('pages its listing by name, counting every registry', async () => {
+      const store = await open();
+      await registries(store);
+      await store.registries.create({ name: 'zed', url: 'zed.example.com' });
+      const first = await store.registries.list({ limit: 2 });
+      expect({ names: first.items.map((r) => r.name), total: first.total }).toStrictEqual({ names: ['hub', 'mirror'], total: 3 });
+      expect((await store.registries.list({ offset: 2 })).items.map((r) => r.name)).toStrictEqual(['zed']);
+    });
+
     it('finds a registry by name and by URL', async () => {
       const store = await open();
       const { source, destination } = await registries(store);
@@ -259,7 +308,7 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await store.registries.findByName('mirror')).toStrictEqual(destination);
       expect(await store.registries.findByUrl('quay.io')).toBeUndefined();
       expect(await store.registries.findByName('quay')).toBeUndefined();
-      expect(await store.registries.list()).toStrictEqual([source, destination]);
+      expect(await store.registries.list()).toStrictEqual({ items: [source, destination], total: 2 });
     });
 
     it('patches only the fields given; null credentials and ca remove them', async () => {
@@ -319,7 +368,7 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await store.registries.delete(spare.id)).toBe(false);
       await store.policies.delete(used.id);
       expect(await store.registries.delete(source.id)).toBe(true);
-      expect(await store.registries.list()).toStrictEqual([await store.registries.get(destination.id)]);
+      expect((await store.registries.list()).items).toStrictEqual([await store.registries.get(destination.id)]);
     });
   });
 
@@ -376,6 +425,13 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await store.policies.get(created.id)).toMatchObject({ referrers: 'none', requireSignature: null });
     });
 
+    it('pages its listing by name, counting every policy', async () => {
+      const store = await open();
+      for (const name of ['c', 'a', 'b']) await policy(store, name);
+      const page = await store.policies.list({ limit: 1, offset: 1 });
+      expect({ names: page.items.map((p) => p.name), total: page.total }).toStrictEqual({ names: ['b'], total: 3 });
+    });
+
     it('refuses a taken name and unknown registries', async () => {
       const store = await open();
       const first = await policy(store, 'first');
@@ -386,7 +442,7 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       await expect(
         store.policies.create({ name: 'third', sourceRegistryId: first.sourceRegistryId, destinationRegistryId: 'missing' }),
       ).rejects.toThrow(/registry missing does not exist/);
-      expect((await store.policies.list()).map((listed) => listed.name)).toStrictEqual(['first', 'second']);
+      expect((await store.policies.list()).items.map((listed) => listed.name)).toStrictEqual(['first', 'second']);
     });
 
     it('leaves its executions and jobs without a policy when deleted', async () => {
@@ -424,6 +480,31 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
   });
 
   describe('executions', () => {
+    it('queues one pending job per coalesce key, however many writers race, and the key again once it runs', async () => {
+      const [store, other] = [await open(), await open()];
+      const owner = await policy(store, 'events');
+      const keyed = (tag: string): NewJob => ({ ...newJob('app'), coalesceKey: `copy ${owner.id} app:${tag}` });
+      const event = (tag: string) => ({ policyId: owner.id, trigger: 'event' as const, jobs: [keyed(tag)] });
+
+      const raced = await Promise.all([store, other, store, other].map((node) => node.executions.createCoalesced(event('v1'))));
+      const queued = raced.filter((created) => created !== undefined);
+      expect(queued).toHaveLength(1);
+      expect(await store.executions.list()).toMatchObject({ total: 1 });
+      expect(await store.jobs.list()).toMatchObject({ total: 1 });
+
+      const running = await claim(store);
+      expect(running.job.id).toBe(queued[0]!.jobs[0]!.id);
+      const again = await store.executions.createCoalesced(event('v1'));
+      expect(again?.jobs).toHaveLength(1);
+      expect(await store.executions.createCoalesced(event('v2'))).toBeDefined();
+
+      // A stopped job retried beside a pending one of its key is queued all the same.
+      const stopped = await store.jobs.stopPending(again!.jobs[0]!.id);
+      expect(stopped?.status).toBe('stopped');
+      expect(await store.executions.createCoalesced(event('v1'))).toBeDefined();
+      expect((await store.jobs.requeue(stopped!.id))?.status).toBe('pending');
+    });
+
     it('creates the execution and its pending jobs, each with a first transition and change', async () => {
       const store = await open();
       const owner = await policy(store, 'p', { priority: 7 });
@@ -1000,7 +1081,7 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       await claim(store, 'B');
       expect(kept.job.node).toBe('A');
 
-      const listed = await store.nodes.list(HOLD_MS);
+      const listed = (await store.nodes.list(HOLD_MS)).items;
       expect(listed.map(({ id, host, pid, draining, jobsHeld }) => ({ id, host, pid, draining, jobsHeld }))).toStrictEqual([
         { id: 'A', host: 'host-a', pid: 1, draining: false, jobsHeld: 1 },
         { id: 'B', host: 'host-b', pid: 2, draining: false, jobsHeld: 2 },
@@ -1011,34 +1092,42 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       }
 
       await store.nodes.drain('A');
-      expect((await store.nodes.list(HOLD_MS)).find((node) => node.id === 'A')).toMatchObject({ draining: true, jobsHeld: 1 });
+      expect((await store.nodes.list(HOLD_MS)).items.find((node) => node.id === 'A')).toMatchObject({ draining: true, jobsHeld: 1 });
       // A node that starts again under its id is alive and not draining.
       await store.nodes.register({ id: 'A', host: 'host-a2', pid: 3 });
-      const revived = (await store.nodes.list(HOLD_MS)).find((node) => node.id === 'A');
+      const revived = (await store.nodes.list(HOLD_MS)).items.find((node) => node.id === 'A');
       expect(revived).toMatchObject({ host: 'host-a2', pid: 3, draining: false });
       expect(revived!.startedAt >= listed[0]!.startedAt).toBe(true);
 
       await store.nodes.remove('B');
       await store.nodes.remove('missing');
-      expect((await store.nodes.list(HOLD_MS)).map((node) => node.id)).toStrictEqual(['A']);
+      expect((await store.nodes.list(HOLD_MS)).items.map((node) => node.id)).toStrictEqual(['A']);
+    });
+
+    it('pages the live nodes, counting them all', async () => {
+      const store = await open();
+      for (const id of ['A', 'B', 'C']) await store.nodes.register({ id, host: `host-${id}`, pid: 1 });
+      const page = await store.nodes.list(HOLD_MS, { limit: 2 });
+      expect({ ids: page.items.map((node) => node.id), total: page.total }).toStrictEqual({ ids: ['A', 'B'], total: 3 });
+      expect((await store.nodes.list(HOLD_MS, { offset: 2 })).items.map((node) => node.id)).toStrictEqual(['C']);
     });
 
     it('leaves out the nodes whose heartbeat is older than asked', async () => {
       const store = await open();
       await store.nodes.register({ id: 'A', host: 'host-a', pid: 1 });
       await store.nodes.register({ id: 'B', host: 'host-b', pid: 2 });
-      const before = await store.nodes.list(HOLD_MS);
+      const before = (await store.nodes.list(HOLD_MS)).items;
       await sleep(600);
       await store.nodes.heartbeat('B');
       await store.nodes.heartbeat('missing');
-      const fresh = await store.nodes.list(400);
+      const fresh = (await store.nodes.list(400)).items;
       expect(fresh.map((node) => node.id)).toStrictEqual(['B']);
       expect(fresh[0]!.heartbeatAt > before[1]!.heartbeatAt).toBe(true);
       expect(fresh[0]!.startedAt).toBe(before[1]!.startedAt);
-      expect((await store.nodes.list(HOLD_MS)).map((node) => node.id)).toStrictEqual(['A', 'B']);
+      expect((await store.nodes.list(HOLD_MS)).items.map((node) => node.id)).toStrictEqual(['A', 'B']);
 
       await store.nodes.heartbeat('A');
-      expect((await store.nodes.list(400)).map((node) => node.id)).toStrictEqual(['A', 'B']);
+      expect((await store.nodes.list(400)).items.map((node) => node.id)).toStrictEqual(['A', 'B']);
     });
   });
 

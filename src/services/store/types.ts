@@ -121,6 +121,8 @@ export interface NewJob {
   input: unknown;
   /** Defaults to the policy's priority. */
   priority?: number;
+  /** Jobs with the same key do the same: while one is pending, another is not queued. */
+  coalesceKey?: string;
 }
 
 export interface Job {
@@ -256,20 +258,25 @@ export interface RegistryStore {
   get(id: Id): Promise<Registry | undefined>;
   findByName(name: string): Promise<Registry | undefined>;
   findByUrl(url: string): Promise<Registry | undefined>;
-  list(): Promise<Registry[]>;
+  list(page?: Page): Promise<{ items: Registry[]; total: number }>;
   /** Fields left out keep their value; `credentials: null` removes them. */
   update(id: Id, patch: Partial<RegistryInput>): Promise<Registry | undefined>;
   /** False when policies still use it. */
   delete(id: Id): Promise<boolean>;
-  /** For connecting only: never for the API or logs. */
+  /** For connecting only: never for the API or logs. Throws SecretKeyError when the keyring cannot open the password. */
   credentials(id: Id): Promise<Credentials | undefined>;
+  /**
+   * Seals every password that is not sealed with the keyring's sealing key: plain text from
+   * before ferry sealed them, or an older key's (rotation). Returns how many.
+   */
+  reseal(): Promise<number>;
 }
 
 export interface PolicyStore {
   create(input: PolicyInput): Promise<Policy>;
   get(id: Id): Promise<Policy | undefined>;
   findByName(name: string): Promise<Policy | undefined>;
-  list(): Promise<Policy[]>;
+  list(page?: Page): Promise<{ items: Policy[]; total: number }>;
   update(id: Id, patch: Partial<PolicyInput>): Promise<Policy | undefined>;
   delete(id: Id): Promise<boolean>;
   /**
@@ -282,6 +289,11 @@ export interface PolicyStore {
 export interface ExecutionStore {
   /** The execution and its jobs, created together (all pending). */
   create(execution: { policyId: Id | null; trigger: ExecutionTrigger; jobs: NewJob[] }): Promise<{ execution: Execution; jobs: Job[] }>;
+  /**
+   * As create, leaving out each job whose coalesce key a pending job has (racing writers
+   * included: a unique index decides); no execution when that leaves no job.
+   */
+  createCoalesced(execution: { policyId: Id | null; trigger: ExecutionTrigger; jobs: NewJob[] }): Promise<{ execution: Execution; jobs: Job[] } | undefined>;
   get(id: Id): Promise<Execution | undefined>;
   list(filter?: Page & { policyId?: Id; status?: ExecutionStatus }): Promise<{ items: Execution[]; total: number }>;
 }
@@ -375,7 +387,7 @@ export interface NodeStore {
   /** Forgets a node that has stopped. */
   remove(id: NodeId): Promise<void>;
   /** Nodes whose heartbeat is newer than `staleAfterMs`, with the jobs each holds. */
-  list(staleAfterMs: number): Promise<Node[]>;
+  list(staleAfterMs: number, page?: Page): Promise<{ items: Node[]; total: number }>;
 }
 
 /** A message to every node: wake up to claim, stop a job, reload schedules, reconnect to registries, read new changes, live bytes, a registry's budget. */

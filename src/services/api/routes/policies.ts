@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { PolicyDraft } from '../../domain/policy.js';
 import { PREVIEW_BOUNDS } from '../../policy/preview.js';
 import type { FerryService } from '../../service.js';
-import type { SignatureRequirement } from '../../store/types.js';
-import { errors, idParams, ref, referrerSelectionInput, tagSelectionFields, type IdParams } from '../schemas.js';
+import type { Page, SignatureRequirement } from '../../store/types.js';
+import { DEFAULT_PAGE_SIZE, errors, idParams, list, pageQuery, ref, referrerSelectionInput, tagSelectionFields, type IdParams } from '../schemas.js';
 
 // The schemas give the shape (and the OpenAPI document); the domain module has the rules.
 const patterns = { type: 'array', items: { type: 'string' }, default: [] } as const;
@@ -108,8 +108,10 @@ const tags = ['policies'];
 export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
   const { store, settings } = service;
 
-  app.get('/policies', { schema: { tags, summary: 'List replication policies', response: { 200: { type: 'array', items: ref('Policy') } } } }, () =>
-    store.policies.list(),
+  app.get<{ Querystring: Page }>(
+    '/policies',
+    { schema: { tags, summary: 'List replication policies by name', querystring: pageQuery, response: { 200: list('Policy'), ...errors(400) } } },
+    (request) => store.policies.list(request.query),
   );
 
   app.post<{ Body: PolicyBody }>(
@@ -122,7 +124,10 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         response: { 201: ref('Policy'), ...errors(400, 409) },
       },
     },
-    async (request, reply) => reply.code(201).send(await settings.addPolicy(await withKeySource(request.body, async () => request.body.name))),
+    async (request, reply) => {
+      const policy = await settings.addPolicy(await withKeySource(request.body, async () => request.body.name));
+      return reply.code(201).header('location', `${app.prefix}/policies/${policy.id}`).send(policy);
+    },
   );
 
   app.post<{ Body: PolicyBody }>(
@@ -169,19 +174,20 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
     },
   );
 
-  app.delete<{ Params: IdParams }>(
+  app.delete<{ Params: IdParams; Querystring: { stop?: boolean } }>(
     '/policies/:id',
     {
       schema: {
         tags,
         summary: 'Remove a replication policy',
-        description: 'Its executions stay, without a policy.',
+        description: 'Its executions stay, without a policy. 409 while any is under way, unless `stop=true` stops them first.',
         params: idParams,
-        response: { 204: { type: 'null', description: 'Removed' }, ...errors(404) },
+        querystring: { type: 'object', additionalProperties: false, properties: { stop: { type: 'boolean', default: false } } },
+        response: { 204: { type: 'null', description: 'Removed' }, ...errors(400, 404, 409) },
       },
     },
     async (request, reply) => {
-      await settings.deletePolicy(request.params.id);
+      await settings.deletePolicy(request.params.id, request.query);
       return reply.code(204).send();
     },
   );
@@ -192,7 +198,7 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
       schema: {
         tags,
         summary: 'Run a replication policy now',
-        description: 'Resolves the policy into one job per repository, queued as one execution.',
+        description: `Resolves the policy into one job per repository, queued as one execution. Gives its first ${DEFAULT_PAGE_SIZE} jobs: the others are listed by GET /jobs?executionId=….`,
         params: idParams,
         response: {
           201: {
@@ -204,6 +210,9 @@ export const policyRoutes: FastifyPluginAsync<{ service: FerryService }> = async
         },
       },
     },
-    async (request, reply) => reply.code(201).send(await settings.trigger(request.params.id)),
+    async (request, reply) => {
+      const { execution, jobs } = await settings.trigger(request.params.id);
+      return reply.code(201).header('location', `${app.prefix}/executions/${execution.id}`).send({ execution, jobs: jobs.slice(0, DEFAULT_PAGE_SIZE) });
+    },
   );
 };

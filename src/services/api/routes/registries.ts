@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { FerryService } from '../../service.js';
-import type { RegistryInput } from '../../store/types.js';
-import { errors, idParams, ref, type IdParams } from '../schemas.js';
+import type { Page, RegistryInput } from '../../store/types.js';
+import { errors, idParams, list, pageQuery, ref, type IdParams } from '../schemas.js';
 
 // The schemas give the shape (and the OpenAPI document); the domain module has the rules.
 const registryFields = {
@@ -31,8 +31,10 @@ const tags = ['registries'];
 export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
   const { store, settings } = service;
 
-  app.get('/registries', { schema: { tags, summary: 'List registries', response: { 200: { type: 'array', items: ref('Registry') } } } }, () =>
-    store.registries.list(),
+  app.get<{ Querystring: Page }>(
+    '/registries',
+    { schema: { tags, summary: 'List registries by name', querystring: pageQuery, response: { 200: list('Registry'), ...errors(400) } } },
+    (request) => store.registries.list(request.query),
   );
 
   app.post<{ Body: RegistryInput }>(
@@ -47,7 +49,7 @@ export const registryRoutes: FastifyPluginAsync<{ service: FerryService }> = asy
     },
     async (request, reply) => {
       const registry = await settings.addRegistry(request.body);
-      return reply.code(201).send(registry);
+      return reply.code(201).header('location', `${app.prefix}/registries/${registry.id}`).send(registry);
     },
   );
 

@@ -72,7 +72,7 @@ describe('opening a PostgreSQL store', () => {
     const stores = await Promise.all([open(), open(), open()]);
     expect(await query('SELECT version FROM ferry_schema ORDER BY version')).toStrictEqual(MIGRATIONS.map(({ version }) => ({ version })));
     const registry = await stores[0]!.registries.create({ name: 'hub', url: 'docker.io' });
-    for (const store of stores) expect(await store.registries.list()).toStrictEqual([registry]);
+    for (const store of stores) expect((await store.registries.list()).items).toStrictEqual([registry]);
 
     await Promise.all(opened.splice(0).map((store) => store.close()));
     expect(await (await open()).registries.get(registry.id)).toStrictEqual(registry);
@@ -90,6 +90,7 @@ describe('opening a PostgreSQL store', () => {
     await storedAt(4, REGISTRY_BEFORE_HELPERS);
     const store = await open();
     expect(await store.registries.get('r2')).toMatchObject({ name: 'private', username: 'robot', credentialHelper: null });
+    expect(await store.registries.reseal()).toBe(1);
     expect(await store.registries.credentials('r2')).toStrictEqual({ username: 'robot', password: 'stored-pass' });
     expect(await query('SELECT version FROM ferry_schema ORDER BY version')).toStrictEqual(MIGRATIONS.map(({ version }) => ({ version })));
   });
@@ -142,7 +143,7 @@ describe('opening a PostgreSQL store', () => {
       [database.name, mine!.pid],
     );
     await reconnected;
-    expect(await store.registries.list()).toStrictEqual([]);
+    expect((await store.registries.list()).items).toStrictEqual([]);
     const received = new Promise((resolve) => store.signals.subscribe(resolve));
     await other.signals.publish({ type: 'policies' });
     expect(await received).toStrictEqual({ type: 'policies' });

@@ -3,6 +3,7 @@ import { coalesced } from '../../coalesced.js';
 import pg from 'pg';
 import { postgresDialect } from '../sql/dialect.js';
 import type { Tables } from '../sql/schema.js';
+import { Keyring } from '../secrets.js';
 import { sqlStore } from '../sql/store.js';
 import type { Store } from '../types.js';
 import { migrate } from './migrations.js';
@@ -49,7 +50,7 @@ export function redactedUrl(url: string): string {
  * The store on PostgreSQL, for several nodes on one database. Migrates at start-up (once, under
  * an advisory lock, however many nodes start together).
  */
-export async function openPostgresStore(url: string, log: (message: string, error: unknown) => void): Promise<Store> {
+export async function openPostgresStore(url: string, log: (message: string, error: unknown) => void, keyring = Keyring.generate()): Promise<Store> {
   const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE, types, connectionTimeoutMillis: 10_000, idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS });
   // An idle client whose server went away emits 'error'; unhandled, it would end the process.
   // The next query on the pool connects afresh, or fails and is retried by its caller.
@@ -80,6 +81,7 @@ export async function openPostgresStore(url: string, log: (message: string, erro
         if (!pool.ending) await pool.end();
       },
     },
+    keyring,
   );
 }
 

@@ -168,6 +168,14 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
       );
     `,
   },
+  {
+    version: 7,
+    // At most one pending job per key: repeated notifications of a tag queue one copy, whichever node takes them.
+    up: `
+      ALTER TABLE jobs ADD COLUMN coalesce_key text;
+      CREATE UNIQUE INDEX jobs_pending_coalesce_key ON jobs (coalesce_key) WHERE status = 'pending';
+    `,
+  },
 ];
 
 /** Any constant both sides agree on: the key of the advisory lock that migrations run under. */

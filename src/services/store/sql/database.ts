@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, SelectQueryBuilder, Transaction } from 'kysely';
 import type { Page } from '../types.js';
 import { ConflictError } from '../errors.js';
 import type { SqlDialect } from './dialect.js';
@@ -60,6 +60,12 @@ const ROWS_PER_INSERT = 500;
 /** `rows` in runs short enough for one INSERT each. */
 export function* batches<T>(rows: readonly T[]): Generator<T[]> {
   for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) yield rows.slice(start, start + ROWS_PER_INSERT);
+}
+
+/** The rows a listing's query selects, before paging. */
+export async function count<TB extends keyof Tables>(query: SelectQueryBuilder<Tables, TB, object>): Promise<number> {
+  const { total } = await query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
+  return Number(total);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { NotFoundError } from '../errors.js';
 import type { ExecutionStore, Id, NewJob } from '../types.js';
 import { announce, batches, paged, write, type Database, type Executor } from './database.js';
@@ -35,30 +36,62 @@ function newJobRow(job: NewJob, executionId: Id, policyId: Id | null, defaultPri
   };
 }
 
+/** The rows a pending job's key already covers are left out: the unique index on pending keys decides, so racing nodes queue one. */
+async function insertCoalesced(trx: Executor, rows: JobRow[], jobs: readonly NewJob[]): Promise<JobRow[]> {
+  const inserted: JobRow[] = [];
+  for (const [index, row] of rows.entries()) {
+    const result = await trx
+      .insertInto('jobs')
+      .values({ ...row, coalesce_key: jobs[index]!.coalesceKey ?? null })
+      // The predicate of the partial index, said as a literal: SQLite matches it to the index only so.
+      .onConflict((conflict) => conflict.column('coalesce_key').where('status', '=', sql.lit('pending')).doNothing())
+      .executeTakeFirst();
+    if (result.numInsertedOrUpdatedRows !== 0n) inserted.push(row);
+  }
+  return inserted;
+}
+
+/** Rolls back an execution whose every job was coalesced. */
+class NothingQueued extends Error {}
+
 export function executionStore(database: Database): ExecutionStore {
   const { db } = database;
   const read = async (trx: Executor, id: Id) => {
     const found = await trx.selectFrom('execution_summaries').selectAll().where('id', '=', id).executeTakeFirst();
     return found && toExecution(found);
   };
+  const create = async (execution: Parameters<ExecutionStore['create']>[0], coalesce: boolean) => {
+    const created = await write(database, async (trx) => {
+      const priority = await policyPriority(trx, execution.policyId);
+      const id = newId();
+      const at = now();
+      await trx.insertInto('executions').values({ id, policy_id: execution.policyId, trigger: execution.trigger, created_at: at }).execute();
+      let rows = execution.jobs.map((job) => newJobRow(job, id, execution.policyId, priority, at));
+      if (coalesce) {
+        rows = await insertCoalesced(trx, rows, execution.jobs);
+        if (rows.length === 0) throw new NothingQueued();
+      } else {
+        for (const batch of batches(rows)) await trx.insertInto('jobs').values(batch).execute();
+      }
+      const jobs = rows.map(toJob);
+      for (const job of jobs) await recordTransition(trx, job.id, { from: null, to: 'pending', event: 'created', node: null }, at);
+      await recordChanges(trx, database.dialect, jobs, at);
+      return { execution: (await read(trx, id))!, jobs };
+    });
+    // Every node reads the new jobs' first changes now, not at the next change.
+    announce(database);
+    return created;
+  };
 
   return {
-    create: async (execution) => {
-      const created = await write(database, async (trx) => {
-        const priority = await policyPriority(trx, execution.policyId);
-        const id = newId();
-        const at = now();
-        await trx.insertInto('executions').values({ id, policy_id: execution.policyId, trigger: execution.trigger, created_at: at }).execute();
-        const rows = execution.jobs.map((job) => newJobRow(job, id, execution.policyId, priority, at));
-        for (const batch of batches(rows)) await trx.insertInto('jobs').values(batch).execute();
-        const jobs = rows.map(toJob);
-        for (const job of jobs) await recordTransition(trx, job.id, { from: null, to: 'pending', event: 'created', node: null }, at);
-        await recordChanges(trx, database.dialect, jobs, at);
-        return { execution: (await read(trx, id))!, jobs };
-      });
-      // Every node reads the new jobs' first changes now, not at the next change.
-      announce(database);
-      return created;
+    create: (execution) => create(execution, false),
+    createCoalesced: async (execution) => {
+      try {
+        return await create(execution, true);
+      } catch (error) {
+        if (error instanceof NothingQueued) return undefined;
+        throw error;
+      }
     },
     get: (id) => read(db, id),
     list: async (filter = {}) => {

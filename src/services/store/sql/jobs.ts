@@ -186,7 +186,8 @@ export function jobStore(database: Database): JobStore {
         const at = now();
         const row = await trx
           .updateTable('jobs')
-          .set({ status: 'pending', phase: null, attempt: 0, progress: '{}', error: null, snapshot: null, snapshot_version: null, lease_until: null, stop_requested: false, finished_at: null, updated_at: at })
+          // A retried job coalesces nothing: another job with its key may be pending.
+          .set({ status: 'pending', phase: null, attempt: 0, progress: '{}', error: null, snapshot: null, snapshot_version: null, lease_until: null, stop_requested: false, coalesce_key: null, finished_at: null, updated_at: at })
           .where('id', '=', id)
           .where('status', '=', current.status)
           .returning(JOB_COLUMNS)

@@ -1,5 +1,5 @@
 import type { NodeStore } from '../types.js';
-import type { Database } from './database.js';
+import { count, paged, type Database } from './database.js';
 import { flag } from './rows.js';
 
 export function nodeStore({ db, dialect }: Database): NodeStore {
@@ -21,29 +21,32 @@ export function nodeStore({ db, dialect }: Database): NodeStore {
     remove: async (id) => {
       await db.deleteFrom('nodes').where('id', '=', id).execute();
     },
-    list: async (staleAfterMs) => {
-      const rows = await db
-        .selectFrom('nodes as n')
-        .select((eb) => [
-          'n.id',
-          'n.host',
-          'n.pid',
-          'n.started_at',
-          'n.heartbeat_at',
-          'n.draining',
-          eb
-            .selectFrom('jobs')
-            .select((inner) => inner.fn.countAll<number>().as('held'))
-            .whereRef('jobs.owner', '=', 'n.id')
-            .where('jobs.status', 'in', ['running', 'retrying'])
-            .where('jobs.lease_until', 'is not', null)
-            .as('held'),
-        ])
-        .where('n.heartbeat_at', '>', dialect.later(-staleAfterMs))
-        .orderBy('n.started_at')
-        .orderBy('n.id')
-        .execute();
-      return rows.map((row) => ({
+    list: async (staleAfterMs, page = {}) => {
+      const alive = dialect.later(-staleAfterMs);
+      const rows = await paged(
+        db
+          .selectFrom('nodes as n')
+          .select((eb) => [
+            'n.id',
+            'n.host',
+            'n.pid',
+            'n.started_at',
+            'n.heartbeat_at',
+            'n.draining',
+            eb
+              .selectFrom('jobs')
+              .select((inner) => inner.fn.countAll<number>().as('held'))
+              .whereRef('jobs.owner', '=', 'n.id')
+              .where('jobs.status', 'in', ['running', 'retrying'])
+              .where('jobs.lease_until', 'is not', null)
+              .as('held'),
+          ])
+          .where('n.heartbeat_at', '>', alive)
+          .orderBy('n.started_at')
+          .orderBy('n.id'),
+        page,
+      ).execute();
+      const items = rows.map((row) => ({
         id: row.id,
         host: row.host,
         pid: Number(row.pid),
@@ -52,6 +55,7 @@ export function nodeStore({ db, dialect }: Database): NodeStore {
         draining: flag(row.draining),
         jobsHeld: Number(row.held ?? 0),
       }));
+      return { items, total: await count(db.selectFrom('nodes').where('heartbeat_at', '>', alive)) };
     },
   };
 }

@@ -1,7 +1,7 @@
 import { POLICY_DEFAULTS } from '../../domain/policy.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Id, Policy, PolicyStore } from '../types.js';
-import { unique, write, type Database, type Executor } from './database.js';
+import { count, paged, unique, write, type Database, type Executor } from './database.js';
 import { defined, newId, now, policyRow, toPolicy } from './rows.js';
 
 const COLUMNS = [
@@ -54,7 +54,10 @@ export function policyStore(database: Database): PolicyStore {
       ),
     get: (id) => read(db, 'id', id),
     findByName: (name) => read(db, 'name', name),
-    list: async () => (await db.selectFrom('policies').select(COLUMNS).orderBy('name').execute()).map(toPolicy),
+    list: async (page = {}) => ({
+      items: (await paged(db.selectFrom('policies').select(COLUMNS).orderBy('name'), page).execute()).map(toPolicy),
+      total: await count(db.selectFrom('policies')),
+    }),
     update: (id, patch) =>
       unique(`policy name ${JSON.stringify(patch.name ?? id)}`, () =>
         write(database, async (trx) => {

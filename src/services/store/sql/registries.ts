@@ -1,14 +1,15 @@
-import type { Credentials } from '../../registry/credentials.js';
 import { ConflictError } from '../errors.js';
+import { Keyring } from '../secrets.js';
 import type { Id, Registry, RegistryInput, RegistryStore } from '../types.js';
-import { unique, write, type Database, type Executor } from './database.js';
+import { count, paged, unique, write, type Database, type Executor } from './database.js';
 import { defined, flag, newId, now, toRegistry, type NewRegistryRow, type RegistryRow } from './rows.js';
 
 type RegistrySettings = Required<RegistryInput>;
 
 const PUBLIC_COLUMNS = ['id', 'name', 'url', 'insecure', 'ca', 'username', 'credential_helper', 'requests_per_second', 'created_at', 'updated_at'] as const;
 
-function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: string): Required<NewRegistryRow> {
+/** The row as stored, its password sealed. */
+function row(keyring: Keyring, id: Id, settings: RegistrySettings, createdAt: string, updatedAt: string): Required<NewRegistryRow> {
   return {
     id,
     name: settings.name,
@@ -16,7 +17,7 @@ function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: s
     insecure: settings.insecure,
     ca: settings.ca,
     username: settings.credentials?.username ?? null,
-    password: settings.credentials?.password ?? null,
+    password: settings.credentials ? keyring.seal(settings.credentials.password, id) : null,
     credential_helper: settings.credentialHelper,
     requests_per_second: settings.requestsPerSecond,
     created_at: createdAt,
@@ -24,12 +25,9 @@ function row(id: Id, settings: RegistrySettings, createdAt: string, updatedAt: s
   };
 }
 
-function credentialsOf(row: Pick<RegistryRow, 'username' | 'password'>): Credentials | null {
-  return row.username === null || row.password === null ? null : { username: row.username, password: row.password };
-}
-
+/** The settings of a stored row but its credentials, which stay sealed as they are. */
 function settingsOf(row: RegistryRow): RegistrySettings {
-  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: credentialsOf(row), credentialHelper: row.credential_helper, requestsPerSecond: row.requests_per_second };
+  return { name: row.name, url: row.url, insecure: flag(row.insecure), ca: row.ca, credentials: null, credentialHelper: row.credential_helper, requestsPerSecond: row.requests_per_second };
 }
 
 /** Names identify registries for people, URLs for jobs (their settings are found by URL). */
@@ -44,7 +42,7 @@ async function assertFree(trx: Executor, { name, url }: { name?: string | undefi
   }
 }
 
-export function registryStore(database: Database): RegistryStore {
+export function registryStore(database: Database, keyring: Keyring): RegistryStore {
   const { db } = database;
   const one = async (column: 'id' | 'name' | 'url', value: string): Promise<Registry | undefined> => {
     const found = await db.selectFrom('registries').select(PUBLIC_COLUMNS).where(column, '=', value).executeTakeFirst();
@@ -57,7 +55,7 @@ export function registryStore(database: Database): RegistryStore {
         write(database, async (trx) => {
           await assertFree(trx, input);
           const at = now();
-          const created = row(newId(), { insecure: false, ca: null, credentials: null, credentialHelper: null, requestsPerSecond: null, ...defined(input) }, at, at);
+          const created = row(keyring, newId(), { insecure: false, ca: null, credentials: null, credentialHelper: null, requestsPerSecond: null, ...defined(input) }, at, at);
           await trx.insertInto('registries').values(created).execute();
           return toRegistry(created);
         }),
@@ -65,14 +63,18 @@ export function registryStore(database: Database): RegistryStore {
     get: (id) => one('id', id),
     findByName: (name) => one('name', name),
     findByUrl: (url) => one('url', url),
-    list: async () => (await db.selectFrom('registries').select(PUBLIC_COLUMNS).orderBy('name').execute()).map(toRegistry),
+    list: async (page = {}) => ({
+      items: (await paged(db.selectFrom('registries').select(PUBLIC_COLUMNS).orderBy('name'), page).execute()).map(toRegistry),
+      total: await count(db.selectFrom('registries')),
+    }),
     update: (id, patch) =>
       unique(`registry ${JSON.stringify(patch.name ?? id)} or its URL`, () =>
         write(database, async (trx) => {
           const current = await trx.selectFrom('registries').selectAll().where('id', '=', id).executeTakeFirst();
           if (current === undefined) return undefined;
           await assertFree(trx, patch, id);
-          const updated = row(id, { ...settingsOf(current), ...defined(patch) }, current.created_at, now());
+          const updated = row(keyring, id, { ...settingsOf(current), ...defined(patch) }, current.created_at, now());
+          if (patch.credentials === undefined && patch.credentialHelper == null) Object.assign(updated, { username: current.username, password: current.password });
           const { id: _id, created_at: _created, ...fields } = updated;
           await trx.updateTable('registries').set(fields).where('id', '=', id).execute();
           return toRegistry(updated);
@@ -91,8 +93,21 @@ export function registryStore(database: Database): RegistryStore {
         return deleted.numDeletedRows > 0n;
       }),
     credentials: async (id) => {
-      const found = await db.selectFrom('registries').select(['username', 'password']).where('id', '=', id).executeTakeFirst();
-      return (found && credentialsOf(found)) ?? undefined;
+      const found = await db.selectFrom('registries').select(['name', 'username', 'password']).where('id', '=', id).executeTakeFirst();
+      if (found?.username == null || found.password === null) return undefined;
+      return { username: found.username, password: keyring.open(found.password, id, `the password of registry ${found.name}`) };
     },
+    reseal: () =>
+      write(database, async (trx) => {
+        const rows = await trx.selectFrom('registries').select(['id', 'name', 'password']).where('password', 'is not', null).execute();
+        let sealed = 0;
+        for (const { id, name, password } of rows) {
+          if (password === null || keyring.sealedNow(password)) continue;
+          const plain = Keyring.isSealed(password) ? keyring.open(password, id, `the password of registry ${name}`) : password;
+          await trx.updateTable('registries').set({ password: keyring.seal(plain, id) }).where('id', '=', id).execute();
+          sealed++;
+        }
+        return sealed;
+      }),
   };
 }

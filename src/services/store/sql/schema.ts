@@ -101,6 +101,8 @@ export interface JobsTable {
   fence: Generated<number>;
   /** STOP asked through a node that does not hold the job; the holder acts on it. */
   stop_requested: DefaultFlag;
+  /** What the job does, when a job doing the same while pending makes it redundant (see `NewJob.coalesceKey`). */
+  coalesce_key: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
   started_at: Timestamp | null;
   finished_at: Timestamp | null;

@@ -1,3 +1,4 @@
+import type { Keyring } from '../secrets.js';
 import type { Signals, Store } from '../types.js';
 import { blobUploadStore } from './blob-uploads.js';
 import type { Database } from './database.js';
@@ -9,11 +10,11 @@ import { registryBudgetStore } from './registry-budgets.js';
 import { registryStore } from './registries.js';
 
 /** The store over either engine: the queries are shared, the connection and signals are the engine's. */
-export function sqlStore(database: Database, engine: { location: string; signals: Signals; close(): Promise<void> }): Store {
+export function sqlStore(database: Database, engine: { location: string; signals: Signals; close(): Promise<void> }, keyring: Keyring): Store {
   return {
     engine: database.dialect.engine,
     location: engine.location,
-    registries: registryStore(database),
+    registries: registryStore(database, keyring),
     policies: policyStore(database),
     executions: executionStore(database),
     jobs: jobStore(database),

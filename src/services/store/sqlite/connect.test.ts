@@ -164,6 +164,7 @@ describe('opening a SQLite store', () => {
     await storedAt(4, REGISTRY_BEFORE_HELPERS);
     const store = open();
     expect(await store.registries.get('r2')).toMatchObject({ name: 'private', username: 'robot', credentialHelper: null });
+    expect(await store.registries.reseal()).toBe(1);
     expect(await store.registries.credentials('r2')).toStrictEqual({ username: 'robot', password: 'stored-pass' });
     expect(rawPragma('user_version')).toBe(LATEST_VERSION);
   });
@@ -172,9 +173,9 @@ describe('opening a SQLite store', () => {
     const first = open(':memory:');
     const second = open(':memory:');
     await first.registries.create({ name: 'hub', url: 'docker.io' });
-    expect(await first.registries.list()).toHaveLength(1);
+    expect((await first.registries.list()).items).toHaveLength(1);
     // Each in-memory store is a database of its own.
-    expect(await second.registries.list()).toHaveLength(0);
+    expect((await second.registries.list()).items).toHaveLength(0);
   });
 
   it('shares one connection between the stores of a process on one file, until the last one closes', async () => {

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { sqliteDialect } from '../sql/dialect.js';
 import type { Tables } from '../sql/schema.js';
+import { Keyring } from '../secrets.js';
 import { sqlStore } from '../sql/store.js';
 import { localSignals } from '../signals.js';
 import type { Store } from '../types.js';
@@ -33,7 +34,7 @@ const openFiles = new Map<string, OpenFile>();
  * write transactions take the file at once (BEGIN IMMEDIATE) and a busy file is waited for,
  * so processes sharing it never see each other's half-done claims.
  */
-export function openSqliteStore(path: string): Store {
+export function openSqliteStore(path: string, keyring = Keyring.generate()): Store {
   const key = path === ':memory:' ? undefined : createPrivateFile(path);
   const file = (key === undefined ? undefined : openFiles.get(key)) ?? openFile(path, key);
   file.stores += 1;
@@ -47,7 +48,7 @@ export function openSqliteStore(path: string): Store {
     if (key !== undefined) openFiles.delete(key);
     await db.destroy();
   };
-  return sqlStore({ db, dialect: sqliteDialect, changed: async () => signals.emit({ type: 'changed' }) }, { location: path, signals, close });
+  return sqlStore({ db, dialect: sqliteDialect, changed: async () => signals.emit({ type: 'changed' }) }, { location: path, signals, close }, keyring);
 }
 
 function openFile(path: string, key: string | undefined): OpenFile {

@@ -218,6 +218,14 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 7,
+    // At most one pending job per key: repeated notifications of a tag queue one copy, whichever node takes them.
+    up: `
+      ALTER TABLE jobs ADD COLUMN coalesce_key TEXT;
+      CREATE UNIQUE INDEX jobs_pending_coalesce_key ON jobs (coalesce_key) WHERE status = 'pending';
+    `,
+  },
 ];
 
 /**
