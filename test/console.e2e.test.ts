@@ -279,7 +279,7 @@ describe('the web console', () => {
       const failures: string[] = [];
       page.on('pageerror', (error) => failures.push(String(error)));
       const input = (name: string) => page.locator(`[name="${name}"]`);
-      const named = async () => ((await (await fetch(`${base}/api/v1/policies`)).json()) as Policy[]).find((p) => p.name === 'mirror');
+      const named = async () => ((await (await fetch(`${base}/api/v1/policies`)).json()) as { items: Policy[] }).items.find((p) => p.name === 'mirror');
 
       await page.goto(`${base}/#/policies`);
       await page.getByRole('link', { name: 'New policy' }).click();

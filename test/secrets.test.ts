@@ -66,6 +66,6 @@ describe('ferry secrets rotate', () => {
     expect(short.stderr).toContain('FERRY_SECRET_KEY: key 1 is not 32 bytes in base64');
     const unknown = await ferry(['secrets', 'show', '--db', database]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('secrets takes one action, rotate, not "show"');
+    expect(unknown.stderr).toContain("ferry: unknown command 'show' (see ferry secrets --help)");
   });
 });
