@@ -6,7 +6,7 @@ import { h } from './format.js';
 import { mountJobPage } from './job-page.js';
 import { mountExecution, mountHome } from './jobs.js';
 import { mountNewPolicy, mountPolicies, mountPolicy } from './policies.js';
-import { mountRegistries } from './registries.js';
+import { mountNewRegistry, mountRegistries, mountRegistry } from './registries.js';
 
 /** @typedef {(view: HTMLElement, params: Record<string, string>) => Promise<() => void>} Mount */
 
@@ -19,6 +19,8 @@ const ROUTES = [
   [/^#\/policies\/new$/, mountNewPolicy, []],
   [/^#\/policies\/([^/]+)$/, mountPolicy, ['id']],
   [/^#\/registries$/, mountRegistries, []],
+  [/^#\/registries\/new$/, mountNewRegistry, []],
+  [/^#\/registries\/([^/]+)$/, mountRegistry, ['id']],
 ];
 
 const view = /** @type {HTMLElement} */ (document.getElementById('view'));

@@ -1,6 +1,7 @@
 // Every setting of a policy in one form, new or stored. The API checks the rules; the form
 // shows what it refuses next to the field it names.
 
+import { field, fieldErrors } from './fields.js';
 import { h } from './format.js';
 
 /** Patterns one a line: a regular expression may hold commas and spaces. @param {string} text */
@@ -23,13 +24,6 @@ function area(name, lines) {
 /** @param {string} name @param {Array<[string, string]>} options @param {string} value */
 const choice = (name, options, value) =>
   /** @type {HTMLSelectElement} */ (h('select', { name }, ...options.map(([v, label]) => h('option', { value: v, selected: v === value }, label))));
-
-/**
- * One labelled setting; `path` is the API's name for it, where its errors are shown.
- * @param {string} path @param {string} label @param {...(Node | string)} controls
- */
-const field = (path, label, ...controls) =>
-  h('div', { class: 'field', 'data-field': path }, h('label', null, h('span', { class: 'label' }, label), ...controls), h('span', { class: 'field-error', role: 'alert' }));
 
 /**
  * @param {any} policy a stored policy, or the defaults of a new one
@@ -107,33 +101,10 @@ export function policyForm(policy, registries, { submitLabel, onSubmit, onChange
     return draft;
   }
 
-  const clearErrors = () => {
-    message.textContent = '';
-    for (const slot of element.querySelectorAll('.field-error')) slot.textContent = '';
-    for (const wrong of element.querySelectorAll('.field.invalid')) wrong.classList.remove('invalid');
-  };
-
-  /**
-   * At the field the API names (`body.tags.include.2` at the tag patterns), or under the form
-   * when no field of it is that one.
-   * @param {string | undefined} path @param {string} text
-   */
-  function showError(path, text) {
-    const parts = (path ?? '').replace(/^body\.?/, '').split('.').filter(Boolean);
-    for (; parts.length; parts.pop()) {
-      const slot = element.querySelector(`.field[data-field="${CSS.escape(parts.join('.'))}"]`);
-      if (!slot) continue;
-      slot.classList.add('invalid');
-      /** @type {HTMLElement} */ (slot.querySelector('.field-error')).textContent = text;
-      return;
-    }
-    message.textContent = text;
-  }
-
   /** @param {SubmitEvent} event */
   async function submit(event) {
     event.preventDefault();
-    clearErrors();
+    errors.clear();
     await onSubmit(body());
   }
 
@@ -175,10 +146,11 @@ export function policyForm(policy, registries, { submitLabel, onSubmit, onChange
   ];
   const element = h(
     'form',
-    { class: 'panel policy-form', novalidate: true, onsubmit: submit, oninput: () => (dependent(), onChange()), onchange: () => (dependent(), onChange()) },
+    { class: 'panel policy-form settings-form', novalidate: true, onsubmit: submit, oninput: () => (dependent(), onChange()), onchange: () => (dependent(), onChange()) },
     ...groups.map(([legend, fields]) => h('fieldset', null, h('legend', null, legend), ...fields.map(([path, label, ...controls]) => field(path, label, ...controls)))),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, submitLabel), message),
   );
+  const errors = fieldErrors(element, message);
   dependent();
-  return { element, body, showError };
+  return { element, body, showError: errors.show };
 }
