@@ -54,6 +54,9 @@ async function skopeo(description: string, args: string[]): Promise<Buffer> {
   }
 }
 
+/** A seed the registry answered 500 is pushed again, this many times at most. */
+const SEED_ATTEMPTS = 3;
+
 export async function seedTag(
   layoutDir: string,
   tag: string,
@@ -61,16 +64,18 @@ export async function seedTag(
 ): Promise<void> {
   const source = `oci:${layoutDir}:${tag}`;
   const target = `docker://${dest.host}/${dest.repository}:${dest.tag ?? tag}`;
-  await skopeo(`copy ${source} ${target}`, [
-    '--insecure-policy',
-    'copy',
-    '--all',
-    '--preserve-digests',
-    '--dest-tls-verify=false',
-    ...credsArgs('dest-', dest.creds),
-    source,
-    target,
-  ]);
+  const copy = () =>
+    skopeo(`copy ${source} ${target}`, ['--insecure-policy', 'copy', '--all', '--preserve-digests', '--dest-tls-verify=false', ...credsArgs('dest-', dest.creds), source, target]);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await copy();
+      return;
+    } catch (error) {
+      // distribution 2.8 answers 500 now and then when concurrent pushes to one repository
+      // share a blob (CI saw "failed to read from destination repository: 500"); pushing again works.
+      if (attempt === SEED_ATTEMPTS || !(error instanceof SkopeoError && error.message.includes('500 (Internal Server Error)'))) throw error;
+    }
+  }
 }
 
 export async function seedLayout(layoutDir: string, tags: string[], dest: RepositoryRef): Promise<void> {
