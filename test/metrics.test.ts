@@ -107,6 +107,13 @@ describe('/metrics', () => {
     expect(value(during, 'ferry_registry_request_duration_seconds_count', { registry: src, method: 'GET' })).toBeGreaterThan(0);
     // The API's live progress says what the metrics say, before the phase ends.
     await until('live progress', async () => live.some((progress) => progress.blobsCopied === layers.length - 1));
+    // So do the job and the job list, which `ferry jobs show` and `ferry jobs ls` read, though the job's last stored step counted none.
+    const get = async <T>(url: string): Promise<T> => (await app.inject({ method: 'GET', url: `/api/v1${url}`, headers: auth })).json() as T;
+    const shown = await get<Job>(`/jobs/${jobs[0]!.id}`);
+    expect(shown).toMatchObject({ status: 'running', phase: 'transferBlob' });
+    expect(shown.progress.blobsCopied).toBe(layers.length - 1);
+    expect((await get<{ items: Job[] }>('/jobs')).items[0]!.progress.blobsCopied).toBe(layers.length - 1);
+    expect((await service.store.jobs.get(jobs[0]!.id))!.progress.blobsCopied ?? 0).toBe(0);
 
     held.release();
     const job = await until('the job finished', async () => {

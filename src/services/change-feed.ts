@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { coalesced } from './coalesced.js';
-import type { JobChange, StoredJobChange, Store } from './store/types.js';
+import type { Id, Job, JobChange, StoredJobChange, Store } from './store/types.js';
 
 /** A change as live views receive it: numbered when stored; live bytes are not. */
 export type FeedChange = JobChange & { seq?: number };
@@ -16,6 +16,8 @@ export class ChangeFeed {
   readonly #logger: Logger;
   readonly #emitter = new EventEmitter<{ change: [FeedChange] }>();
   readonly #unsubscribe: Array<() => void> = [];
+  /** The newest live counts of each running job, since its last stored step. */
+  readonly #live = new Map<Id, JobChange>();
   #seq = 0;
   /** Reads what came after `#seq`: one read at a time, one more for signals during a read. */
   readonly #catchUp = coalesced(() => this.#read());
@@ -32,7 +34,10 @@ export class ChangeFeed {
     feed.#unsubscribe.push(
       store.signals.subscribe((signal) => {
         if (signal.type === 'changed') void feed.#catchUp();
-        else if (signal.type === 'progress') feed.#emitter.emit('change', signal.change);
+        else if (signal.type === 'progress') {
+          feed.#live.set(signal.change.jobId, signal.change);
+          feed.#emitter.emit('change', signal.change);
+        }
       }),
       store.signals.onReconnect(() => void feed.#catchUp()),
     );
@@ -54,6 +59,21 @@ export class ChangeFeed {
     return () => this.#emitter.off('change', listener);
   }
 
+  /**
+   * The job with the counts it has reached since its last stored step, as the live feed showed
+   * them: a stored job says what its last step counted, which for a long transfer is minutes old.
+   */
+  live(job: Job): Job {
+    const change = this.#live.get(job.id);
+    if (!change) return job;
+    if (job.status !== 'running') {
+      this.#live.delete(job.id);
+      return job;
+    }
+    if (change.attempt !== job.attempt) return job;
+    return { ...job, progress: change.progress };
+  }
+
   /** Stored changes after `seq`, for a client that resumes (`Last-Event-ID`). */
   since(seq: number): Promise<StoredJobChange[]> {
     return this.#store.jobs.changesSince(seq);
@@ -69,6 +89,8 @@ export class ChangeFeed {
         const changes = await this.#store.jobs.changesSince(this.#seq);
         for (const change of changes) {
           this.#seq = change.seq;
+          // A stored step counts everything before it; live counts start again from it.
+          this.#live.delete(change.jobId);
           this.#emitter.emit('change', change);
         }
         if (changes.length === 0) return;

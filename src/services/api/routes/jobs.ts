@@ -18,7 +18,7 @@ interface LogsQuery {
 const tags = ['jobs'];
 
 export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (app, { service }) => {
-  const { store, control } = service;
+  const { store, control, feed } = service;
 
   app.get<{ Querystring: JobsQuery }>(
     '/jobs',
@@ -30,7 +30,10 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
         response: { 200: list('Job'), ...errors(400) },
       },
     },
-    (request) => store.jobs.list(request.query),
+    async (request) => {
+      const { items, total } = await store.jobs.list(request.query);
+      return { items: items.map((job) => feed.live(job)), total };
+    },
   );
 
   app.get<{ Params: IdParams }>(
@@ -48,7 +51,7 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
     },
     async (request) => {
       const job = await control.job(request.params.id);
-      return { ...job, history: await store.jobs.history(job.id) };
+      return { ...feed.live(job), history: await store.jobs.history(job.id) };
     },
   );
 
