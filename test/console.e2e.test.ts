@@ -98,6 +98,10 @@ describe('the web console', () => {
 
     // Park the job in initialize (its tag list is held), and make blob downloads slow.
     const tagsHeld = fixture.sourceProxy.hold({ method: 'GET', path: /\/tags\/list/ });
+    // And in check and pullManifest, each for as long as the test looks: on a busy machine a quick
+    // phase could pass between two frames of the page, and the page would never show it.
+    const accessHeld = fixture.destinationProxy.hold({ method: 'POST', path: /\/blobs\/uploads\// });
+    const manifestHeld = fixture.sourceProxy.hold({ method: 'GET', path: /\/manifests\// });
     fixture.sourceProxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, fault: { type: 'throttle', bytesPerSecond: THROTTLE } });
 
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
@@ -139,6 +143,10 @@ describe('the web console', () => {
 
     // Let the job go: the highlight walks through the phases and parks in transferBlob.
     tagsHeld.release();
+    await until('the chart in check', async () => (await current(page)) === 'replication.running.check');
+    accessHeld.release();
+    await until('the chart in pullManifest', async () => (await current(page)) === 'replication.running.pullManifest');
+    manifestHeld.release();
     await until('the chart in transferBlob', async () => (await current(page)) === 'replication.running.transferBlob', 15_000);
     await until('a blob transfer with progress', async () => {
       const now = await page.locator('.blob [role=progressbar]').first().getAttribute('aria-valuenow').catch(() => null);
@@ -213,6 +221,28 @@ describe('the web console', () => {
         `update latency median ${median} ms, max ${Math.max(...latencies)} ms over ${latencies.length} transitions`,
     );
     await context.close();
+  });
+
+  // After the job above, which this node ran.
+  it("lists the nodes, and shows a node's page with the jobs it held", async () => {
+    const page = await browser.newPage();
+    await page.goto(`${base}/#/nodes`);
+    const row = page.locator(`section.nodes tr[data-node="${service.node}"]`);
+    await expect(row.locator('td').last().textContent()).resolves.toBe('this node');
+    await row.locator('a').click();
+    await page.waitForURL(`**/#/nodes/${encodeURIComponent(service.node)}`);
+    await expect(page.locator('h1 .mono').textContent()).resolves.toBe(service.node);
+    await expect(page.locator('.execution-summary [data-status]').textContent()).resolves.toBe('live');
+    await expect(page.locator('.execution-summary [data-held]').getAttribute('data-held')).resolves.toBe('0');
+    const { items } = (await (await fetch(`${base}/api/v1/jobs?node=${encodeURIComponent(service.node)}`)).json()) as { items: Job[] };
+    expect(items.length).toBeGreaterThan(0);
+    await page.locator('section.jobs tbody tr[data-job]').first().waitFor();
+    await expect(page.locator('section.jobs tbody tr[data-job]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-job')))).resolves.toStrictEqual(items.map((job) => job.id));
+    // A node that is gone: its page says so, and still lists what it held.
+    await page.goto(`${base}/#/nodes/${encodeURIComponent('elsewhere:1:gone')}`);
+    await expect(page.locator('.execution-summary [data-status]').textContent()).resolves.toBe('gone');
+    await expect(page.locator('section.jobs td.empty').textContent()).resolves.toBe('No jobs.');
+    await page.close();
   });
 
   it("shows a policy's settings and edits its referrers and signing key", async () => {

@@ -4,7 +4,7 @@
 import { ApiError, onUnauthorized, setToken, token } from './api.js';
 import { h } from './format.js';
 import { mountJobPage } from './job-page.js';
-import { mountExecution, mountHome } from './jobs.js';
+import { mountExecution, mountHome, mountNode, mountNodes } from './jobs.js';
 import { mountNewPolicy, mountPolicies, mountPolicy } from './policies.js';
 import { mountNewRegistry, mountRegistries, mountRegistry } from './registries.js';
 
@@ -21,6 +21,8 @@ const ROUTES = [
   [/^#\/registries$/, mountRegistries, []],
   [/^#\/registries\/new$/, mountNewRegistry, []],
   [/^#\/registries\/([^/]+)$/, mountRegistry, ['id']],
+  [/^#\/nodes$/, mountNodes, []],
+  [/^#\/nodes\/([^/]+)$/, mountNode, ['id']],
 ];
 
 const view = /** @type {HTMLElement} */ (document.getElementById('view'));

@@ -1,5 +1,5 @@
-// The home page (executions and jobs) and an execution's page (its jobs), kept current by
-// the service's job events.
+// The home page (executions, jobs and nodes), an execution's page (its jobs) and a node's page
+// (the jobs it holds), kept current by the service's job events.
 
 import { ApiError, get, post, subscribe } from './api.js';
 import { badge, bytes, duration, h, progressSummary, shortId, when } from './format.js';
@@ -91,14 +91,14 @@ const EXECUTION_HEAD = ['execution', 'policy', 'trigger', 'status', 'jobs', 'cre
 const table = (head, body) => h('div', { class: 'table-scroll' }, h('table', { class: 'list' }, h('thead', null, h('tr', null, ...head.map((t) => h('th', null, t)))), body));
 
 /**
- * A live list of jobs, filtered by status and execution.
- * @param {{ statuses: string[], executionId?: string, executions?: () => any[], policies?: () => Map<string, string> }} options
+ * A live list of jobs, filtered by status and execution, or the jobs of one node.
+ * @param {{ statuses: string[], executionId?: string, node?: string, executions?: () => any[], policies?: () => Map<string, string> }} options
  */
-function jobList({ statuses, executionId, executions, policies }) {
-  const filter = { status: '', executionId: executionId ?? '' };
+function jobList({ statuses, executionId, node, executions, policies }) {
+  const filter = { status: '', executionId: executionId ?? '', node: node ?? '' };
   const body = h('tbody');
   const count = h('span', { class: 'muted count-label' });
-  const executionFilter = executionId
+  const executionFilter = executionId || node
     ? null
     : select('execution', [], '', (value) => {
         filter.executionId = value;
@@ -114,7 +114,7 @@ function jobList({ statuses, executionId, executions, policies }) {
   const shown = new Map();
 
   async function load() {
-    const { items, total } = await get(`/jobs?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), ...(filter.executionId ? { executionId: filter.executionId } : {}), limit: String(PAGE) })}`);
+    const { items, total } = await get(`/jobs?${new URLSearchParams({ ...(filter.status ? { status: filter.status } : {}), ...(filter.executionId ? { executionId: filter.executionId } : {}), ...(filter.node ? { node: filter.node } : {}), limit: String(PAGE) })}`);
     shown.clear();
     for (const job of items) shown.set(job.id, job);
     body.replaceChildren(...(items.length ? items.map(jobRow) : [h('tr', null, h('td', { colspan: JOB_HEAD.length, class: 'muted empty' }, 'No jobs.'))]));
@@ -131,7 +131,7 @@ function jobList({ statuses, executionId, executions, policies }) {
   /** Applies a job event in place when the job is listed and still matches; otherwise reloads. @param {any} change */
   function apply(change) {
     const job = shown.get(change.jobId);
-    const matches = (!filter.status || filter.status === change.status) && (!filter.executionId || filter.executionId === change.executionId);
+    const matches = (!filter.status || filter.status === change.status) && (!filter.executionId || filter.executionId === change.executionId) && (!filter.node || filter.node === change.node);
     if (!job || !matches) {
       if (matches || job) reload();
       return;
@@ -151,11 +151,14 @@ function nodeName(id) {
   return id ? id.split(':').slice(0, 2).join(':') : '';
 }
 
-/** The nodes sharing the database, refreshed with the page. */
+/** What a node is to the one serving the page. @param {any} node @param {string} self */
+const nodeRemarks = (node, self) => [node.id === self ? 'this node' : '', node.draining ? 'draining' : ''].filter(Boolean).join(', ');
+
+/** The live nodes sharing the database, each linked to its page. */
 function nodeList() {
   const body = h('tbody');
   const count = h('span', { class: 'muted count-label' });
-  const element = h('section', { class: 'panel nodes' }, h('div', { class: 'panel-head' }, h('h2', null, 'Nodes'), count), table(NODE_HEAD, body));
+  const element = h('section', { class: 'panel nodes' }, h('div', { class: 'panel-head' }, h('h2', null, h('a', { href: '#/nodes' }, 'Nodes')), count), table(NODE_HEAD, body));
   async function load() {
     const { self, items } = await get('/nodes?limit=1000');
     body.replaceChildren(
@@ -163,19 +166,58 @@ function nodeList() {
         h(
           'tr',
           { 'data-node': node.id },
-          h('td', { class: 'mono', title: node.id }, nodeName(node.id)),
+          h('td', { title: node.id }, h('a', { class: 'mono', href: `#/nodes/${encodeURIComponent(node.id)}` }, nodeName(node.id))),
           h('td', null, node.host),
           h('td', { class: 'num' }, String(node.pid)),
           h('td', { class: 'muted' }, when(node.startedAt)),
           h('td', { class: 'muted' }, when(node.heartbeatAt)),
           h('td', { class: 'num' }, String(node.jobsHeld)),
-          h('td', { class: 'muted' }, [node.id === self ? 'this node' : '', node.draining ? 'draining' : ''].filter(Boolean).join(', ')),
+          h('td', { class: 'muted' }, nodeRemarks(node, self)),
         ),
       ),
     );
     count.textContent = `${items.length} live`;
   }
   return { element, load };
+}
+
+/** `#/nodes`: the live nodes, their heartbeats kept current. @param {HTMLElement} view */
+export async function mountNodes(view) {
+  const nodes = nodeList();
+  view.replaceChildren(nodes.element);
+  await nodes.load();
+  const poll = setInterval(() => void nodes.load().catch(() => {}), POLL_MS);
+  return () => clearInterval(poll);
+}
+
+/** `#/nodes/:id`: one node and the jobs it holds or held last. @param {HTMLElement} view @param {{ id: string }} params */
+export async function mountNode(view, { id }) {
+  const { jobStatuses } = await vocabulary();
+  const summary = h('div', { class: 'execution-summary' });
+  const jobs = jobList({ statuses: jobStatuses, node: id });
+  async function loadNode() {
+    const { self, items } = await get('/nodes?limit=1000');
+    const node = items.find((/** @type {any} */ n) => n.id === id);
+    summary.replaceChildren(
+      ...(node
+        ? [
+            badge(node.draining ? 'draining' : 'live'),
+            h('span', null, `host ${node.host}, pid ${node.pid}`),
+            h('span', null, `started ${when(node.startedAt)}`),
+            h('span', { 'data-heartbeat': '' }, `last heartbeat ${when(node.heartbeatAt)}`),
+            h('span', { 'data-held': String(node.jobsHeld) }, `${node.jobsHeld} jobs held`),
+            nodeRemarks(node, self) ? h('span', { class: 'muted' }, nodeRemarks(node, self)) : '',
+          ]
+        : [badge('gone'), h('span', { class: 'muted' }, 'no heartbeat lately: its jobs are taken over by the live nodes')]),
+    );
+  }
+  view.replaceChildren(
+    h('header', { class: 'page-header' }, h('div', null, h('div', { class: 'crumbs' }, h('a', { href: '#/nodes' }, 'Nodes'), ' / ', nodeName(id)), h('h1', null, 'Node ', h('span', { class: 'mono' }, id)), summary)),
+    jobs.element,
+  );
+  await Promise.all([loadNode(), jobs.load()]);
+  const refresh = debounce(() => void loadNode().catch(() => {}), 400);
+  return followJobs(jobs, refresh, () => true);
 }
 
 /** `#/`: executions, jobs and nodes. @param {HTMLElement} view */

@@ -661,8 +661,10 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(first.job.startedAt).not.toBeNull();
       expect(await store.jobs.get(b!.id)).toStrictEqual(first.job);
       expect((await store.jobs.history(b!.id)).at(-1)).toMatchObject({ seq: 2, from: 'pending', to: 'running', event: 'claimed', node: 'n1' });
-      expect(await claimAll(store, 4)).toStrictEqual([d!.id, c!.id, a!.id, e!.id]);
+      expect(await claimAll(store, 4, 'n2')).toStrictEqual([d!.id, c!.id, a!.id, e!.id]);
       expect(await store.jobs.claim('n1', HOLD_MS)).toBeUndefined();
+      expect((await store.jobs.list({ node: 'n2', limit: 2 })).total).toBe(4);
+      expect((await store.jobs.list({ node: 'n1' })).items.map((job) => job.id)).toStrictEqual([b!.id]);
       expect((await store.executions.get(older.execution.id))?.status).toBe('running');
     });
 

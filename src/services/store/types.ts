@@ -305,7 +305,8 @@ export interface ExecutionStore {
  */
 export interface JobStore {
   get(id: Id): Promise<Job | undefined>;
-  list(filter?: Page & { executionId?: Id; status?: JobStatus }): Promise<{ items: Job[]; total: number }>;
+  /** `node`: the jobs a node holds, or held last. */
+  list(filter?: Page & { executionId?: Id; status?: JobStatus; node?: NodeId }): Promise<{ items: Job[]; total: number }>;
   history(id: Id): Promise<Transition[]>;
   /** The last persisted machine snapshot, as a resumed job would get it. */
   snapshot(id: Id): Promise<StoredSnapshot | null>;

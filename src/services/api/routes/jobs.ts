@@ -1,11 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { FerryService } from '../../service.js';
-import type { Id, JobStatus } from '../../store/types.js';
+import type { Id, JobStatus, NodeId } from '../../store/types.js';
 import { errors, idParams, jobStatus, list, page, ref, type IdParams } from '../schemas.js';
 
 interface JobsQuery {
   executionId?: Id;
   status?: JobStatus;
+  node?: NodeId;
   limit?: number;
   offset?: number;
 }
@@ -26,7 +27,7 @@ export const jobRoutes: FastifyPluginAsync<{ service: FerryService }> = async (a
       schema: {
         tags,
         summary: 'List jobs',
-        querystring: { type: 'object', additionalProperties: false, properties: { executionId: { type: 'string' }, status: jobStatus, ...page } },
+        querystring: { type: 'object', additionalProperties: false, properties: { executionId: { type: 'string' }, status: jobStatus, node: { type: 'string', description: 'The jobs a node holds, or held last' }, ...page } },
         response: { 200: list('Job'), ...errors(400) },
       },
     },

@@ -29,6 +29,7 @@ export function jobStore(database: Database): JobStore {
       let query = db.selectFrom('jobs');
       if (filter.executionId !== undefined) query = query.where('execution_id', '=', filter.executionId);
       if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+      if (filter.node !== undefined) query = query.where('owner', '=', filter.node);
       const { total } = await query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
       const rows = await paged(query.select(JOB_COLUMNS).orderBy('created_at', 'desc').orderBy('id', 'desc'), filter).execute();
       return { items: rows.map(toJob), total: Number(total) };
