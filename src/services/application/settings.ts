@@ -75,10 +75,10 @@ export class Settings {
   /** Refused while the policy's executions are under way, unless asked to stop them first. */
   async deletePolicy(id: Id, { stop = false }: { stop?: boolean } = {}): Promise<void> {
     const policy = await this.policy(id);
-    const underWay = await this.#underWay(id);
-    if (underWay.length > 0 && !stop) throw conflict(`policy ${policy.name} has ${underWay.length} execution(s) under way: stop them, or delete it with stop=true`);
-    for (const execution of underWay) await this.#control.stopExecution(execution.id).catch(() => undefined);
-    if (!(await this.#store.policies.delete(id))) throw new UnknownRecordError(`no policy ${id}`);
+    if (stop) for (const execution of await this.#underWay(id)) await this.#control.stopExecution(execution.id).catch(() => undefined);
+    const { deleted, underWay } = await this.#store.policies.delete(id, { ifIdle: !stop });
+    if (underWay > 0) throw conflict(`policy ${policy.name} has ${underWay} execution(s) under way: stop them, or delete it with stop=true`);
+    if (!deleted) throw new UnknownRecordError(`no policy ${id}`);
     await this.#policiesChanged();
   }
 

@@ -366,7 +366,7 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect(await store.registries.delete(destination.id)).toBe(false);
       expect(await store.registries.delete(spare.id)).toBe(true);
       expect(await store.registries.delete(spare.id)).toBe(false);
-      await store.policies.delete(used.id);
+      expect(await store.policies.delete(used.id)).toStrictEqual({ deleted: true, underWay: 0 });
       expect(await store.registries.delete(source.id)).toBe(true);
       expect((await store.registries.list()).items).toStrictEqual([await store.registries.get(destination.id)]);
     });
@@ -452,10 +452,31 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
         execution,
         jobs: [job],
       } = await createExecution(store, jobs(1), deleted.id);
-      expect(await store.policies.delete(deleted.id)).toBe(true);
-      expect(await store.policies.delete(deleted.id)).toBe(false);
+      expect(await store.policies.delete(deleted.id, { ifIdle: true })).toStrictEqual({ deleted: false, underWay: 1 });
+      expect(await store.policies.delete(deleted.id)).toStrictEqual({ deleted: true, underWay: 0 });
+      expect(await store.policies.delete(deleted.id)).toStrictEqual({ deleted: false, underWay: 0 });
       expect(await store.executions.get(execution.id)).toMatchObject({ policyId: null });
       expect(await store.jobs.get(job!.id)).toMatchObject({ policyId: null });
+      await expect(createExecution(store, jobs(1), deleted.id)).rejects.toThrow(NotFoundError);
+    });
+
+    it('is either deleted while idle or gets its execution, never both, when the two race across store instances', async () => {
+      const [first, second] = [await open(), await open()];
+      for (let round = 0; round < 20; round++) {
+        const raced = await policy(first, `raced-${round}`);
+        const [created, removed] = await Promise.allSettled([
+          createExecution(round % 2 ? first : second, jobs(3), raced.id),
+          (round % 2 ? second : first).policies.delete(raced.id, { ifIdle: true }),
+        ]);
+        if (removed.status === 'rejected') throw removed.reason;
+        if (created.status === 'fulfilled') {
+          expect(removed.value).toStrictEqual({ deleted: false, underWay: 1 });
+          expect((await first.executions.get(created.value.execution.id))?.policyId).toBe(raced.id);
+        } else {
+          expect(created.reason).toBeInstanceOf(NotFoundError);
+          expect(removed.value).toStrictEqual({ deleted: true, underWay: 0 });
+        }
+      }
     });
 
     it('claims each cron slot once, across store instances, and never an older one', async () => {

@@ -278,7 +278,12 @@ export interface PolicyStore {
   findByName(name: string): Promise<Policy | undefined>;
   list(page?: Page): Promise<{ items: Policy[]; total: number }>;
   update(id: Id, patch: Partial<PolicyInput>): Promise<Policy | undefined>;
-  delete(id: Id): Promise<boolean>;
+  /**
+   * Deletes the policy; its executions stay, without it. With `ifIdle`, not while any of its
+   * executions is under way: then nothing is deleted and `underWay` says how many are. The
+   * check and the delete are one transaction, which an execution being created waits for.
+   */
+  delete(id: Id, options?: { ifIdle?: boolean }): Promise<{ deleted: boolean; underWay: number }>;
   /**
    * Claims a cron slot: true once per (policy, slot), however many times or nodes ask, so a
    * schedule never fires twice for the same time.

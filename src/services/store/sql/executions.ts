@@ -6,9 +6,10 @@ import { recordChanges, recordTransition } from './history.js';
 import { json, newId, now, toExecution, toJob, type JobRow } from './rows.js';
 
 /** The priority a policy's jobs get unless they set their own. */
-async function policyPriority(trx: Executor, policyId: Id | null): Promise<number> {
+async function policyPriority(trx: Executor, rowLocks: boolean, policyId: Id | null): Promise<number> {
   if (policyId === null) return 0;
-  const policy = await trx.selectFrom('policies').select('priority').where('id', '=', policyId).executeTakeFirst();
+  // FOR SHARE: a policy being deleted is not given a new execution (see PolicyStore.delete).
+  const policy = await trx.selectFrom('policies').select('priority').where('id', '=', policyId).$if(rowLocks, (q) => q.forShare()).executeTakeFirst();
   if (policy === undefined) throw new NotFoundError(`policy ${policyId} does not exist`);
   return policy.priority;
 }
@@ -62,7 +63,7 @@ export function executionStore(database: Database): ExecutionStore {
   };
   const create = async (execution: Parameters<ExecutionStore['create']>[0], coalesce: boolean) => {
     const created = await write(database, async (trx) => {
-      const priority = await policyPriority(trx, execution.policyId);
+      const priority = await policyPriority(trx, database.dialect.rowLocks, execution.policyId);
       const id = newId();
       const at = now();
       await trx.insertInto('executions').values({ id, policy_id: execution.policyId, trigger: execution.trigger, created_at: at }).execute();

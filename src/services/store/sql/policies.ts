@@ -1,6 +1,7 @@
+import { ACTIVE_STATUSES } from '../../../machines/status.js';
 import { POLICY_DEFAULTS } from '../../domain/policy.js';
 import { ConflictError, NotFoundError } from '../errors.js';
-import type { Id, Policy, PolicyStore } from '../types.js';
+import type { Policy, PolicyStore } from '../types.js';
 import { count, paged, unique, write, type Database, type Executor } from './database.js';
 import { defined, newId, now, policyRow, toPolicy } from './rows.js';
 
@@ -70,10 +71,24 @@ export function policyStore(database: Database): PolicyStore {
           return policy;
         }),
       ),
-    delete: async (id: Id) => {
-      const deleted = await db.deleteFrom('policies').where('id', '=', id).executeTakeFirst();
-      return deleted.numDeletedRows > 0n;
-    },
+    delete: (id, { ifIdle = false } = {}) =>
+      write(database, async (trx) => {
+        // The row lock waits for an execution of the policy being created (which holds the row
+        // FOR SHARE), so the count below sees its jobs; one created after waits for the delete.
+        const policy = await trx.selectFrom('policies').select('id').where('id', '=', id).$if(database.dialect.rowLocks, (q) => q.forUpdate()).executeTakeFirst();
+        if (policy === undefined) return { deleted: false, underWay: 0 };
+        if (ifIdle) {
+          const { underWay } = await trx
+            .selectFrom('jobs')
+            .select((eb) => eb.fn.count<number>('execution_id').distinct().as('underWay'))
+            .where('policy_id', '=', id)
+            .where('status', 'in', [...ACTIVE_STATUSES])
+            .executeTakeFirstOrThrow();
+          if (Number(underWay) > 0) return { deleted: false, underWay: Number(underWay) };
+        }
+        await trx.deleteFrom('policies').where('id', '=', id).execute();
+        return { deleted: true, underWay: 0 };
+      }),
     claimCronSlot: async (policyId, slot) => {
       const at = new Date(slot).toISOString();
       const claimed = await db
