@@ -60,6 +60,15 @@ describe('ferry secrets rotate', () => {
     expect(served.stderr + served.stdout).not.toContain(PASSWORD);
   });
 
+  it('refuses to serve with a key other than the database\'s, before any password is stored (nodes must share one key)', async () => {
+    const fresh = join(dir, 'fresh.db');
+    const first = new Keyring([randomBytes(32)]);
+    await (await openStore(fresh, () => {}, first)).close();
+    const served = await ferry(['serve', '--db', fresh, '--port', '1'], { FERRY_SECRET_KEY: randomBytes(32).toString('base64') });
+    expect(served.code).toBe(1);
+    expect(served.stderr).toMatch(new RegExp(`^ferry: this database's key check \\(the secret key every node of the database must share\\) was sealed with secret key ${first.id}, which is not among the keys given`));
+  });
+
   it('refuses a key that is not 32 bytes of base64, and an unknown action', async () => {
     const short = await ferry(['secrets', 'rotate', '--db', database], { FERRY_SECRET_KEY: 'c2hvcnQ=' });
     expect(short.code).toBe(1);

@@ -86,7 +86,7 @@ function sqliteEngine(): TestEngine {
 }
 
 /** Every table, children before the tables they refer to: the order that empties them. */
-const TABLES = ['blob_uploads', 'job_changes', 'job_logs', 'job_transitions', 'jobs', 'executions', 'policies', 'registries', 'nodes', 'registry_budgets'];
+const TABLES = ['blob_uploads', 'job_changes', 'job_logs', 'job_transitions', 'jobs', 'executions', 'policies', 'registries', 'nodes', 'registry_budgets', 'secret_key_check'];
 
 /**
  * A database per file, migrated once and emptied before each test: DELETE takes ~2 ms, TRUNCATE
@@ -289,6 +289,20 @@ describe.each([sqliteEngine(), postgresEngine()])('store on $name', (engine) => 
       expect((failure as Error).message).toMatch(/^the password of registry hub was sealed with secret key [0-9a-f]{12}, which is not among the keys given/);
       expect((failure as Error).message).not.toContain(PASSWORD);
       await expect(stale.registries.reseal()).rejects.toThrow(/registry hub/);
+    });
+
+    it('refuses a keyring other than the one the database was first opened with, before any password is stored, and follows a rotation', async () => {
+      const [first, other, next] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+      expect(await (await open(new Keyring([first]))).registries.reseal()).toBe(0);
+      const refused: unknown = await (await open(new Keyring([other]))).registries.reseal().catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(SecretKeyError);
+      expect((refused as Error).message).toBe(
+        `this database's key check (the secret key every node of the database must share) was sealed with secret key ${new Keyring([first]).id}, which is not among the keys given (${new Keyring([other]).id}): set FERRY_SECRET_KEY or --secret-key-file to that key`,
+      );
+      // Rotation: the new key with the old one seals the check again; then the new key alone is the database's.
+      expect(await (await open(new Keyring([next, first]))).registries.reseal()).toBe(0);
+      expect(await (await open(new Keyring([next]))).registries.reseal()).toBe(0);
+      await expect((await open(new Keyring([first]))).registries.reseal()).rejects.toThrow(SecretKeyError);
     });
 
     it('pages its listing by name, counting every registry', async () => {

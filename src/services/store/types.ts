@@ -267,7 +267,9 @@ export interface RegistryStore {
   credentials(id: Id): Promise<Credentials | undefined>;
   /**
    * Seals every password that is not sealed with the keyring's sealing key: plain text from
-   * before ferry sealed them, or an older key's (rotation). Returns how many.
+   * before ferry sealed them, or an older key's (rotation). Returns how many. Then checks the
+   * keyring against the database's key check, sealed by the first keyring that opened it, so
+   * that a node given another key is refused before it stores a password nobody else can open.
    */
   reseal(): Promise<number>;
 }

@@ -176,6 +176,16 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; up: string }> = [
       CREATE UNIQUE INDEX jobs_pending_coalesce_key ON jobs (coalesce_key) WHERE status = 'pending';
     `,
   },
+  {
+    version: 8,
+    // A value sealed with the key of the first node: a node given another key is refused at start.
+    up: `
+      CREATE TABLE secret_key_check (
+        id integer PRIMARY KEY CHECK (id = 1),
+        sealed text NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Any constant both sides agree on: the key of the advisory lock that migrations run under. */

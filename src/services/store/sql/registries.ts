@@ -1,5 +1,5 @@
 import { ConflictError } from '../errors.js';
-import { Keyring } from '../secrets.js';
+import { Keyring, SecretKeyError } from '../secrets.js';
 import type { Id, Registry, RegistryInput, RegistryStore } from '../types.js';
 import { count, paged, unique, write, type Database, type Executor } from './database.js';
 import { defined, flag, newId, now, toRegistry, type NewRegistryRow, type RegistryRow } from './rows.js';
@@ -40,6 +40,17 @@ async function assertFree(trx: Executor, { name, url }: { name?: string | undefi
     const holder = await trx.selectFrom('registries').select(['id', 'name']).where('url', '=', url).executeTakeFirst();
     if (holder !== undefined && holder.id !== id) throw new ConflictError(`registry ${holder.name} already has URL ${url}`);
   }
+}
+
+const KEY_CHECK = 'ferry secret key check';
+const KEY_CHECK_CONTEXT = 'secret_key_check';
+
+/** Opens the key check with the keyring (sealing it first if there is none yet), and seals it again with the keyring's current key. */
+async function checkKey(trx: Executor, keyring: Keyring): Promise<void> {
+  await trx.insertInto('secret_key_check').values({ id: 1, sealed: keyring.seal(KEY_CHECK, KEY_CHECK_CONTEXT) }).onConflict((oc) => oc.column('id').doNothing()).execute();
+  const { sealed } = await trx.selectFrom('secret_key_check').select('sealed').where('id', '=', 1).executeTakeFirstOrThrow();
+  if (keyring.open(sealed, KEY_CHECK_CONTEXT, "this database's key check (the secret key every node of the database must share)") !== KEY_CHECK) throw new SecretKeyError("this database's key check holds another value");
+  if (!keyring.sealedNow(sealed)) await trx.updateTable('secret_key_check').set({ sealed: keyring.seal(KEY_CHECK, KEY_CHECK_CONTEXT) }).where('id', '=', 1).execute();
 }
 
 export function registryStore(database: Database, keyring: Keyring): RegistryStore {
@@ -107,6 +118,7 @@ export function registryStore(database: Database, keyring: Keyring): RegistrySto
           await trx.updateTable('registries').set({ password: keyring.seal(plain, id) }).where('id', '=', id).execute();
           sealed++;
         }
+        await checkKey(trx, keyring);
         return sealed;
       }),
   };

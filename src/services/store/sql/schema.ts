@@ -158,6 +158,12 @@ export interface BlobUploadsTable {
 }
 
 /** Times on the database's clock; see registry/budget.ts for what each column means. */
+/** One row: a constant sealed with the key the passwords are sealed with (see RegistryStore.reseal). */
+export interface SecretKeyCheckTable {
+  id: number;
+  sealed: string;
+}
+
 export interface RegistryBudgetsTable {
   registry: string;
   rate: number | null;
@@ -184,4 +190,5 @@ export interface Tables {
   job_changes: JobChangesTable;
   blob_uploads: BlobUploadsTable;
   registry_budgets: RegistryBudgetsTable;
+  secret_key_check: SecretKeyCheckTable;
 }

@@ -226,6 +226,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE UNIQUE INDEX jobs_pending_coalesce_key ON jobs (coalesce_key) WHERE status = 'pending';
     `,
   },
+  {
+    version: 8,
+    // A value sealed with the key of the first process: a process given another key is refused at start.
+    up: `
+      CREATE TABLE secret_key_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        sealed TEXT NOT NULL
+      );
+    `,
+  },
 ];
 
 /**
