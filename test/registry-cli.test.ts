@@ -14,7 +14,7 @@ beforeAll(async () => {
   fixture = await replicationFixture(
     {
       '1.0': { layers: [{ size: 10_000, seed: 'ls-1' }, { size: 5_000, seed: 'ls-1b' }] },
-      '2.0': { layers: [{ size: 10_000, seed: 'ls-2' }] },
+      '2.0': { layers: [{ size: 10_000, seed: 'ls-2' }], platform: { os: 'linux', architecture: 'arm', variant: 'v7' } },
       multi: { platforms: [platform('amd64'), platform('arm64')] },
     },
     'team/app',
@@ -60,6 +60,7 @@ describe('ferry inspect', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain(`digest:     ${multi.digest}\n`);
     expect(result.stdout).toContain(`media type: ${multi.mediaType}\n`);
+    expect(result.stdout).not.toContain('platform: ');
     expect(result.stdout).toMatch(new RegExp(`^linux/amd64\\s+${multi.manifests[0]}\\s+20\\.\\d KiB$`, 'm'));
     expect(result.stdout).toMatch(new RegExp(`^linux/arm64\\s+${multi.manifests[1]}\\s+20\\.\\d KiB$`, 'm'));
     expect(result.stdout).toMatch(new RegExp(`^${sbom}\\s+application/spdx\\+json`, 'm'));
@@ -68,12 +69,19 @@ describe('ferry inspect', () => {
   it('prints JSON with --json, the size counting manifests, configs and layers', async () => {
     const result = await ferry(['inspect', `${fixture.source.host}/team/app:1.0`, '--json']);
     expect(result.code, result.stderr).toBe(0);
-    const inspection = JSON.parse(result.stdout) as { digest: string; size: number; platforms: unknown[]; referrers: unknown[] };
+    const inspection = JSON.parse(result.stdout) as { digest: string; size: number; platform: string | null; platforms: unknown[]; referrers: unknown[] };
     expect(inspection.digest).toBe(fixture.built['1.0']!.digest);
+    expect(inspection.platform).toBe('linux/amd64');
     expect(inspection.size).toBeGreaterThan(15_000);
     expect(inspection.size).toBeLessThan(17_000);
     expect(inspection.platforms).toEqual([]);
     expect(inspection.referrers).toEqual([]);
+  });
+
+  it("shows a single image's platform, read from its config", async () => {
+    const result = await ferry(['inspect', `${fixture.source.host}/team/app:2.0`]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('\nplatform:   linux/arm/v7\n');
   });
 
   it('needs a tag or digest, and names one that is absent', async () => {

@@ -1,5 +1,6 @@
+import { formatPlatform } from '../services/platforms.js';
+import { describeConfig, getConfig, MAX_CONFIG_BYTES } from '../services/registry/config.js';
 import { getManifest, type Manifest } from '../services/registry/manifest.js';
-import type { Platform } from '../services/registry/media-types.js';
 import { listReferrers } from '../services/registry/referrers.js';
 import type { Repository } from '../services/registry/repository.js';
 import { formatBytes } from './format.js';
@@ -14,6 +15,8 @@ interface Inspection {
   mediaType: string;
   /** The manifests, configs and layers of every platform, as a pull of all of them moves. */
   size: number;
+  /** An image's, from its config; null for an index, whose platforms are listed. */
+  platform: string | null;
   platforms: Array<{ platform: string; digest: string; size: number }>;
   referrers: Array<{ digest: string; artifactType: string | null; mediaType: string; tag: string | null }>;
 }
@@ -34,8 +37,10 @@ async function inspect(repo: Repository, target: string): Promise<Inspection> {
   const { parsed } = manifest;
   const platforms =
     parsed.kind === 'index'
-      ? await Promise.all(parsed.manifests.map(async (child) => ({ platform: platformName(child.platform), digest: child.digest, size: imageSize(await getManifest(repo, child.digest)) })))
+      ? await Promise.all(parsed.manifests.map(async (child) => ({ platform: formatPlatform(child.platform), digest: child.digest, size: imageSize(await getManifest(repo, child.digest)) })))
       : [];
+  // An image's platform is in its config, as skopeo inspect reads it; an artifact's "config" is often something else.
+  const platform = parsed.kind === 'image' ? (parsed.config.size <= MAX_CONFIG_BYTES ? formatPlatform(describeConfig(await getConfig(repo, parsed.config)).platform) : 'unknown') : null;
   const size = parsed.kind === 'index' ? manifest.bytes.length + platforms.reduce((sum, p) => sum + p.size, 0) : imageSize(manifest);
   const referrers = await listReferrers(repo, manifest.digest);
   return {
@@ -43,6 +48,7 @@ async function inspect(repo: Repository, target: string): Promise<Inspection> {
     digest: manifest.digest,
     mediaType: manifest.mediaType,
     size,
+    platform,
     platforms,
     referrers: referrers.map((r) => ({ digest: r.digest, artifactType: r.artifactType ?? null, mediaType: r.mediaType, tag: r.tag ?? null })),
   };
@@ -54,13 +60,8 @@ function imageSize(manifest: Manifest): number {
   return manifest.bytes.length + parsed.config.size + parsed.layers.reduce((sum, layer) => sum + layer.size, 0);
 }
 
-function platformName(platform: Platform | undefined): string {
-  if (!platform) return 'unknown';
-  return [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
-}
-
 function describe(i: Inspection): string {
-  const lines = [`reference:  ${i.reference}`, `digest:     ${i.digest}`, `media type: ${i.mediaType}`, `size:       ${formatBytes(i.size)}`];
+  const lines = [`reference:  ${i.reference}`, `digest:     ${i.digest}`, `media type: ${i.mediaType}`, ...(i.platform === null ? [] : [`platform:   ${i.platform}`]), `size:       ${formatBytes(i.size)}`];
   let text = `${lines.join('\n')}\n`;
   if (i.platforms.length > 0) text += `\nplatforms:\n${table(['PLATFORM', 'DIGEST', 'SIZE'], i.platforms.map((p) => [p.platform, p.digest, formatBytes(p.size)]))}`;
   text += i.referrers.length > 0

@@ -1,18 +1,14 @@
 import type { Location } from '../actors/types.js';
 import { loadManifest, openRepository, type JobRuntime } from './job-runtime.js';
 import { mapLimit } from './map-limit.js';
-import { getBlob } from './registry/blob.js';
-import { networkError } from './registry/client.js';
-import { digestOf, parseDigest } from './registry/digest.js';
-import { isRegistryError, RegistryError } from './registry/errors.js';
+import { describeConfig, getConfig, MAX_CONFIG_BYTES } from './registry/config.js';
+import { isRegistryError } from './registry/errors.js';
 import { getManifest, type Manifest } from './registry/manifest.js';
 import type { Descriptor } from './registry/media-types.js';
 import type { Repository } from './registry/repository.js';
 
 /** Tags looked up at once: each costs two or three small GETs. */
 const CONCURRENCY = 8;
-/** Image configs are a few KiB; a larger "config" is some artifact's, and has no creation time worth reading. */
-const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /**
  * When the images the tags point at were created, from their configs' `created` (what
@@ -55,32 +51,5 @@ async function imageOf(runtime: JobRuntime, repository: Repository, tag: string,
 
 async function configCreated(repository: Repository, config: Descriptor, signal?: AbortSignal): Promise<number | undefined> {
   if (config.size > MAX_CONFIG_BYTES) return undefined;
-  const what = `GET config ${repository.ref()}@${config.digest}`;
-  const { body } = await getBlob(repository, config.digest, signal ? { signal } : {});
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > config.size) throw new RegistryError('SIZE_MISMATCH', `${what}: more than the ${config.size} bytes its manifest says`);
-      chunks.push(chunk);
-    }
-  } catch (error) {
-    throw networkError(error, what, signal);
-  }
-  const bytes = Buffer.concat(chunks, size);
-  const digest = digestOf(bytes, parseDigest(config.digest).algorithm);
-  if (digest !== config.digest) throw new RegistryError('DIGEST_MISMATCH', `${what}: content has digest ${digest}`);
-  return createdOf(bytes);
-}
-
-function createdOf(config: Buffer): number | undefined {
-  let created: unknown;
-  try {
-    created = (JSON.parse(config.toString('utf8')) as { created?: unknown }).created;
-  } catch {
-    return undefined;
-  }
-  const time = typeof created === 'string' ? Date.parse(created) : Number.NaN;
-  return Number.isNaN(time) ? undefined : time;
+  return describeConfig(await getConfig(repository, config, signal)).created;
 }

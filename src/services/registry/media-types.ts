@@ -84,14 +84,15 @@ function descriptor(value: unknown, what: string, field: string): Descriptor {
     throw invalid(what, `${field}.size ${JSON.stringify(size)} is not a non-negative integer`);
   }
   const result: Descriptor = { mediaType, digest, size };
-  if (isObject(platform) && typeof platform.os === 'string' && typeof platform.architecture === 'string') {
-    result.platform = {
-      os: platform.os,
-      architecture: platform.architecture,
-      ...(typeof platform.variant === 'string' ? { variant: platform.variant } : {}),
-    };
-  }
+  const read = readPlatform(platform);
+  if (read) result.platform = read;
   return result;
+}
+
+/** `os`, `architecture` and `variant` of a descriptor's platform, or of an image config (which has them at its top). */
+export function readPlatform(value: unknown): Platform | undefined {
+  if (!isObject(value) || typeof value.os !== 'string' || typeof value.architecture !== 'string') return undefined;
+  return { os: value.os, architecture: value.architecture, ...(typeof value.variant === 'string' ? { variant: value.variant } : {}) };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
