@@ -1,5 +1,5 @@
-// What the console's forms share: a labelled field named by the API's path for it, and the
-// API's refusals shown at the field they name.
+// What the console's forms share: fieldsets of labelled fields, each named by the API's path
+// for it, a submit that sends the form's body, and the API's refusals shown at the field they name.
 
 import { h } from './format.js';
 
@@ -37,4 +37,29 @@ export function fieldErrors(form, message) {
     message.textContent = text;
   };
   return { clear, show };
+}
+
+/** @typedef {[string, Array<[string, string, ...HTMLElement[]]>]} FieldGroup A legend and its fields: path, label, controls. */
+
+/**
+ * A settings form: a fieldset per group, a submit button and a message line. Submitting clears
+ * the errors shown and hands `body()` to `onSubmit`; `showError` puts a refusal at its field.
+ * @param {{ className: string, groups: FieldGroup[], submitLabel: string, body: () => Record<string, unknown>, onSubmit: (body: Record<string, unknown>) => Promise<void>, listeners?: Record<string, () => void> }} options
+ */
+export function settingsForm({ className, groups, submitLabel, body, onSubmit, listeners = {} }) {
+  const message = h('span', { class: 'message', role: 'status' });
+  /** @param {SubmitEvent} event */
+  async function submit(event) {
+    event.preventDefault();
+    errors.clear();
+    await onSubmit(body());
+  }
+  const element = h(
+    'form',
+    { class: `panel ${className} settings-form`, novalidate: true, onsubmit: submit, ...listeners },
+    ...groups.map(([legend, fields]) => h('fieldset', null, h('legend', null, legend), ...fields.map(([path, label, ...controls]) => field(path, label, ...controls)))),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, submitLabel), message),
+  );
+  const errors = fieldErrors(element, message);
+  return { element, showError: errors.show };
 }

@@ -1,7 +1,7 @@
 // Every setting of a policy in one form, new or stored. The API checks the rules; the form
 // shows what it refuses next to the field it names.
 
-import { field, fieldErrors } from './fields.js';
+import { settingsForm } from './fields.js';
 import { h } from './format.js';
 
 /** Patterns one a line: a regular expression may hold commas and spaces. @param {string} text */
@@ -62,7 +62,6 @@ export function policyForm(policy, registries, { submitLabel, onSubmit, onChange
   c.key.rows = 5;
   c.key.placeholder = '-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----';
   const storedKey = policy.requireSignature?.key ?? '';
-  const message = h('span', { class: 'message', role: 'status' });
 
   const dependent = () => {
     c.schedule.disabled = c.trigger.value !== 'cron';
@@ -101,14 +100,7 @@ export function policyForm(policy, registries, { submitLabel, onSubmit, onChange
     return draft;
   }
 
-  /** @param {SubmitEvent} event */
-  async function submit(event) {
-    event.preventDefault();
-    errors.clear();
-    await onSubmit(body());
-  }
-
-  /** @type {Array<[string, Array<[string, string, ...HTMLElement[]]>]>} */
+  /** @type {import('./fields.js').FieldGroup[]} */
   const groups = [
     ['Policy', [['name', 'name', c.name], ['enabled', 'enabled', c.enabled], ['priority', 'priority (higher runs first)', c.priority]]],
     ['Registries', [['sourceRegistryId', 'from', c.source], ['destinationRegistryId', 'to', c.destination]]],
@@ -144,13 +136,8 @@ export function policyForm(policy, registries, { submitLabel, onSubmit, onChange
       ],
     ],
   ];
-  const element = h(
-    'form',
-    { class: 'panel policy-form settings-form', novalidate: true, onsubmit: submit, oninput: () => (dependent(), onChange()), onchange: () => (dependent(), onChange()) },
-    ...groups.map(([legend, fields]) => h('fieldset', null, h('legend', null, legend), ...fields.map(([path, label, ...controls]) => field(path, label, ...controls)))),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, submitLabel), message),
-  );
-  const errors = fieldErrors(element, message);
+  const changed = () => (dependent(), onChange());
+  const { element, showError } = settingsForm({ className: 'policy-form', groups, submitLabel, body, onSubmit, listeners: { oninput: changed, onchange: changed } });
   dependent();
-  return { element, body, showError: errors.show };
+  return { element, body, showError };
 }

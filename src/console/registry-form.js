@@ -1,7 +1,7 @@
 // A registry's settings in one form, new or stored. The password is write-only: the API never
 // shows it, so the form never holds it; left empty on an edit, the stored one stays.
 
-import { field, fieldErrors } from './fields.js';
+import { settingsForm } from './fields.js';
 import { h } from './format.js';
 
 /** @param {string} name @param {string} value @param {Record<string, any>} [attributes] */
@@ -32,7 +32,6 @@ export function registryForm(registry, { submitLabel, onSubmit }) {
     rate: input('requestsPerSecond', registry?.requestsPerSecond ?? '', { type: 'number', min: 0, step: 'any', placeholder: 'no limit' }),
   };
   c.ca.value = registry?.ca ?? '';
-  const message = h('span', { class: 'message', role: 'status' });
 
   const dependent = () => {
     c.username.disabled = c.password.disabled = c.login.value !== 'credentials';
@@ -60,26 +59,13 @@ export function registryForm(registry, { submitLabel, onSubmit }) {
     return draft;
   }
 
-  /** @param {SubmitEvent} event */
-  async function submit(event) {
-    event.preventDefault();
-    errors.clear();
-    await onSubmit(body());
-  }
-
-  /** @type {Array<[string, Array<[string, string, ...HTMLElement[]]>]>} */
+  /** @type {import('./fields.js').FieldGroup[]} */
   const groups = [
     ['Registry', [['name', 'name', c.name], ['url', 'host (as in image references)', c.url], ['requestsPerSecond', 'requests per second per node', c.rate]]],
     ['Login', [['login', 'logs in', c.login], ['credentials.username', 'username', c.username], ['credentials.password', 'password', c.password], ['credentialHelper', 'credential helper', c.helper]]],
     ['TLS', [['insecure', 'skip TLS verification, allow plain HTTP', c.insecure], ['ca', 'CA certificates trusted besides the system ones (PEM)', c.ca]]],
   ];
-  const element = h(
-    'form',
-    { class: 'panel registry-form settings-form', novalidate: true, onsubmit: submit, onchange: dependent },
-    ...groups.map(([legend, fields]) => h('fieldset', null, h('legend', null, legend), ...fields.map(([path, label, ...controls]) => field(path, label, ...controls)))),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, submitLabel), message),
-  );
-  const errors = fieldErrors(element, message);
+  const { element, showError } = settingsForm({ className: 'registry-form', groups, submitLabel, body, onSubmit, listeners: { onchange: dependent } });
   dependent();
-  return { element, showError: errors.show };
+  return { element, showError };
 }
