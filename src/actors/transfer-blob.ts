@@ -5,8 +5,6 @@ import { copyBlob } from '../services/copy-blob.js';
 import { markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { cancelUpload, startUpload } from '../services/registry/upload.js';
-import { mapLimit } from '../services/map-limit.js';
-import { RateLimiter } from '../services/rate-limit.js';
 import { RegistryError } from '../services/registry/errors.js';
 import type { Repository } from '../services/registry/repository.js';
 import type { Descriptor } from '../services/registry/media-types.js';
@@ -14,13 +12,11 @@ import type { ErrorInfo } from '../services/registry/errors.js';
 import { orItemFailure } from './item-failure.js';
 import type { Location } from './types.js';
 
+/** How many blobs move at once, and how fast, is the job's (JobRuntime.blobSlots and bandwidth): its batches share them. */
 export interface TransferBlobInput {
   source: Location;
   destination: Location;
   blobs: Descriptor[];
-  concurrency: number;
-  /** KiB/s for all the blobs together; null for no limit. */
-  bandwidthKiBps: number | null;
 }
 
 export interface TransferBlobOutput {
@@ -49,7 +45,7 @@ export const copyBlobs = (runtime: JobRuntime) =>
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const sameRegistry = input.source.registry === input.destination.registry;
-    const limiter = input.bandwidthKiBps ? new RateLimiter(input.bandwidthKiBps * 1024) : undefined;
+    const limiter = runtime.bandwidth;
     const result: TransferBlobOutput = { copied: 0, mounted: 0, bytes: 0, failed: [] };
 
     const copyOne = async (blob: Descriptor): Promise<void> => {
@@ -114,12 +110,27 @@ export const copyBlobs = (runtime: JobRuntime) =>
       emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: mounted ? 'mounted' : 'copied' });
     };
 
-    await mapLimit(input.blobs, input.concurrency, async (blob) => {
-      const failure = await orItemFailure(() => runtime.cleanups.track(copyOne(blob)));
-      if (!failure) return;
-      result.failed.push({ digest: blob.digest, error: failure.error });
-      emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'failed' });
-    });
+    // After the first failure no blob starts, but those under way finish (what they moved is
+    // counted by the attempt that completes), then the failure is thrown.
+    let failure: { error: unknown } | undefined;
+    const settled = await Promise.allSettled(
+      input.blobs.map((blob) =>
+        runtime.blobSlots.use(async () => {
+          if (failure) return;
+          try {
+            const alone = await orItemFailure(() => runtime.cleanups.track(copyOne(blob)));
+            if (!alone) return;
+            result.failed.push({ digest: blob.digest, error: alone.error });
+            emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'failed' });
+          } catch (error) {
+            failure ??= { error };
+          }
+        }, signal),
+      ),
+    );
+    if (failure) throw failure.error;
+    const aborted = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (aborted) throw aborted.reason;
     countTransferred(runtime, input.blobs, result);
     return result;
   });

@@ -33,6 +33,7 @@ export interface CopyOptions extends LogOptions {
   platform?: string[];
   concurrency?: string;
   batch?: string;
+  inFlight?: string;
   retries?: string;
   srcCreds?: string;
   destCreds?: string;
@@ -65,6 +66,7 @@ export async function copyCommand([src, dst]: string[], values: CopyOptions, io:
     tagFilter: tagFilterOption(values),
     platforms: platformOption(values.platform ?? []),
     batchSize: positiveInteger(values.batch, '--batch', REPLICATION_DEFAULTS.batchSize),
+    batchesInFlight: positiveInteger(values.inFlight, '--in-flight', REPLICATION_DEFAULTS.batchesInFlight),
     blobConcurrency: positiveInteger(values.concurrency, '--concurrency', REPLICATION_DEFAULTS.blobConcurrency),
     retry: { ...DEFAULT_RETRY, maxAttempts: positiveInteger(values.retries, '--retries', DEFAULT_RETRY.maxAttempts) },
     dryRun: values.dryRun ?? false,

@@ -1,13 +1,10 @@
 import { assign, enqueueActions, setup } from 'xstate';
+import { batchMachine, NO_PROGRESS, type BatchOutput } from './batch.js';
 import type { BackoffInput } from '../actors/backoff.js';
 import type { CheckInput } from '../actors/check.js';
 import type { InitializeInput, InitializeOutput } from '../actors/initialize.js';
-import type { PullManifestInput, PullManifestOutput } from '../actors/pull-manifest.js';
-import type { PushManifestInput, PushManifestOutput } from '../actors/push-manifest.js';
-import type { TransferBlobInput, TransferBlobOutput, TransferEvent } from '../actors/transfer-blob.js';
 import type { FailedTag, Location, ReferrerOutcome, ReferrerSelection, RefusedTag, SignatureRequirement, TagOutcome, TagPlan, WorkItem } from '../actors/types.js';
 import type { ErrorInfo } from '../services/registry/errors.js';
-import type { Descriptor } from '../services/registry/media-types.js';
 import type { TagFilter } from '../services/tag-filter.js';
 import type { TagSelection } from '../services/tag-selection.js';
 import { provided } from './provided.js';
@@ -24,10 +21,11 @@ export interface ReplicationInput {
   override: boolean;
   /** Blob bytes per second for the whole job, in KiB; null for no limit. */
   bandwidthKiBps: number | null;
-  /** Items planned, transferred and pushed together per turn of the loop. */
+  /** Items planned, transferred and pushed together, as one batch. */
   batchSize: number;
-  /** Batches of items compared by HEAD per turn (default 4): a sync with little to copy goes that much faster. */
-  compareAhead?: number;
+  /** Batches under way at once: while one's blobs move, others' manifests are read or pushed. */
+  batchesInFlight: number;
+  /** Blobs in flight for the whole job, whichever batches they are for. */
   blobConcurrency: number;
   retry: RetryPolicy;
   dryRun: boolean;
@@ -56,15 +54,20 @@ export interface ReplicationProgress {
 
 export interface ReplicationContext extends RetryContext {
   job: ReplicationInput;
-  /** Items not planned yet. */
+  /** Items not handed to a batch yet. */
   pending: WorkItem[];
-  /** The current batch: planned, waiting for its blobs and push. */
-  plans: TagPlan[];
-  missing: Descriptor[];
+  /** The batches under way, by id, with their items. */
+  batches: Record<string, WorkItem[]>;
+  /** How many batches the job has started: the next one's number. */
+  started: number;
   progress: ReplicationProgress;
 }
 
-export type ReplicationEvent = { type: 'START' } | { type: 'STOP' };
+export type ReplicationEvent =
+  | { type: 'START' }
+  | { type: 'STOP' }
+  /** A batch of the job ended (XState sends its output when a spawned machine reaches a final state). */
+  | { type: `xstate.done.actor.batch-${number}`; output: BatchOutput };
 
 export type ReplicationEmitted =
   | { type: 'tag.planned'; plan: TagPlan }
@@ -79,21 +82,14 @@ export type ReplicationEmitted =
 const phaseFailed = phaseFailedIn('replication');
 
 /**
- * Progress with `failed` counted; an unchanged image whose missing referrers failed moves from
- * unchanged to failed, so that each tag is counted once.
+ * Defaults for the CLI and policies. A batch of one tag is pushed as soon as its own blobs are
+ * in; 16 of them under way keep a far registry's round trips overlapped. 8 blobs in flight
+ * (for the whole job) keep both registries busy when blobs are small; a job then holds at most
+ * 8 chunk buffers (16 MiB each) for large ones.
  */
-function withFailures({ progress, plans }: ReplicationContext, failed: FailedTag[]): ReplicationProgress {
-  const referrersOnly = failed.filter((f) => plans.find((plan) => plan.item.source === f.item.source && plan.item.target === f.item.target)?.manifests.length === 0).length;
-  return { ...progress, tagsFailed: progress.tagsFailed + failed.length, tagsUnchanged: progress.tagsUnchanged - referrersOnly };
-}
+export const REPLICATION_DEFAULTS = { batchSize: 1, batchesInFlight: 16, blobConcurrency: 8 } as const;
 
-const COMPARE_AHEAD = 4;
-
-/**
- * Defaults for the CLI and policies. 8 blobs in flight rather than 4 keep both registries busy
- * when blobs are small; a job then holds at most 8 chunk buffers (16 MiB each) for large ones.
- */
-export const REPLICATION_DEFAULTS = { batchSize: 8, blobConcurrency: 8 } as const;
+const batchOutput = ({ event }: { event: { output?: unknown } }) => event.output as BatchOutput;
 
 export const replicationMachine = setup({
   types: {
@@ -105,16 +101,13 @@ export const replicationMachine = setup({
   actors: {
     resolveTags: provided<InitializeOutput, InitializeInput>('resolveTags'),
     checkAccess: provided<void, CheckInput>('checkAccess'),
-    planBatch: provided<PullManifestOutput, PullManifestInput>('planBatch'),
-    copyBlobs: provided<TransferBlobOutput, TransferBlobInput, TransferEvent>('copyBlobs'),
-    pushManifests: provided<PushManifestOutput, PushManifestInput>('pushManifests'),
+    copyBatch: batchMachine,
     waitForBackoff: provided<void, BackoffInput>('waitForBackoff'),
   },
   guards: {
-    noTagLeft: (_, batch: PullManifestOutput) => batch.taken === 0,
-    isDryRun: ({ context }) => context.job.dryRun,
-    alreadyOnDestination: (_, batch: PullManifestOutput) => batch.plans.length === 0,
-    blobsMissing: (_, batch: PullManifestOutput) => batch.missing.length > 0,
+    batchFailed: (_, batch: BatchOutput) => batch.error !== undefined,
+    lastBatch: ({ context }, batch: BatchOutput) => context.pending.length === 0 && Object.keys(context.batches).every((id) => id === batch.id),
+    nothingToCopy: ({ context }) => context.pending.length === 0,
     canRetry: ({ context }, error: ErrorInfo) => canRetry(context, error),
   },
   actions: {
@@ -124,60 +117,29 @@ export const replicationMachine = setup({
       if (output.selection) enqueue.emit({ type: 'tags.selected', ...output.selection });
     }),
     resetAttempts: assign({ attempt: 0 }),
-    acceptBatch: enqueueActions(({ context, enqueue }, batch: PullManifestOutput) => {
-      enqueue.assign({
-        pending: context.pending.slice(batch.taken),
-        plans: batch.plans,
-        missing: batch.missing,
-        attempt: 0,
-        progress: {
-          ...context.progress,
-          tagsUnchanged: context.progress.tagsUnchanged + batch.unchanged.length,
-          tagsKept: context.progress.tagsKept + batch.kept.length,
-          tagsRefused: context.progress.tagsRefused + batch.refused.length,
-          tagsFailed: context.progress.tagsFailed + batch.failed.length,
-        },
-      });
-      for (const failure of batch.failed) enqueue.emit({ type: 'tag.failed', ...failure });
-      for (const outcome of batch.unchanged) enqueue.emit({ type: 'tag.unchanged', ...outcome });
-      for (const outcome of batch.kept) enqueue.emit({ type: 'tag.kept', ...outcome });
-      for (const outcome of batch.refused) enqueue.emit({ type: 'tag.refused', ...outcome });
+    /** Starts batches of the pending items until as many are under way as the job allows. */
+    startBatches: enqueueActions(({ context, enqueue }) => {
+      const { job } = context;
+      let { pending, started } = context;
+      const batches = { ...context.batches };
+      while (pending.length > 0 && Object.keys(batches).length < job.batchesInFlight) {
+        const id = `batch-${++started}`;
+        const items = pending.slice(0, job.batchSize);
+        pending = pending.slice(job.batchSize);
+        batches[id] = items;
+        enqueue.spawnChild('copyBatch', { id, systemId: undefined, input: { id, job, items } });
+      }
+      enqueue.assign({ pending, started, batches });
     }),
-    reportPlans: enqueueActions(({ enqueue }, batch: PullManifestOutput) => {
-      for (const plan of batch.plans) enqueue.emit({ type: 'tag.planned', plan });
+    countBatch: assign(({ context }, batch: BatchOutput) => {
+      const { [batch.id]: _done, ...batches } = context.batches;
+      const progress = { ...context.progress };
+      for (const [key, value] of Object.entries(batch.progress) as Array<[keyof ReplicationProgress, number]>) if (key !== 'tagsTotal') progress[key] += value;
+      return { batches, progress };
     }),
-    countTransfer: enqueueActions(({ context, enqueue }, transfer: TransferBlobOutput) => {
-      const broken = new Map(transfer.failed.map((blob) => [blob.digest, blob.error]));
-      const failed = context.plans.flatMap((plan): FailedTag[] => {
-        const blob = plan.blobs.find((b) => broken.has(b.digest));
-        return blob ? [{ item: plan.item, sourceDigest: plan.sourceDigest, error: broken.get(blob.digest)! }] : [];
-      });
-      enqueue.assign({
-        attempt: 0,
-        missing: [],
-        plans: context.plans.filter((plan) => !plan.blobs.some((b) => broken.has(b.digest))),
-        progress: {
-          ...withFailures(context, failed),
-          blobsCopied: context.progress.blobsCopied + transfer.copied,
-          blobsMounted: context.progress.blobsMounted + transfer.mounted,
-          bytesCopied: context.progress.bytesCopied + transfer.bytes,
-        },
-      });
-      for (const failure of failed) enqueue.emit({ type: 'tag.failed', ...failure });
-    }),
-    countPushed: enqueueActions(({ context, enqueue }, output: PushManifestOutput) => {
-      enqueue.assign({
-        attempt: 0,
-        plans: [],
-        progress: {
-          ...withFailures(context, output.failed),
-          tagsCopied: context.progress.tagsCopied + output.pushed.length,
-          referrersCopied: context.progress.referrersCopied + output.referrers.length,
-        },
-      });
-      for (const outcome of output.pushed) enqueue.emit({ type: 'tag.copied', ...outcome });
-      for (const failure of output.failed) enqueue.emit({ type: 'tag.failed', ...failure });
-      for (const outcome of output.referrers) enqueue.emit({ type: 'referrer.copied', ...outcome });
+    /** Leaving `copying` (done, failed, STOP) ends the batches still under way, aborting their requests. */
+    stopBatches: enqueueActions(({ context, enqueue }) => {
+      for (const id of Object.keys(context.batches)) enqueue.stopChild(id);
     }),
     scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
     fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
@@ -185,14 +147,14 @@ export const replicationMachine = setup({
 }).createMachine({
   id: 'replication',
   // Raise it when a change makes snapshots stored by the previous definition unsafe to restore.
-  version: '3',
+  version: '4',
   initial: 'pending',
   context: ({ input }) => ({
     job: input,
     pending: [],
-    plans: [],
-    missing: [],
-    progress: { tagsTotal: 0, tagsCopied: 0, tagsUnchanged: 0, tagsKept: 0, tagsRefused: 0, tagsFailed: 0, referrersCopied: 0, blobsCopied: 0, blobsMounted: 0, bytesCopied: 0 },
+    batches: {},
+    started: 0,
+    progress: { ...NO_PROGRESS },
     attempt: 0,
     retryAt: undefined,
     error: undefined,
@@ -226,72 +188,28 @@ export const replicationMachine = setup({
             src: 'checkAccess',
             onError: phaseFailed,
             input: ({ context: { job } }) => ({ source: job.source, destination: job.destination, read: job.items !== undefined || job.dryRun, write: !job.dryRun }),
-            onDone: { target: 'pullManifest', actions: 'resetAttempts' },
-          },
-        },
-        pullManifest: {
-          invoke: {
-            id: 'pullManifest',
-            src: 'planBatch',
-            onError: phaseFailed,
-            input: ({ context: { job, pending } }) => ({
-              source: job.source,
-              destination: job.destination,
-              items: pending.slice(0, job.batchSize * (job.compareAhead ?? COMPARE_AHEAD)),
-              batchSize: job.batchSize,
-              platforms: job.platforms,
-              override: job.override,
-              referrers: job.referrers,
-              ...(job.requireSignature ? { requireSignature: job.requireSignature } : {}),
-            }),
             onDone: [
-              { guard: { type: 'noTagLeft', params: ({ event }) => event.output }, target: '#replication.finished' },
-              {
-                guard: 'isDryRun',
-                target: 'pullManifest',
-                reenter: true,
-                actions: [
-                  { type: 'acceptBatch', params: ({ event }) => event.output },
-                  { type: 'reportPlans', params: ({ event }) => event.output },
-                ],
-              },
-              {
-                guard: { type: 'alreadyOnDestination', params: ({ event }) => event.output },
-                target: 'pullManifest',
-                reenter: true,
-                actions: { type: 'acceptBatch', params: ({ event }) => event.output },
-              },
-              {
-                guard: { type: 'blobsMissing', params: ({ event }) => event.output },
-                target: 'transferBlob',
-                actions: { type: 'acceptBatch', params: ({ event }) => event.output },
-              },
-              { target: 'pushManifest', actions: { type: 'acceptBatch', params: ({ event }) => event.output } },
+              { guard: 'nothingToCopy', target: '#replication.finished' },
+              { target: 'copying', actions: 'resetAttempts' },
             ],
           },
         },
-        transferBlob: {
-          invoke: {
-            id: 'transferBlob',
-            src: 'copyBlobs',
-            onError: phaseFailed,
-            input: ({ context: { job, missing } }) => ({
-              source: job.source,
-              destination: job.destination,
-              blobs: missing,
-              concurrency: job.blobConcurrency,
-              bandwidthKiBps: job.bandwidthKiBps,
-            }),
-            onDone: { target: 'pushManifest', actions: { type: 'countTransfer', params: ({ event }) => event.output } },
-          },
-        },
-        pushManifest: {
-          invoke: {
-            id: 'pushManifest',
-            src: 'pushManifests',
-            onError: phaseFailed,
-            input: ({ context: { job, plans } }) => ({ source: job.source, destination: job.destination, plans }),
-            onDone: { target: 'pullManifest', actions: { type: 'countPushed', params: ({ event }) => event.output } },
+        copying: {
+          entry: 'startBatches',
+          exit: 'stopBatches',
+          on: {
+            'xstate.done.actor.*': [
+              {
+                guard: { type: 'batchFailed', params: batchOutput },
+                target: '#replication.error',
+                actions: [
+                  { type: 'countBatch', params: batchOutput },
+                  { type: 'fail', params: ({ event }) => batchOutput({ event }).error! },
+                ],
+              },
+              { guard: { type: 'lastBatch', params: batchOutput }, target: '#replication.finished', actions: { type: 'countBatch', params: batchOutput } },
+              { actions: [{ type: 'countBatch', params: batchOutput }, 'startBatches'] },
+            ],
           },
         },
         resume: { type: 'history' },

@@ -74,6 +74,15 @@ export function jobPhase(snapshot: { value: unknown }): string | undefined {
   return typeof inner === 'string' ? inner : undefined;
 }
 
+/** The phase of each batch a replication has under way (`retrying` for one waiting to retry). */
+export function batchPhases(snapshot: { children: Record<string, unknown> }): string[] {
+  return Object.values(snapshot.children).flatMap((child) => {
+    // The job's other children are its phase actors (initialize, check), which have no state value.
+    const state = (child as { getSnapshot?: () => { value?: unknown; status: string } } | undefined)?.getSnapshot?.();
+    return state?.value !== undefined && state.status === 'active' ? [jobPhase(state) ?? jobStatus(state)] : [];
+  });
+}
+
 /** `running.pullManifest`: a job's state as its history and the console name it. */
 export function statePath(status: JobStatus, phase: string | null): string {
   return phase && !ENDED_STATUSES.has(status) ? `${status}.${phase}` : status;

@@ -9,6 +9,8 @@ import { replicationMachine, type ReplicationEmitted, type ReplicationInput } fr
 import type { BlobLocator } from './blob-locator.js';
 import { DEFAULT_BLOB_COPY, type TransferTuning } from './copy-blob.js';
 import type { JobRuntime } from './job-runtime.js';
+import { RateLimiter } from './rate-limit.js';
+import { Slots } from './slots.js';
 import type { Registries } from './registry/registries.js';
 
 /** What the jobs of one process share. */
@@ -38,8 +40,9 @@ export interface RunOptions {
 export type ReplicationActor = Actor<typeof replicationMachine>;
 export type DeletionActor = Actor<typeof deletionMachine>;
 
-function runtimeFor(environment: Environment, options: RunOptions): JobRuntime {
+function runtimeFor(environment: Environment, options: RunOptions, transfers: Pick<JobRuntime, 'blobSlots' | 'bandwidth'> = { blobSlots: new Slots(1) }): JobRuntime {
   return {
+    ...transfers,
     durable: options.durable ?? (async () => {}),
     registries: environment.registries,
     locator: environment.locator,
@@ -56,7 +59,8 @@ function runtimeFor(environment: Environment, options: RunOptions): JobRuntime {
 }
 
 export function createReplication(input: ReplicationInput, environment: Environment, options: RunOptions = {}): ReplicationActor {
-  return jobActor(replicationMachine.provide({ actors: replicationActors(runtimeFor(environment, options)) }), input, options);
+  const transfers = { blobSlots: new Slots(input.blobConcurrency), ...(input.bandwidthKiBps ? { bandwidth: new RateLimiter(input.bandwidthKiBps * 1024) } : {}) };
+  return jobActor(replicationMachine.provide({ actors: replicationActors(runtimeFor(environment, options, transfers)) }), input, options);
 }
 
 export function createDeletion(input: DeletionInput, environment: Environment, options: RunOptions = {}): DeletionActor {
@@ -73,16 +77,20 @@ function jobActor<TMachine extends AnyStateMachine>(machine: TMachine, input: In
   return actor;
 }
 
-/** Root events and the events of whichever phase actor is running now. */
+/** The events the job's actor emits, and those of its batches and their phase actors as they start. */
 function forwardEvents(actor: AnyActorRef, onEvent: ((event: JobEvent) => void) | undefined): void {
   if (!onEvent) return;
-  actor.on('*', (event) => onEvent(event as JobEvent));
   const listening = new WeakSet<AnyActorRef>();
-  actor.subscribe((snapshot: { children: Record<string, AnyActorRef | undefined> }) => {
-    for (const child of Object.values(snapshot.children)) {
-      if (!child || listening.has(child)) continue;
-      listening.add(child);
-      child.on('*', (event) => onEvent(event as JobEvent));
-    }
-  });
+  const follow = (ref: AnyActorRef) => {
+    if (listening.has(ref)) return;
+    listening.add(ref);
+    ref.on('*', (event) => onEvent(event as JobEvent));
+    if (!('subscribe' in ref)) return;
+    const children = () => Object.values((ref.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> }).children ?? {});
+    ref.subscribe(() => {
+      for (const child of children()) if (child) follow(child);
+    });
+    for (const child of children()) if (child) follow(child);
+  };
+  follow(actor);
 }

@@ -8,6 +8,8 @@ import type { Cleanups } from './cleanups.js';
 import type { RepositoryReferrers } from './registry/referrers.js';
 import type { TransferTuning } from './copy-blob.js';
 import type { Location } from '../actors/types.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { Slots } from './slots.js';
 
 export type BlobState = 'present' | 'missing';
 
@@ -40,6 +42,10 @@ export interface JobRuntime {
   destinationTags?: Set<string>;
   /** Per job, by `registry/repository`: what is known of each repository's referrers. */
   referrers: Map<string, RepositoryReferrers>;
+  /** Per job: its blobs in flight, whichever of its batches they are for. */
+  blobSlots: Slots;
+  /** Per job: the byte rate all its blobs share, when it has a bandwidth limit. */
+  bandwidth?: RateLimiter;
   locator: BlobLocator;
   cleanups: Cleanups;
   transfer: TransferTuning;

@@ -22,7 +22,7 @@ export const deletionModel = machineModel(deletionMachine);
  * as the generated paths take them, and retries that end quickly.
  */
 export function modelInput(source: string, destination: string, overrides: Partial<ReplicationInput> = {}): ReplicationInput {
-  return replicationInput(source, destination, { batchSize: 1, compareAhead: 1, blobConcurrency: 1, retry: MODEL_RETRY, ...overrides });
+  return replicationInput(source, destination, { batchSize: 1, batchesInFlight: 1, blobConcurrency: 1, retry: MODEL_RETRY, ...overrides });
 }
 
 const replicationSpecInput = modelInput(`${location.registry}/${location.repository}`, `${location.registry}/${location.repository}`, { tagFilter: EVERY_TAG });

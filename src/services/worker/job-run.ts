@@ -72,12 +72,15 @@ export class JobRun {
     });
 
     let last = { status: job.status as string, phase: job.phase };
-    const live = new LiveProgress();
+    const live = new LiveProgress(job.progress);
     const persist = (event: InspectionEvent) => {
       options.inspect?.(event);
       observer?.inspect(event);
-      if (event.type !== '@xstate.snapshot' || event.actorRef !== this.#actor) return;
-      const state = event.snapshot as Snapshot<unknown> & { value: unknown; context: JobContext };
+      if (event.type !== '@xstate.snapshot') return;
+      // The job's own steps, and those of its batches (part of its persisted snapshot).
+      const batch = event.actorRef !== this.#actor;
+      if (batch && (event.actorRef as { _parent?: unknown })._parent !== this.#actor) return;
+      const state = (batch ? this.#actor.getSnapshot() : event.snapshot) as Snapshot<unknown> & { value: unknown; context: JobContext };
       // A halted actor must not overwrite the step it is to resume from.
       if (state.status === 'stopped') return;
       const status = jobStatus(state);
@@ -100,7 +103,6 @@ export class JobRun {
       if (!moved) return;
       logStep(log.logger, { status, phase, last, context, error, event: event.event.type });
       last = { status, phase };
-      if (phase !== 'transferBlob') live.reset();
     };
     const onEvent = (event: JobEvent) => {
       observer?.event(event);
@@ -109,8 +111,7 @@ export class JobRun {
       const counts = live.counts(event);
       if (counts === undefined) return;
       const { context } = this.#actor.getSnapshot() as { context: JobContext };
-      const progress = { ...context.progress };
-      for (const [key, value] of Object.entries(counts)) progress[key] = (progress[key] ?? 0) + value;
+      const progress = { ...context.progress, ...counts };
       const change = { jobId: job.id, executionId: job.executionId, status: 'running' as const, phase: last.phase, attempt: context.attempt, progress, error: null, node: lease.node };
       void signals.publish({ type: 'progress', change }).catch(() => {});
     };

@@ -9,38 +9,37 @@ export interface LiveCounts {
 }
 
 /**
- * Live counts of a transferring job for list views: the bytes and blobs of the blobs in flight
- * or done since its last step, to add to what that step counted, at most every INTERVAL_MS.
- * Not stored: the next step stores the real count, which is the same.
+ * Live blob counts of a job for list views, at most every INTERVAL_MS: what its stored
+ * progress said when this node took it, plus every blob logged as copied or mounted since,
+ * plus the bytes of the blobs in flight. The job's batches add the same blobs to its stored
+ * progress as each batch ends, so the two agree once nothing is in flight.
  */
 export class LiveProgress {
-  readonly #blobs = new Map<string, { bytes: number; how?: 'copied' | 'mounted' }>();
+  readonly #done: LiveCounts;
+  readonly #inFlight = new Map<string, number>();
   #reported = 0;
 
-  /** The job left transferBlob: its blobs are counted in its progress now. */
-  reset(): void {
-    this.#blobs.clear();
+  constructor(stored: Record<string, number>) {
+    this.#done = { bytesCopied: stored.bytesCopied ?? 0, blobsCopied: stored.blobsCopied ?? 0, blobsMounted: stored.blobsMounted ?? 0 };
   }
 
   /** The counts after `event`, when it is time to say so. */
   counts(event: JobEvent, now = Date.now()): LiveCounts | undefined {
-    if (event.type === 'blob.progress') this.#blobs.set(event.digest, { bytes: event.bytes });
-    else if (event.type === 'blob.done') this.#done(event.digest, event.size, event.how);
+    if (event.type === 'blob.progress') this.#inFlight.set(event.digest, event.bytes);
+    else if (event.type === 'blob.done') this.#finish(event.digest, event.size, event.how);
     else return undefined;
     if (now - this.#reported < INTERVAL_MS && event.type === 'blob.progress') return undefined;
     this.#reported = now;
-    const counts: LiveCounts = { bytesCopied: 0, blobsCopied: 0, blobsMounted: 0 };
-    for (const blob of this.#blobs.values()) {
-      counts.bytesCopied += blob.bytes;
-      if (blob.how === 'copied') counts.blobsCopied += 1;
-      if (blob.how === 'mounted') counts.blobsMounted += 1;
-    }
-    return counts;
+    let inFlight = 0;
+    for (const bytes of this.#inFlight.values()) inFlight += bytes;
+    return { ...this.#done, bytesCopied: this.#done.bytesCopied + inFlight };
   }
 
-  #done(digest: string, size: number, how: 'copied' | 'mounted' | 'present' | 'failed'): void {
-    // A retried transfer finds the blobs its failed attempt moved present: they still count.
-    if (how === 'present' && this.#blobs.get(digest)?.how) return;
-    this.#blobs.set(digest, how === 'copied' ? { bytes: size, how } : how === 'mounted' ? { bytes: 0, how } : { bytes: 0 });
+  #finish(digest: string, size: number, how: 'copied' | 'mounted' | 'present' | 'failed'): void {
+    this.#inFlight.delete(digest);
+    if (how === 'copied') {
+      this.#done.blobsCopied += 1;
+      this.#done.bytesCopied += size;
+    } else if (how === 'mounted') this.#done.blobsMounted += 1;
   }
 }
