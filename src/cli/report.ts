@@ -38,6 +38,7 @@ function jsonReporter(logger: Logger): Reporter {
     start: (input) => logger.info({ source: input.source, destination: input.destination, dryRun: input.dryRun }, 'job started'),
     event: (event) => {
       if (event.type === 'blob.progress') logger.debug(event, event.type);
+      else if (event.type === 'batch.retrying') logger.warn(event, event.type);
       else if (event.type === 'tag.planned') logger.info({ ...event.plan, type: event.type }, event.type);
       else logger.info(event, event.type);
     },
@@ -148,6 +149,12 @@ function textReporter({ stdout, stderr, dryRun, progressEveryMs }: ReporterOptio
         case 'referrer.deleted':
           line(`deleted    ${event.tag ?? event.digest}  referrer of ${event.subject}`);
           break;
+        case 'batch.retrying': {
+          const message = `retrying ${event.phase} in ${formatDuration(event.retryAt - Date.now())} (attempt ${event.attempt} of ${event.maxAttempts}): ${event.error.message}`;
+          if (bars) bars.log(`${message}\n`);
+          else stderr.write(`${message}\n`);
+          break;
+        }
         case 'tags.selected': {
           if (!dryRun) break;
           const leftOut = describeLeftOut(event);

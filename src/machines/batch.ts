@@ -142,7 +142,13 @@ export const batchMachine = setup({
       for (const failure of output.failed) enqueue.emit({ type: 'tag.failed', ...failure });
       for (const outcome of output.referrers) enqueue.emit({ type: 'referrer.copied', ...outcome });
     }),
-    scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
+    scheduleRetry: enqueueActions(({ context, enqueue, self }, error: ErrorInfo) => {
+      const retry = scheduleRetry(context, error);
+      enqueue.assign(retry);
+      const { value } = self.getSnapshot() as { value: { running?: string } };
+      const phase = value.running ?? 'running';
+      enqueue.emit({ type: 'batch.retrying', batch: context.id, phase, attempt: retry.attempt!, maxAttempts: context.job.retry.maxAttempts, retryAt: retry.retryAt!, error });
+    }),
     fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
   },
 }).createMachine({

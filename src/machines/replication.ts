@@ -77,7 +77,9 @@ export type ReplicationEmitted =
   | ({ type: 'tag.refused' } & RefusedTag)
   | ({ type: 'tag.failed' } & FailedTag)
   | ({ type: 'referrer.copied' } & ReferrerOutcome)
-  | ({ type: 'tags.selected' } & TagSelection);
+  | ({ type: 'tags.selected' } & TagSelection)
+  /** A batch's phase failed transiently: the batch waits, then runs that phase again (the job goes on). */
+  | { type: 'batch.retrying'; batch: string; phase: string; attempt: number; maxAttempts: number; retryAt: number; error: ErrorInfo };
 
 const phaseFailed = phaseFailedIn('replication');
 
@@ -143,6 +145,8 @@ export const replicationMachine = setup({
     }),
     scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
     fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
+    /** A batch gave up: its error already says after how many attempts. */
+    failWith: assign((_, error: ErrorInfo) => ({ error, retryAt: undefined })),
   },
 }).createMachine({
   id: 'replication',
@@ -204,7 +208,7 @@ export const replicationMachine = setup({
                 target: '#replication.error',
                 actions: [
                   { type: 'countBatch', params: batchOutput },
-                  { type: 'fail', params: ({ event }) => batchOutput({ event }).error! },
+                  { type: 'failWith', params: ({ event }) => batchOutput({ event }).error! },
                 ],
               },
               { guard: { type: 'lastBatch', params: batchOutput }, target: '#replication.finished', actions: { type: 'countBatch', params: batchOutput } },

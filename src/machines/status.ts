@@ -79,7 +79,7 @@ export function batchPhases(snapshot: { children: Record<string, unknown> }): st
   return Object.values(snapshot.children).flatMap((child) => {
     // The job's other children are its phase actors (initialize, check), which have no state value.
     const state = (child as { getSnapshot?: () => { value?: unknown; status: string } } | undefined)?.getSnapshot?.();
-    return state?.value !== undefined && state.status === 'active' ? [jobPhase(state) ?? jobStatus(state)] : [];
+    return state?.value !== undefined && state.status === 'active' ? [jobPhase(state as { value: unknown }) ?? jobStatus(state as { value: unknown })] : [];
   });
 }
 

@@ -87,8 +87,12 @@ function forwardEvents(actor: AnyActorRef, onEvent: ((event: JobEvent) => void) 
     ref.on('*', (event) => onEvent(event as JobEvent));
     if (!('subscribe' in ref)) return;
     const children = () => Object.values((ref.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> }).children ?? {});
-    ref.subscribe(() => {
-      for (const child of children()) if (child) follow(child);
+    // A phase actor's error is its machine's to handle: this observer only looks for children.
+    ref.subscribe({
+      next: () => {
+        for (const child of children()) if (child) follow(child);
+      },
+      error: () => {},
     });
     for (const child of children()) if (child) follow(child);
   };

@@ -86,6 +86,8 @@ export interface Replicated {
   status: string;
   events: JobEvent[];
   statuses: string[];
+  /** The phase of each retry a batch took (the job itself stays running meanwhile). */
+  batchRetries: string[];
 }
 
 /** Runs a replication to its end in this process, recording events and statuses. */
@@ -100,5 +102,6 @@ export async function replicate(input: ReplicationInput, env: Environment = envi
   actor.start();
   actor.send({ type: 'START' });
   await toPromise(actor);
-  return { actor, status: jobStatus(actor.getSnapshot()), events, statuses };
+  const batchRetries = events.flatMap((event) => (event.type === 'batch.retrying' ? [event.phase] : []));
+  return { actor, status: jobStatus(actor.getSnapshot()), events, statuses, batchRetries };
 }

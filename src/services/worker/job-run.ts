@@ -223,6 +223,12 @@ function logEvent(logger: Logger, event: JobEvent): void {
     case 'referrer.deleted':
       logger.info({ subject: event.subject, digest: event.digest, artifactType: event.artifactType, tag: event.tag }, `deleted referrer ${event.tag ?? event.digest} of ${event.subject}`);
       break;
+    case 'batch.retrying':
+      logger.warn(
+        { batch: event.batch, phase: event.phase, attempt: event.attempt, retryAt: new Date(event.retryAt).toISOString(), error: event.error },
+        `retrying ${event.phase} of ${event.batch} (attempt ${event.attempt} of ${event.maxAttempts}): ${event.error.message}`,
+      );
+      break;
     case 'tags.selected': {
       const leftOut = describeLeftOut(event);
       logger.info({ listed: event.listed, kept: event.kept, leftOut: event.leftOut }, `selected ${event.kept.length} of ${event.listed} tags${leftOut ? `; left out ${leftOut}` : ''}`);
