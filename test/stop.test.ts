@@ -2,10 +2,10 @@ import { openUploads } from './support/registry.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { toPromise } from 'xstate';
-import { jobPhase, jobStatus } from '../src/machines/status.js';
+import { jobStatus } from '../src/machines/status.js';
 import { createReplication, type JobEvent } from '../src/services/interpreter.js';
 import type { FaultProxy, FaultRule } from './support/fault-proxy.js';
-import { collect, environment, replicationInput, spawnFerry } from './support/ferry.js';
+import { collect, currentPhase, environment, replicationInput, spawnFerry } from './support/ferry.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { listTags } from './support/skopeo.js';
 import { globFilter } from '../src/services/tag-filter.js';
@@ -67,7 +67,7 @@ describe('STOP', () => {
       actor.start();
       actor.send({ type: 'START' });
       const index = await held;
-      expect(jobPhase(actor.getSnapshot())).toBe(phase);
+      expect(currentPhase(actor.getSnapshot())).toBe(phase);
 
       actor.send({ type: 'STOP' });
       expect(jobStatus(actor.getSnapshot())).toBe('stopped');
@@ -86,16 +86,20 @@ describe('STOP', () => {
     expect(sourceProxy.requests.length).toBe(before);
   });
 
-  it('in retrying ends the backoff wait at once', async () => {
+  it('in retrying (the job, or one of its batches) ends the backoff wait at once', async () => {
     sourceProxy.addRule({ path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
+    const events: JobEvent[] = [];
     const actor = createReplication(
       replicationInput(`${sourceProxy.host}/stop/app`, `${destinationProxy.host}/stopped/retrying`, { tagFilter: globFilter(['small']) }),
       environment(),
+      { onEvent: (e) => events.push(e) },
     );
     actor.start();
     actor.send({ type: 'START' });
-    await eventually(() => jobStatus(actor.getSnapshot()) === 'retrying', 'job retrying');
-    expect(actor.getSnapshot().context.retryAt! - Date.now()).toBeGreaterThan(500_000);
+    await eventually(() => currentPhase(actor.getSnapshot()) === 'retrying', 'batch retrying');
+    const retry = events.find((e) => e.type === 'batch.retrying');
+    expect(retry).toMatchObject({ phase: 'pullManifest', attempt: 1 });
+    expect((retry as { retryAt: number }).retryAt - Date.now()).toBeGreaterThan(500_000);
     actor.send({ type: 'STOP' });
     await toPromise(actor);
     expect(jobStatus(actor.getSnapshot())).toBe('stopped');

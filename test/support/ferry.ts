@@ -5,7 +5,7 @@ import { toPromise } from 'xstate';
 import { DEFAULT_RETRY } from '../../src/machines/retry.js';
 import type { ReplicationInput } from '../../src/machines/replication.js';
 import { BlobLocator } from '../../src/services/blob-locator.js';
-import { jobStatus } from '../../src/machines/status.js';
+import { batchPhases, jobPhase, jobStatus } from '../../src/machines/status.js';
 import { createReplication, type Environment, type JobEvent, type ReplicationActor } from '../../src/services/interpreter.js';
 import { Registries } from '../../src/services/registry/registries.js';
 import type { Credentials } from '../../src/services/registry/credentials.js';
@@ -104,4 +104,10 @@ export async function replicate(input: ReplicationInput, env: Environment = envi
   await toPromise(actor);
   const batchRetries = events.flatMap((event) => (event.type === 'batch.retrying' ? [event.phase] : []));
   return { actor, status: jobStatus(actor.getSnapshot()), events, statuses, batchRetries };
+}
+
+/** Where a job is: its phase, or while it copies, the phases of its batches (`transferBlob`, `pullManifest,retrying`). */
+export function currentPhase(snapshot: { value: unknown; children: Record<string, unknown> }): string | undefined {
+  const phase = jobPhase(snapshot);
+  return phase === 'copying' ? batchPhases(snapshot).join(',') : phase;
 }
