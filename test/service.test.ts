@@ -102,7 +102,7 @@ describe.each(ENGINES)('on %s', (engine) => {
         expect((await rawManifest({ host, repository: 'mirror/a', tag })).digest).toBe(fixture.built[tag]!.digest);
       }
       const history = await s.store.jobs.history(jobs[0]!.id);
-      expect(history.map((t) => t.to)).toEqual(expect.arrayContaining(['pending', 'running', 'running.initialize', 'running.pullManifest', 'running.transferBlob', 'running.pushManifest', 'finished']));
+      expect(history.map((t) => t.to)).toEqual(['pending', 'running', 'running.initialize', 'running.check', 'running.copying', 'finished']);
       expect((await s.store.jobs.logs(jobs[0]!.id)).map((l) => l.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^copied 1\.[01]$/)]));
       expect((await s.store.jobs.logs(jobs[0]!.id)).map((l) => l.message)).toContainEqual(expect.stringMatching(/^selected 2 of \d+ tags; left out \d+ by pattern$/));
     });
@@ -158,7 +158,7 @@ describe.each(ENGINES)('on %s', (engine) => {
       const { jobs } = await s.scheduler.trigger(p, 'manual');
       const index = await held.arrived;
       const running = await jobIn(s, jobs[0]!.id, ['running']);
-      expect(running.phase).toBe('transferBlob');
+      expect(running.phase).toBe('copying');
       expect((await s.control.stopJob(running.id)).status).toBe('stopped');
       expect((await s.store.jobs.get(running.id))?.status).toBe('stopped');
       await until('held blob GET aborted', async () => fixture.sourceProxy.requests[index]!.aborted);
@@ -166,14 +166,14 @@ describe.each(ENGINES)('on %s', (engine) => {
       expect(await listTags({ host: fixture.destination.host, repository: 'stopped/team/a' })).toEqual([]);
     });
 
-    it('stops a retrying job at once, then a retry finishes it from where the destination is', async () => {
+    it('stops a job whose batches wait to retry at once, then a retry finishes it from where the destination is', async () => {
       const s = await service();
       const p = await policy(s, { repositories: { include: ['team/a'], exclude: [] }, rewrite: { namespace: 'retried', flatten: 0 } });
       fixture.sourceProxy.addRule({ path: /\/manifests\//, fault: { type: 'status', status: 503, headers: { 'retry-after': '600' } } });
       const { jobs } = await s.scheduler.trigger(p, 'manual');
-      const retrying = await jobIn(s, jobs[0]!.id, ['retrying']);
-      expect(retrying.phase).toBe('pullManifest');
-      expect(retrying.error?.message).toMatch(/503/);
+      const retrying = await jobIn(s, jobs[0]!.id, ['running']);
+      const logged = await until('a batch retrying', async () => (await s.store.jobs.logs(retrying.id)).find((line) => line.message.startsWith('retrying pullManifest of batch-')));
+      expect(logged.message).toMatch(/\(attempt 1 of \d+\): .*503/);
       await s.control.stopJob(retrying.id);
       expect((await s.store.jobs.get(retrying.id))?.status).toBe('stopped');
 
@@ -283,7 +283,7 @@ describe.each(ENGINES)('on %s', (engine) => {
       const afterCrash = await openStore(database, () => {});
       const interrupted = await afterCrash.jobs.get(jobs[0]!.id);
       await afterCrash.close();
-      expect(interrupted).toMatchObject({ status: 'running', phase: 'transferBlob' });
+      expect(interrupted).toMatchObject({ status: 'running', phase: 'copying' });
 
       const second = spawnFerry(['serve', '--db', database, '--port', String(port), '--lease', '2']);
       const secondExit = collect(second);
