@@ -91,6 +91,7 @@ describe('a pull budget shared by the jobs of a process', () => {
     expect(await spent()).toBe(true);
     const sent = fixture.sourceProxy.requests.length;
 
+    const stoppedAt = Date.now();
     actor.send({ type: 'STOP' });
     const ended = await Promise.race([toPromise(actor).then(() => 'ended'), sleep(10_000, 'still waiting')]);
 
@@ -98,7 +99,9 @@ describe('a pull budget shared by the jobs of a process', () => {
     expect(jobStatus(actor.getSnapshot())).toBe('stopped');
     expect((await limiter.status()).waiting).toBe(0);
     await sleep(100);
-    expect(fixture.sourceProxy.requests.slice(sent)).toEqual([]);
+    // Other batches' requests sent just before the STOP may reach the proxy after it: they were aborted.
+    const after = fixture.sourceProxy.requests.slice(sent).filter((r) => !r.aborted || r.at > stoppedAt + 50);
+    expect(after.map((r) => `${r.method} ${r.path}`)).toEqual([]);
   });
 
   it('slows every job down together on 429s from a registry that sends no budget, and finishes them all', async () => {
