@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ferry } from './support/ferry.js';
 
 describe('ferry machine', () => {
-  for (const name of ['replication', 'deletion']) {
+  for (const name of ['replication', 'batch', 'deletion']) {
     it(`the ${name} diagram in README.md is the one the machine draws (npm run docs updates it)`, async () => {
       const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
       const block = new RegExp(`<!-- machine:${name} -->\\n\`\`\`mermaid\\n([\\s\\S]*?)\`\`\`\\n<!-- /machine:${name} -->`).exec(readme);
@@ -13,20 +13,23 @@ describe('ferry machine', () => {
     });
   }
 
-  it('prints the definition as JSON, with every phase invoking its actor', async () => {
-    const result = await ferry(['machine', '--json']);
-    expect(result.code).toBe(0);
-    const definition = JSON.parse(result.stdout) as { id: string; states: Record<string, { states?: Record<string, { invoke: Array<{ src: string }> }> }> };
-    expect(definition.id).toBe('replication');
-    expect(Object.keys(definition.states)).toEqual(['pending', 'running', 'retrying', 'finished', 'error', 'stopped']);
-    const phases = definition.states.running!.states!;
-    expect(Object.fromEntries(Object.entries(phases).filter(([, s]) => s.invoke.length).map(([k, s]) => [k, s.invoke[0]!.src]))).toEqual({
-      initialize: 'resolveTags',
-      check: 'checkAccess',
-      pullManifest: 'planBatch',
-      transferBlob: 'copyBlobs',
-      pushManifest: 'pushManifests',
-    });
+  it('prints the definitions as JSON, with every phase invoking its actor', async () => {
+    type Definition = { id: string; states: Record<string, { entry?: Array<{ type: string }>; states?: Record<string, { invoke: Array<{ src: string }>; entry: Array<{ type: string }> }> }> };
+    const printed = async (name: string) => {
+      const result = await ferry(['machine', '--json', name]);
+      expect(result.code).toBe(0);
+      return JSON.parse(result.stdout) as Definition;
+    };
+    const invoked = (definition: Definition) =>
+      Object.fromEntries(Object.entries(definition.states.running!.states!).filter(([, s]) => s.invoke.length).map(([k, s]) => [k, s.invoke[0]!.src]));
+    const job = await printed('replication');
+    expect(job.id).toBe('replication');
+    expect(Object.keys(job.states)).toEqual(['pending', 'running', 'retrying', 'finished', 'error', 'stopped']);
+    expect(invoked(job)).toEqual({ initialize: 'resolveTags', check: 'checkAccess' });
+    expect(job.states.running!.states!.copying!.entry.map((action) => action.type)).toEqual(['startBatches']);
+    const batch = await printed('batch');
+    expect(Object.keys(batch.states)).toEqual(['running', 'retrying', 'done', 'error']);
+    expect(invoked(batch)).toEqual({ pullManifest: 'planBatch', transferBlob: 'copyBlobs', pushManifest: 'pushManifests' });
   });
 
   it('rejects an unknown machine with exit 2', async () => {

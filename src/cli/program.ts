@@ -115,8 +115,8 @@ export function buildProgram(run: Runner): Command {
 
   program
     .command('machine')
-    .description('print the job machine (JSON or Mermaid)')
-    .argument('[name]', 'replication or deletion', 'replication')
+    .description('print a job machine (JSON or Mermaid)')
+    .argument('[name]', 'replication, batch (the path each batch of tags takes) or deletion', 'replication')
     .option('--json', 'as JSON (the default)')
     .option('--mermaid', 'as a Mermaid state diagram')
     .action(run(async (command, io) => (await import('./machine.js')).machineCommand(command.processedArgs[0] as string, command.opts(), io.stdout)));

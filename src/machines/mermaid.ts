@@ -8,8 +8,9 @@ interface Edge {
 
 /**
  * A Mermaid `stateDiagram-v2` drawn from the machine definition itself: states, the actors
- * they invoke, every transition with its event and guard. A root-level event (STOP) is drawn
- * from each top-level state it can leave.
+ * they invoke (or the entry actions that spawn them), every transition with its event and
+ * guard, a transition without a target as a loop. A root-level event (STOP) is drawn from each
+ * top-level state it can leave.
  */
 export function toMermaid(machine: AnyStateMachine): string {
   const root = machine.root;
@@ -17,7 +18,7 @@ export function toMermaid(machine: AnyStateMachine): string {
   const walk = (node: AnyStateNode) => {
     for (const [event, transitions] of node.transitions) {
       for (const transition of transitions) {
-        for (const target of transition.target ?? []) {
+        for (const target of transition.target ?? [node]) {
           const label = edgeLabel(event, transition.guard);
           const sources = node === root ? Object.values(root.states).filter((s) => s.type !== 'final') : [node];
           for (const from of sources) edges.push({ from, to: target, label });
@@ -33,7 +34,9 @@ export function toMermaid(machine: AnyStateMachine): string {
     const children = Object.values(node.states).filter((child) => child.type !== 'history');
     if (node !== root && children.length === 0) {
       const invoked = node.invoke.map((i) => i.src).filter((src): src is string => typeof src === 'string');
-      if (invoked.length > 0) lines.push(`${indent}${node.key} : ${node.key}\\n(${invoked.join(', ')})`);
+      const entered = node.entry.flatMap((action) => (typeof action === 'object' && action !== null && 'type' in action ? [`entry ${String(action.type)}`] : typeof action === 'string' ? [`entry ${action}`] : []));
+      const notes = [...invoked, ...entered];
+      if (notes.length > 0) lines.push(`${indent}${node.key} : ${node.key}\\n(${notes.join(', ')})`);
       if (node.type === 'final') lines.push(`${indent}${node.key} --> [*]`);
       return;
     }
@@ -67,7 +70,8 @@ function edgeLine(edge: Edge): string {
 }
 
 function edgeLabel(event: string, guard: unknown): string {
-  const name = event.replace(/^xstate\.(done|error)\.actor\..*$/, '$1');
+  // `xstate.done.actor.*`: any actor the state spawned reached its end.
+  const name = event.replace(/^xstate\.(done|error)\.actor\.\*$/, 'child $1').replace(/^xstate\.(done|error)\.actor\..*$/, '$1');
   const guardName = typeof guard === 'string' ? guard : (guard as { type?: string } | undefined)?.type;
   return guardName ? `${name} [${guardName}]` : name;
 }
