@@ -42,7 +42,7 @@ describe('ferry copy --inspect', () => {
     const [, base, jobId] = console!;
     const job = (await (await fetch(`${base}/api/v1/jobs/${jobId}`)).json()) as { status: string; history: Array<{ to: string }> };
     expect(job.status).toBe('finished');
-    expect(job.history.map((t) => t.to)).toContain('running.transferBlob');
+    expect(job.history.map((t) => t.to)).toContain('running.copying');
     expect((await fetch(`${base}/`)).headers.get('content-type')).toMatch(/^text\/html/);
     expect(received.some((event) => event.type === '@xstate.snapshot')).toBe(true);
 

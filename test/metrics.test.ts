@@ -110,7 +110,7 @@ describe('/metrics', () => {
     // So do the job and the job list, which `ferry jobs show` and `ferry jobs ls` read, though the job's last stored step counted none.
     const get = async <T>(url: string): Promise<T> => (await app.inject({ method: 'GET', url: `/api/v1${url}`, headers: auth })).json() as T;
     const shown = await get<Job>(`/jobs/${jobs[0]!.id}`);
-    expect(shown).toMatchObject({ status: 'running', phase: 'transferBlob' });
+    expect(shown).toMatchObject({ status: 'running', phase: 'copying' });
     expect(shown.progress.blobsCopied).toBe(layers.length - 1);
     expect((await get<{ items: Job[] }>('/jobs')).items[0]!.progress.blobsCopied).toBe(layers.length - 1);
     expect((await service.store.jobs.get(jobs[0]!.id))!.progress.blobsCopied ?? 0).toBe(0);

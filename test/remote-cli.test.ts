@@ -62,7 +62,7 @@ describe('ferry jobs, executions and policies against a running service', () => 
     expect(listed.stdout).toMatch(/^1 of 1 jobs$/m);
     const job = await ferry(['jobs', 'show', jobId!, ...server]);
     expect(job.stdout).toMatch(new RegExp(`^status: finished, attempt 0, node ${service.node}$`, 'm'));
-    expect(job.stdout).toMatch(new RegExp(`running\\.pullManifest\\s+finished\\s+xstate\\.done\\.actor\\.pullManifest\\s+${service.node}`));
+    expect(job.stdout).toMatch(new RegExp(`running\\.copying\\s+finished\\s+xstate\\.done\\.actor\\.batch-\\d+\\s+${service.node}`));
     const nodes = await ferry(['nodes', 'ls', ...server]);
     expect(nodes.stdout).toMatch(new RegExp(`^${service.node}\\s+\\S+\\s+${process.pid}\\s+.*\\s+0\\s+answering$`, 'm'));
     const logs = await ferry(['jobs', 'logs', jobId!, ...server]);

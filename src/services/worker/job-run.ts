@@ -77,9 +77,9 @@ export class JobRun {
       options.inspect?.(event);
       observer?.inspect(event);
       if (event.type !== '@xstate.snapshot') return;
-      // The job's own steps, and those of its batches (part of its persisted snapshot).
+      // The job's own steps, and those of its batches (machines it spawned: their snapshots are part of its own).
       const batch = event.actorRef !== this.#actor;
-      if (batch && (event.actorRef as { _parent?: unknown })._parent !== this.#actor) return;
+      if (batch && ((event.actorRef as { _parent?: unknown })._parent !== this.#actor || !('value' in event.snapshot))) return;
       const state = (batch ? this.#actor.getSnapshot() : event.snapshot) as Snapshot<unknown> & { value: unknown; context: JobContext };
       // A halted actor must not overwrite the step it is to resume from.
       if (state.status === 'stopped') return;
@@ -88,6 +88,8 @@ export class JobRun {
       if (status === 'pending') return;
       const phase = jobPhase(state) ?? (status === 'retrying' ? last.phase : null);
       const moved = status !== last.status || phase !== last.phase;
+      // The job's own snapshot, which follows, records its move with the event that caused it.
+      if (batch && moved) return;
       const { context } = state;
       const error = status === 'error' || status === 'retrying' ? (context.error ?? null) : null;
       const snapshot: StoredSnapshot = { version: machineVersion(job), snapshot: this.#actor.getPersistedSnapshot() };
