@@ -142,11 +142,11 @@ export const batchMachine = setup({
       for (const failure of output.failed) enqueue.emit({ type: 'tag.failed', ...failure });
       for (const outcome of output.referrers) enqueue.emit({ type: 'referrer.copied', ...outcome });
     }),
-    scheduleRetry: enqueueActions(({ context, enqueue, self }, error: ErrorInfo) => {
+    scheduleRetry: enqueueActions(({ context, event, enqueue }, error: ErrorInfo) => {
       const retry = scheduleRetry(context, error);
       enqueue.assign(retry);
-      const { value } = self.getSnapshot() as { value: { running?: string } };
-      const phase = value.running ?? 'running';
+      // The phase's actor is invoked under the phase's name: `xstate.error.actor.transferBlob`.
+      const phase = event.type.replace(/^xstate\.error\.actor\./, '');
       enqueue.emit({ type: 'batch.retrying', batch: context.id, phase, attempt: retry.attempt!, maxAttempts: context.job.retry.maxAttempts, retryAt: retry.retryAt!, error });
     }),
     fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),

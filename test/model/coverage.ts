@@ -20,10 +20,10 @@ export class Coverage {
     this.#keys = new Set(model.transitions.map((t) => t.key));
   }
 
-  /** An `inspect` callback for FerryService.start: the job actors of this machine only. */
+  /** An `inspect` callback for FerryService.start: the actors of this machine only (jobs, or the batches they spawn). */
   readonly inspect = (event: InspectionEvent): void => {
     const actor = event.actorRef as AnyActorRef & { logic?: { id?: string } };
-    if (actor.sessionId !== event.rootId || actor.logic?.id !== this.#model.machine.id) return;
+    if (actor.logic?.id !== this.#model.machine.id) return;
     if (event.type !== '@xstate.microstep' && event.type !== '@xstate.snapshot') return;
     const snapshot = event.snapshot as { value?: unknown };
     if (snapshot.value === undefined) return;

@@ -62,7 +62,7 @@ describe.each(ENGINES)('the deletion machine, path by path on the real engine, o
       const input: DeletionInput = { destination: { registry: destinationProxy.host, repository }, tagFilter: EVERY_TAG, concurrency: 1, retry: MODEL_RETRY };
       const running = await startEngine({
         database: await stores.fresh(`deletion-${index}`),
-        coverage,
+        coverage: [coverage],
         registries: [destinationProxy.host],
         job: { operation: 'delete', source: null, destination: `${destinationProxy.host}/${repository}`, input },
       });

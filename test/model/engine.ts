@@ -1,10 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { AnyActorRef, InspectionEvent } from 'xstate';
+import { batchMachine } from '../../src/machines/batch.js';
+import type { ErrorInfo } from '../../src/services/registry/errors.js';
 import pino from 'pino';
 import { expect } from 'vitest';
 import { FerryService } from '../../src/services/service.js';
 import type { Id, Job, JobOperation, JobStatus } from '../../src/services/store/types.js';
 import type { Fault, FaultProxy } from '../support/fault-proxy.js';
 import type { Coverage } from './coverage.js';
+import { valuePath } from './machine-model.js';
 import type { ModelStep } from './paths.js';
 
 /**
@@ -63,9 +67,16 @@ export async function until<T>(what: string, check: () => Promise<T | undefined 
   }
 }
 
+/** The state and error of the job's batch under way (the model paths run one batch at a time). */
+export interface BatchView {
+  state: string | undefined;
+  error: ErrorInfo | undefined;
+}
+
 export interface Engine {
   service: FerryService;
   job: Job;
+  batch: BatchView;
   /** Every persisted change of the job (status, phase), in order, from the service's feed. */
   changes: Array<{ status: JobStatus; phase: string | null }>;
   close(): Promise<void>;
@@ -73,11 +84,19 @@ export interface Engine {
 
 export async function startEngine(options: {
   database: string;
-  coverage: Coverage;
+  coverage: Coverage[];
   registries: string[];
   job: { operation: JobOperation; source: string | null; destination: string; input: unknown };
 }): Promise<Engine> {
-  const service = await FerryService.start({ database: options.database, workers: 1, logger: pino({ level: 'silent' }), inspect: options.coverage.inspect });
+  const batch: BatchView = { state: undefined, error: undefined };
+  const inspect = (event: InspectionEvent) => {
+    for (const coverage of options.coverage) coverage.inspect(event);
+    const actor = event.actorRef as AnyActorRef & { logic?: { id?: string } };
+    if (event.type !== '@xstate.snapshot' || actor.logic?.id !== batchMachine.id) return;
+    const snapshot = event.snapshot as unknown as { value: unknown; context: { error?: ErrorInfo } };
+    [batch.state, batch.error] = [valuePath(snapshot.value), snapshot.context.error];
+  };
+  const service = await FerryService.start({ database: options.database, workers: 1, logger: pino({ level: 'silent' }), inspect });
   for (const [i, url] of options.registries.entries()) await service.store.registries.create({ name: `registry-${i}`, url });
   const { jobs } = await service.store.executions.create({ policyId: null, trigger: 'manual', jobs: [options.job] });
   const job = jobs[0]!;
@@ -85,7 +104,7 @@ export async function startEngine(options: {
   service.feed.subscribe((change) => {
     if (change.jobId === job.id) changes.push({ status: change.status, phase: change.phase });
   });
-  return { service, job, changes, close: () => service.close() };
+  return { service, job, batch, changes, close: () => service.close() };
 }
 
 
@@ -104,6 +123,11 @@ export async function persistedIn(engine: Engine, state: string, failedPhase?: s
   return job;
 }
 
+/** Once the job's batch is in `state` (the job's own state is `running.copying` meanwhile). */
+export async function batchIn(engine: Engine, state: string): Promise<BatchView> {
+  return until(`batch in ${state}`, async () => engine.batch.state === state && { ...engine.batch });
+}
+
 /** The history rows a path must leave: one per change of status or phase (a phase entered again leaves none). */
 export function expectedHistory(steps: ModelStep[]): string[] {
   const rows = ['pending'];
@@ -119,7 +143,8 @@ export function expectedHistory(steps: ModelStep[]): string[] {
 
 /** What a step's outcome looks like from the outside: the kind of error it should have left. */
 export function errorKind(step: ModelStep): 'transient' | 'permanent' | 'exhausted' | undefined {
-  if (step.event.outcome === 'permanent') return 'permanent';
+  // A batch that gives up ends the job: the model paths make it give up with a permanent error.
+  if (step.event.outcome === 'permanent' || step.guard === 'batchFailed') return 'permanent';
   if (step.event.outcome === 'transient') return step.to === 'retrying' ? 'transient' : 'exhausted';
   return undefined;
 }

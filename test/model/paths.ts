@@ -1,4 +1,4 @@
-import type { AnyMachineSnapshot, AnyStateMachine, EventObject } from 'xstate';
+import { getNextSnapshot, type AnyMachineSnapshot, type AnyStateMachine, type EventObject } from 'xstate';
 import { getAdjacencyMap, getShortestPaths } from 'xstate/graph';
 import type { StatePath } from 'xstate/graph';
 import { RegistryError } from '../../src/services/registry/errors.js';
@@ -38,8 +38,11 @@ export interface PathSpec {
   model: MachineModel;
   /** Named machine inputs to explore (e.g. a normal and a dry run), the first one first. */
   inputs: Record<string, unknown>;
-  /** What `xstate.done.actor.<actor>` carries so that the transition guarded by `guard` (null: unguarded) is taken. */
-  output(actor: string, guard: string | null): unknown;
+  /**
+   * What `xstate.done.actor.<actor>` carries so that the transition guarded by `guard` (null:
+   * unguarded) is taken from `snapshot` (`*`: a child the state spawned).
+   */
+  output(actor: string, guard: string | null, snapshot: AnyMachineSnapshot): unknown;
 }
 
 const ACTOR_EVENT = /^xstate\.(done|error)\.actor\.(.+)$/;
@@ -60,7 +63,7 @@ export function eventsFor(spec: PathSpec, snapshot: AnyMachineSnapshot): ModelEv
     if (!actor) {
       events.push({ type: t.event, outcome: t.event === 'STOP' ? 'stop' : 'start', guard: null });
     } else if (actor[1] === 'done') {
-      events.push({ type: t.event, output: spec.output(actor[2]!, t.guard), outcome: 'done', guard: t.guard });
+      events.push({ type: t.event, output: spec.output(actor[2]!, t.guard, snapshot), outcome: 'done', guard: t.guard });
     } else {
       events.push({ type: t.event, error: transientError(), outcome: 'transient', guard: null });
       events.push({ type: t.event, error: permanentError(), outcome: 'permanent', guard: null });
@@ -71,16 +74,17 @@ export function eventsFor(spec: PathSpec, snapshot: AnyMachineSnapshot): ModelEv
 
 /**
  * What makes two snapshots different for the paths: the state, the attempt count (retry
- * exhaustion), the phase a retry resumes and the input variant; never timestamps (retryAt).
+ * exhaustion), the phase a retry resumes, the tags not yet handed to a batch and the input
+ * variant; never timestamps (retryAt).
  */
 export function serializeState(snapshot: AnyMachineSnapshot): string {
   const state = valuePath(snapshot.value);
-  const context = snapshot.context as { attempt: number; job: { dryRun?: boolean } };
+  const context = snapshot.context as { attempt: number; pending?: unknown[]; job: { dryRun?: boolean } };
   if (snapshot.status === 'done') return state;
   const resume = state === 'retrying'
     ? Object.values(snapshot.historyValue as Record<string, Array<{ path: string[] }>>).flat().map((node) => node.path.join('.')).join(',')
     : '';
-  return `${state}|attempt=${context.attempt}|resume=${resume}|dry=${context.job.dryRun === true}`;
+  return `${state}|attempt=${context.attempt}|resume=${resume}|pending=${context.pending?.length ?? '-'}|dry=${context.job.dryRun === true}`;
 }
 
 const serializeEvent = (event: ModelEvent) => `${event.type}/${event.outcome}/${event.guard ?? ''}`;
@@ -114,11 +118,12 @@ export function pathName(steps: ModelStep[]): string {
 
 /**
  * A shortest path to every goal of every input variant; paths that are a prefix of another
- * dropped; a path that ends before a final state ends with STOP (the test stops the job).
+ * dropped; a path that ends before a final state ends with STOP (the test stops the job), or
+ * in a machine without STOP (a batch) goes on to its end, each phase done.
  */
 export function generatePaths(spec: PathSpec): ModelPath[] {
   const { machine } = spec.model;
-  const chosen = new Map<string, { variant: string; steps: ModelStep[] }>();
+  const chosen = new Map<string, { variant: string; steps: ModelStep[]; last: AnyMachineSnapshot }>();
   for (const [variant, input] of Object.entries(spec.inputs)) {
     const options = {
       input,
@@ -136,7 +141,7 @@ export function generatePaths(spec: PathSpec): ModelPath[] {
         const step = describeStep(machine, spec.model, node.state, event, state);
         const steps = [...toSteps(machine, spec.model, head as StatePath<AnyMachineSnapshot, ModelEvent>), step];
         const known = chosen.get(step.goal);
-        if (!known || (known.variant === variant && known.steps.length > steps.length)) chosen.set(step.goal, { variant, steps });
+        if (!known || (known.variant === variant && known.steps.length > steps.length)) chosen.set(step.goal, { variant, steps, last: state });
       }
     }
   }
@@ -146,11 +151,25 @@ export function generatePaths(spec: PathSpec): ModelPath[] {
     const own = signature(candidate.steps);
     if (!kept.some((k) => k.variant === candidate.variant && `${signature(k.steps)} > `.startsWith(`${own} > `))) kept.push(candidate);
   }
-  return kept.map(({ variant, steps }) => {
-    const last = steps.at(-1)!;
-    if (!spec.model.finals.includes(last.to)) steps = [...steps, stopStep(spec.model, last.to)];
+  return kept.map(({ variant, steps, last }) => {
+    const to = steps.at(-1)!.to;
+    if (!spec.model.finals.includes(to)) steps = [...steps, ...(spec.model.transitions.some((t) => t.event === 'STOP') ? [stopStep(spec.model, to)] : toTheEnd(spec, last))];
     return { name: pathName(steps), variant, steps };
   });
+}
+
+/** From `snapshot` to a final state, each phase done (unguarded where it can choose). */
+function toTheEnd(spec: PathSpec, snapshot: AnyMachineSnapshot): ModelStep[] {
+  const steps: ModelStep[] = [];
+  for (let from = snapshot; from.status !== 'done'; ) {
+    const done = eventsFor(spec, from).filter((event) => event.outcome === 'done');
+    const event = done.find((e) => e.guard === null) ?? done[0];
+    if (!event || steps.length > 10) throw new Error(`no way to the end from ${valuePath(from.value)}`);
+    const next = getNextSnapshot(spec.model.machine, from, event);
+    steps.push(describeStep(spec.model.machine, spec.model, from, event, next));
+    from = next;
+  }
+  return steps;
 }
 
 function stopStep(model: MachineModel, from: string): ModelStep {

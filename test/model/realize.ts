@@ -2,9 +2,9 @@ import type { ReplicationFixture } from '../support/fixture.js';
 import type { Realization } from './drive.js';
 
 /**
- * How the replication machine's events are made to happen on the fixture's registries: the
- * request that shows each phase is under way, and each failure as a 503 or a reset
- * (transient), a refusal or a corrupt blob (permanent).
+ * How the replication and batch machines' events are made to happen on the fixture's
+ * registries: the request that shows each phase is under way (in the job's `copying`, its
+ * batch's first), and each failure as a 503 or a reset (transient), or a refusal (permanent).
  */
 export function replicationRealization(fixture: ReplicationFixture, dryRun: boolean, items: string[]): Realization {
   const { sourceProxy: source, destinationProxy: destination } = fixture;
@@ -13,6 +13,7 @@ export function replicationRealization(fixture: ReplicationFixture, dryRun: bool
     check: () => (dryRun ? { proxy: source, method: 'GET', path: /\/model\/app\/tags\/list\?n=1$/ } : { proxy: destination, method: 'POST', path: /\/blobs\/uploads\/$/ }),
     // A target the destination lacks is fetched by GET at once, one it has HEADed first.
     pullManifest: (item) => ({ proxy: source, path: new RegExp(`/model/app/manifests/${items[item]}$`) }),
+    copying: (item) => markers.pullManifest!(item),
     transferBlob: () => ({ proxy: source, method: 'GET', path: /\/model\/app\/blobs\/sha256:/ }),
     pushManifest: () => ({ proxy: destination, method: 'PUT', path: /\/manifests\/[\w.-]+$/ }),
   };
@@ -26,6 +27,7 @@ export function replicationRealization(fixture: ReplicationFixture, dryRun: bool
     pullManifest: revoked,
     transferBlob: revoked,
     pushManifest: revoked,
+    copying: revoked,
   };
   return {
     marker: (phase, item) => markers[phase]!(item),
