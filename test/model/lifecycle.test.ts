@@ -12,7 +12,7 @@ import { intactTags, tagsOf } from './destination.js';
 import { databases, ENGINES } from '../support/databases.js';
 import { Steering, until } from './engine.js';
 import { replicationRealization } from './realize.js';
-import { modelInput, replicationModel } from './specs.js';
+import { batchModel, modelInput, replicationModel } from './specs.js';
 
 /**
  * The service-level lifecycle of a job around the machine: a crash (the service closed, which
@@ -20,7 +20,10 @@ import { modelInput, replicationModel } from './specs.js';
  * model has, and in the middle of a retry's wait; a failed job retried.
  */
 
-const PHASES = replicationModel.states.filter((s) => s.startsWith('running.')).map((s) => s.slice('running.'.length));
+/** Each phase of the job, and of its batch (the job is in `copying` meanwhile), with the job's phase then. */
+const PHASES = [replicationModel, batchModel].flatMap((model) =>
+  model.states.filter((s) => s.startsWith('running.')).map((s) => ({ phase: s.slice('running.'.length), job: model === batchModel ? 'copying' : s.slice('running.'.length) })),
+);
 
 let fixture: ReplicationFixture;
 let dir: string;
@@ -71,7 +74,7 @@ describe.each(ENGINES)('on %s', (engine) => {
   afterAll(() => stores.dropAll());
 
   describe('a job whose service crashes', () => {
-    for (const phase of PHASES) {
+    for (const { phase, job: jobPhase } of PHASES) {
       it(`in ${phase} resumes ${phase} from the persisted snapshot and finishes with whole images`, async () => {
         const database = await stores.fresh(`crash-${phase}`);
         const repository = `model/${engine}-crash-${phase.toLowerCase()}`;
@@ -80,49 +83,54 @@ describe.each(ENGINES)('on %s', (engine) => {
         const held = steering.hold(real.marker(phase, 0));
         const id = await queue(first, repository);
         await held.arrived;
-        expect(await first.store.jobs.get(id)).toMatchObject({ status: 'running', phase });
+        expect(await first.store.jobs.get(id)).toMatchObject({ status: 'running', phase: jobPhase });
         await first.close();
         expect(await tagsOf(fixture.destination.host, repository), 'nothing pushed before the crash').toEqual([]);
 
         const again = steering.hold(real.marker(phase, 0));
         const second = await start(database);
         await again.arrived;
-        expect(await second.store.jobs.get(id), `the resumed job is back in ${phase}`).toMatchObject({ status: 'running', phase });
+        expect(await second.store.jobs.get(id), `the resumed job is back in ${phase}`).toMatchObject({ status: 'running', phase: jobPhase });
         again.release();
         const job = await settled(second, id);
         expect(job.status).toBe('finished');
         // The takeover row says the second service resumed the job where it was: no step of its own.
         const history = (await second.store.jobs.history(id)).filter((row) => row.event !== 'takeover').map((row) => row.to);
-        expect(history.slice(history.indexOf(`running.${phase}`) + 1)).not.toContain('running.initialize');
+        expect(history.slice(history.indexOf(`running.${jobPhase}`) + 1)).not.toContain('running.initialize');
         expect(await intactTags(fixture.destination.host, repository, fixture.built)).toEqual([...listed].sort());
       });
     }
 
-    it('in retrying waits only what is left of the backoff, then resumes the phase that failed', async () => {
-      const database = await stores.fresh('crash-retrying');
-      const first = await start(database);
-      fixture.sourceProxy.addRule({ path: /\/model\/app\/manifests\//, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
-      const id = await queue(first, `model/${engine}-crash-retrying`);
-      const retrying = await until('job retrying', async () => {
-        const job = await first.store.jobs.get(id);
-        return job?.status === 'retrying' ? job : undefined;
-      });
-      expect(retrying.phase).toBe('pullManifest');
-      const deadline = ((await first.store.jobs.snapshot(id))?.snapshot as { context: { retryAt: number } }).context.retryAt;
-      await sleep(1_000);
-      await first.close();
+    // The job retries a failure of check itself; a batch retries its own, the job running meanwhile.
+    const waits = [
+      { who: 'the job', phase: 'check', rule: { method: 'POST', path: /\/blobs\/uploads\/$/ }, proxy: () => fixture.destinationProxy, status: 'retrying' },
+      { who: 'a batch', phase: 'pullManifest', rule: { path: /\/model\/app\/manifests\// }, proxy: () => fixture.sourceProxy, status: 'running' },
+    ] as const;
+    for (const { who, phase, rule, proxy, status } of waits) {
+      it(`in retrying (${who}) waits only what is left of the backoff, then resumes the phase that failed`, async () => {
+        const database = await stores.fresh(`crash-retrying-${phase}`);
+        const first = await start(database);
+        proxy().addRule({ ...rule, times: 1, fault: { type: 'status', status: 503, headers: { 'retry-after': '2' } } });
+        const id = await queue(first, `model/${engine}-crash-retrying-${phase.toLowerCase()}`);
+        const retryAt = async (service: FerryService): Promise<number | undefined> => {
+          const stored = (await service.store.jobs.snapshot(id))?.snapshot as { context: { retryAt?: number }; children: Record<string, { snapshot: { context: { retryAt?: number } } }> } | undefined;
+          return who === 'the job' ? stored?.context.retryAt : Object.values(stored?.children ?? {}).map((child) => child.snapshot.context?.retryAt).find((at) => at !== undefined);
+        };
+        const deadline = await until('a retry stored', () => retryAt(first));
+        expect((await first.store.jobs.get(id))?.status).toBe(status);
+        await sleep(1_000);
+        await first.close();
 
-      const second = await start(database);
-      expect((await second.store.jobs.get(id))?.status).toBe('retrying');
-      const resumed = await until('job resumed', async () => {
-        const job = await second.store.jobs.get(id);
-        return job?.status === 'running' ? { job, at: Date.now() } : undefined;
+        const restarted = Date.now();
+        const second = await start(database);
+        expect((await second.store.jobs.get(id))?.status).toBe(status);
+        // The phase resumed sends its request again: when, tells how long the wait was.
+        const resumed = await until('the phase resumed', async () => proxy().requests.find((r) => r.at >= restarted && rule.path.test(r.path) && (!('method' in rule) || r.method === rule.method)));
+        expect(resumed.at).toBeGreaterThanOrEqual(deadline);
+        expect(resumed.at - deadline, 'a restarted wait would end a second late').toBeLessThan(600);
+        expect((await settled(second, id)).status).toBe('finished');
       });
-      expect(resumed.job.phase).toBe('pullManifest');
-      expect(resumed.at).toBeGreaterThanOrEqual(deadline);
-      expect(resumed.at - deadline, 'a restarted wait would end a second late').toBeLessThan(600);
-      expect((await settled(second, id)).status).toBe('finished');
-    });
+    }
 
     // What a node finds when the job's last step was stored by another definition of the machine
     // (an upgrade between two steps), or cannot be read back as one: it starts the job over.
