@@ -172,7 +172,7 @@ interface HeldJob {
   id: string;
   /** The node that runs it. */
   holder: FerryNode;
-  /** Its first blob GET, held at the source proxy: the job waits in transferBlob until it is released. */
+  /** Its first blob GET, held at the source proxy: the job's batch waits in transferBlob until it is released. */
   hold: HeldRequest;
   /** That request's index in the source proxy's records. */
   index: number;
@@ -186,7 +186,7 @@ async function jobMidTransfer(name: string, repository: (typeof HELD)[number]): 
   const index = await hold.arrived;
   const transferring = await until('the job transferring', async () => {
     const job = await jobDetail(cluster[0]!, id);
-    return job.phase === 'transferBlob' ? job : undefined;
+    return job.phase === 'copying' ? job : undefined;
   });
   return { execution, id, holder: holderOf(cluster, transferring), hold, index };
 }
@@ -308,9 +308,9 @@ describe('three nodes on one database', () => {
       const [watching, witnessing] = cluster.filter((node) => node !== holder);
       const [watcher, witness] = [streams[cluster.indexOf(watching!)], streams[cluster.indexOf(witnessing!)]];
       const ofJob = (event: { id?: number; data: unknown }) => event.id !== undefined && (event.data as { jobId: string }).jobId === id;
-      await watcher!.next((e) => ofJob(e) && (e.data as Job).phase === 'transferBlob');
+      await watcher!.next((e) => ofJob(e) && (e.data as Job).phase === 'copying');
       const seen = watcher!.events.filter(ofJob).map((e) => e.data as Job);
-      expect(seen.map((c) => c.status === 'pending' ? 'pending' : `${c.status}.${c.phase}`)).toEqual(expect.arrayContaining(['pending', 'running.initialize', 'running.transferBlob']));
+      expect(seen.map((c) => c.status === 'pending' ? 'pending' : `${c.status}.${c.phase}`)).toEqual(expect.arrayContaining(['pending', 'running.initialize', 'running.copying']));
       expect(seen.filter((c) => c.status === 'running').every((c) => c.node === holder.id)).toBe(true);
 
       // The watcher goes away; the job finishes meanwhile; back, it gets what it missed, once.
@@ -384,7 +384,7 @@ describe('three nodes on one database', () => {
     const taken = await historyWith(survivor, id, 'a takeover', (t) => t.event === 'takeover');
     const takeover = taken.history.find((t) => t.event === 'takeover')!;
     console.log(`kill -9 of ${victim.name} mid-transfer: taken over after ${Date.parse(takeover.at) - killedAt} ms (lease 3 s)`);
-    expect(takeover).toMatchObject({ from: 'running.transferBlob', to: 'running.transferBlob' });
+    expect(takeover).toMatchObject({ from: 'running.copying', to: 'running.copying' });
     expect(takeover.node).not.toBe(victim.id);
     expect(cluster.map((node) => node.id)).toContain(takeover.node);
 
@@ -443,7 +443,7 @@ describe('a node that drains', () => {
       const takeover = taken.history.find((t) => t.event === 'takeover')!;
       const after = Date.parse(takeover.at) - termAt;
       console.log(`SIGTERM of ${leaving.name} mid-transfer: resumed on ${staying.name} after ${after} ms (lease 60 s)`);
-      expect(takeover).toMatchObject({ from: 'running.transferBlob', to: 'running.transferBlob' });
+      expect(takeover).toMatchObject({ from: 'running.copying', to: 'running.copying' });
       expect(after).toBeLessThan(10_000);
       await until(`${leaving.name} exited`, async () => !leaving.alive(), 15_000);
       expect(await leaving.exited).toEqual({ code: 0, signal: null });
@@ -526,7 +526,7 @@ describe('PostgreSQL going away', () => {
     await server?.remove();
   });
 
-  /** Ten jobs, each a second in pullManifest, six of them running now. */
+  /** Ten jobs, each a second in its batch's pullManifest, six of them running now. */
   async function runningJobs(name: string, repositories: string): Promise<Execution> {
     reportNodesOnFailure();
     onTestFailed(async () => console.log(`--- PostgreSQL ---\n${(await server.log()).split('\n').slice(-30).join('\n')}`));

@@ -80,6 +80,8 @@ export class JobRun {
       // The job's own steps, and those of its batches (machines it spawned: their snapshots are part of its own).
       const batch = event.actorRef !== this.#actor;
       if (batch && ((event.actorRef as { _parent?: unknown })._parent !== this.#actor || !('value' in event.snapshot))) return;
+      // A batch's end is recorded by the job's own step that counts it; after the job's end, nothing is.
+      if (batch && (event.snapshot.status !== 'active' || this.#actor.getSnapshot().status !== 'active')) return;
       const state = (batch ? this.#actor.getSnapshot() : event.snapshot) as Snapshot<unknown> & { value: unknown; context: JobContext };
       // A halted actor must not overwrite the step it is to resume from.
       if (state.status === 'stopped') return;
