@@ -87,7 +87,9 @@ async function save(page: Page): Promise<void> {
 
 const fieldError = (page: Page, field: string) => page.locator(`.field[data-field="${field}"] .field-error`).textContent();
 
-const current = (page: Page) => page.locator('svg.statechart').getAttribute('data-current');
+const current = (page: Page) => page.locator('svg.statechart[data-machine=replication]').getAttribute('data-current');
+/** How many of the job's batches the batch chart shows in each state. */
+const batchCounts = async (page: Page) => JSON.parse((await page.locator('svg.statechart[data-machine=batch]').getAttribute('data-counts')) ?? '{}') as Record<string, number>;
 const pageStates = (page: Page) => page.evaluate('window.__states') as Promise<Array<{ state: string; at: number }>>;
 
 describe('the web console', () => {
@@ -141,13 +143,15 @@ describe('the web console', () => {
     const freshLoad = await fresh.evaluate(() => performance.getEntriesByName('ferry:chart')[0]?.startTime ?? null);
     await fresh.close();
 
-    // Let the job go: the highlight walks through the phases and parks in transferBlob.
+    // Let the job go: the highlight walks through the phases to copying, where its one batch
+    // walks the batch chart and parks in transferBlob.
     tagsHeld.release();
     await until('the chart in check', async () => (await current(page)) === 'replication.running.check');
     accessHeld.release();
-    await until('the chart in pullManifest', async () => (await current(page)) === 'replication.running.pullManifest');
+    await until('the chart in copying', async () => (await current(page)) === 'replication.running.copying');
+    await until('the batch in pullManifest', async () => (await batchCounts(page))['batch.running.pullManifest'] === 1);
     manifestHeld.release();
-    await until('the chart in transferBlob', async () => (await current(page)) === 'replication.running.transferBlob', 15_000);
+    await until('the batch in transferBlob', async () => JSON.stringify(await batchCounts(page)) === JSON.stringify({ 'batch.running.transferBlob': 1 }), 15_000);
     await until('a blob transfer with progress', async () => {
       const now = await page.locator('.blob [role=progressbar]').first().getAttribute('aria-valuenow').catch(() => null);
       return now !== null && Number(now) > 5;
@@ -157,8 +161,8 @@ describe('the web console', () => {
     await until('three rate samples under way', async () => (await rates()).filter((rate) => rate > 0).length >= 3);
     expect(Math.max(...(await rates()))).toBeLessThan(THROTTLE * 3);
     const seen = (await pageStates(page)).map((s) => s.state);
-    expect(seen).toEqual(expect.arrayContaining(['replication.running.initialize', 'replication.running.check', 'replication.running.pullManifest', 'replication.running.transferBlob']));
-    expect(seen.indexOf('replication.running.check')).toBeLessThan(seen.indexOf('replication.running.transferBlob'));
+    expect(seen).toEqual(expect.arrayContaining(['replication.running.initialize', 'replication.running.check', 'replication.running.copying']));
+    expect(seen.indexOf('replication.running.check')).toBeLessThan(seen.indexOf('replication.running.copying'));
     const timelineRows = await page.locator('.timeline-table tbody tr').count();
     expect(timelineRows).toBeGreaterThanOrEqual(4);
     await expect(page.locator('.transition.taken').count()).resolves.toBeGreaterThanOrEqual(3);

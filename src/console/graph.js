@@ -227,5 +227,21 @@ export function statechart(graph) {
     },
     /** @param {string | null} from @param {string | null} to @param {string} event */
     edgeFor: (from, to, event) => edgeForStep(graph, from, to, event),
+    /**
+     * Many actors of one machine at once (a job's batches): each state lit with how many are in it.
+     * @param {Record<string, number>} counts by state id
+     */
+    setCounts(counts) {
+      svg.dataset.counts = JSON.stringify(counts);
+      for (const node of leaves) {
+        const element = nodeElements.get(node.id);
+        if (!element) continue;
+        const n = counts[node.id] ?? 0;
+        element.classList.toggle('current', n > 0);
+        element.classList.toggle('tone-running', n > 0);
+        element.querySelector('.count')?.remove();
+        if (n > 0) element.append(s('text', { class: 'count', x: node.x + node.width - 8, y: node.y + 14, 'text-anchor': 'end' }, String(n)));
+      }
+    },
   };
 }

@@ -1,4 +1,5 @@
-// One job: its statechart lit up live (or replayed from history once it has ended), the
+// One job: its statechart lit up live (or replayed from history once it has ended), a
+// replication's batches on the batch machine's chart (how many are in each state), the
 // timeline of its transitions, the blobs it transfers now, its log tail, STOP and RETRY.
 
 import { all, ApiError, get, post, subscribe } from './api.js';
@@ -58,7 +59,7 @@ export async function mountJobPage(view, { id }) {
   view.replaceChildren(h('p', { class: 'muted' }, 'Loading job…'));
   const initial = await get(`/jobs/${encodeURIComponent(id)}`);
   const machine = initial.operation === 'delete' ? 'deletion' : 'replication';
-  const [graph, { active, retryable, ended }] = await Promise.all([machineGraph(machine), vocabulary()]);
+  const [graph, batchGraph, { active, retryable, ended }] = await Promise.all([machineGraph(machine), machine === 'replication' ? machineGraph('batch') : null, vocabulary()]);
 
   /** @type {any} */
   let job = initial;
@@ -77,6 +78,7 @@ export async function mountJobPage(view, { id }) {
 
   // ---- layout -------------------------------------------------------------------------
   const chart = statechart(graph);
+  const batchChart = batchGraph ? statechart(batchGraph) : null;
   const status = h('span', { class: 'job-status' });
   const phase = h('span', { class: 'job-phase mono' });
   const connection = h('span', { class: 'connection', title: 'live updates' });
@@ -137,6 +139,9 @@ export async function mountJobPage(view, { id }) {
     ),
     errorBox,
     h('section', { class: 'panel chart-panel' }, h('div', { class: 'chart-tools' }, zoomButton), chartBox, scrubber),
+    batchChart
+      ? h('section', { class: 'panel chart-panel batches' }, h('h2', null, 'Batches under way', h('span', { class: 'muted' }, ' · the path each batch of tags takes; a number says how many are in a state')), h('div', { class: 'chart' }, batchChart.element))
+      : '',
     h(
       'div',
       { class: 'columns' },
@@ -367,6 +372,7 @@ export async function mountJobPage(view, { id }) {
         provisional = [];
         renderHeader();
         renderBlobs();
+        batchChart?.setCounts(active.has(job.status) ? data.batches ?? {} : {});
         if (active.has(job.status)) {
           if (replaying) setMode();
           highlight(data.stateId ?? statePath(job, ended));
@@ -403,6 +409,7 @@ export async function mountJobPage(view, { id }) {
           if (resolved && !(current && (current === resolved || current.startsWith(`${resolved}.`)))) highlight(resolved);
         } else {
           highlight(job.status);
+          batchChart?.setCounts({});
         }
         refreshHistory();
         break;
@@ -416,6 +423,9 @@ export async function mountJobPage(view, { id }) {
       }
       case 'log':
         addLogs([data.entry ?? data]);
+        break;
+      case 'batches':
+        batchChart?.setCounts(data.states ?? {});
         break;
       default:
         break;

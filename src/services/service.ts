@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { deletionMachine } from '../machines/deletion.js';
+import { batchMachine } from '../machines/batch.js';
 import { replicationMachine } from '../machines/replication.js';
 import { JobControl } from './application/jobs.js';
 import { Settings } from './application/settings.js';
@@ -127,7 +128,7 @@ export class FerryService {
 
   /** Opens the store (migrating it), joins the nodes, starts claiming jobs and the schedules. */
   static async start(options: ServiceOptions): Promise<FerryService> {
-    const inspector = await InspectorHub.create({ replication: replicationMachine, deletion: deletionMachine });
+    const inspector = await InspectorHub.create({ replication: replicationMachine, batch: batchMachine, deletion: deletionMachine });
     const store = await openStore(options.database, (message, error) => options.logger.warn({ err: error }, message), options.keyring);
     try {
       const node = newNodeId();

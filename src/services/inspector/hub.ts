@@ -13,12 +13,15 @@ export interface BlobTransfer {
 export type LiveEvent =
   | { type: 'transition'; from: string; to: string; edgeIds: string[]; event: string; at: string }
   | { type: 'blob'; digest: string; size: number; bytes: number; state: 'started' | 'progress' | 'done'; how?: string }
-  | { type: 'log'; entry: Omit<JobLogEntry, 'seq'> };
+  | { type: 'log'; entry: Omit<JobLogEntry, 'seq'> }
+  /** How many of the job's batches are in each state of the batch machine now (`batch.running.transferBlob`: 3). */
+  | { type: 'batches'; states: Record<string, number> };
 
 /** The part of a job's view that only the running actor knows. */
 export interface LiveState {
   stateId: string;
   blobs: BlobTransfer[];
+  batches: Record<string, number>;
 }
 
 /** How the worker pool tells the hub what one job's actor does. */
@@ -33,6 +36,8 @@ interface Tracked {
   machine: string;
   stateId: string;
   blobs: Map<string, BlobTransfer>;
+  /** The state of each batch under way, by its actor. */
+  batches: Map<unknown, string>;
 }
 
 /**
@@ -61,7 +66,7 @@ export class InspectorHub {
 
   live(id: Id): LiveState | undefined {
     const tracked = this.#jobs.get(id);
-    return tracked && { stateId: tracked.stateId, blobs: [...tracked.blobs.values()] };
+    return tracked && { stateId: tracked.stateId, blobs: [...tracked.blobs.values()], batches: batchCounts(tracked) };
   }
 
   subscribe(id: Id, listener: (event: LiveEvent) => void): () => void {
@@ -76,7 +81,7 @@ export class InspectorHub {
 
   observe(job: Job): JobObserver {
     const machine = job.operation === 'copy' ? 'replication' : 'deletion';
-    const tracked: Tracked = { machine, stateId: stateId(machine, job.status, job.phase), blobs: new Map() };
+    const tracked: Tracked = { machine, stateId: stateId(machine, job.status, job.phase), blobs: new Map(), batches: new Map() };
     this.#jobs.set(job.id, tracked);
     const publish = (event: LiveEvent) => {
       for (const listener of this.#listeners.get(job.id) ?? []) listener(event);
@@ -85,6 +90,16 @@ export class InspectorHub {
     return {
       inspect: (event) => {
         if (event.type === '@xstate.actor' && root === undefined) root = event.actorRef;
+        if (event.type === '@xstate.snapshot' && event.actorRef !== root && (event.actorRef as { _parent?: unknown })._parent === root) {
+          const snapshot = event.snapshot as unknown as { value?: unknown; status: string };
+          if (snapshot.value === undefined) return;
+          const before = JSON.stringify(batchCounts(tracked));
+          if (snapshot.status === 'active') tracked.batches.set(event.actorRef, stateIdOf(BATCH_MACHINE, snapshot.value));
+          else tracked.batches.delete(event.actorRef);
+          const states = batchCounts(tracked);
+          if (JSON.stringify(states) !== before) publish({ type: 'batches', states });
+          return;
+        }
         if (event.type !== '@xstate.microstep' || event.actorRef !== root) return;
         const to = stateIdOf(machine, (event.snapshot as unknown as { value: unknown }).value);
         const from = tracked.stateId;
@@ -110,6 +125,15 @@ export class InspectorHub {
       done: () => this.#jobs.delete(job.id),
     };
   }
+}
+
+/** The machine a replication's batches run (its graph is drawn beside the job's). */
+const BATCH_MACHINE = 'batch';
+
+function batchCounts(tracked: Tracked): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const state of tracked.batches.values()) counts[state] = (counts[state] ?? 0) + 1;
+  return counts;
 }
 
 /** The graph node of a job's state, from its stored status and phase. */

@@ -18,7 +18,7 @@ export const inspectorRoutes: FastifyPluginAsync<{ service: FerryService }> = as
       schema: {
         tags: ['inspector'],
         summary: 'A job machine laid out for drawing',
-        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', enum: ['replication', 'deletion'] } } },
+        params: { type: 'object', required: ['name'], properties: { name: { type: 'string', enum: ['replication', 'batch', 'deletion'] } } },
       },
     },
     (request) => service.inspector.graph(request.params.name),
@@ -32,8 +32,8 @@ export const inspectorRoutes: FastifyPluginAsync<{ service: FerryService }> = as
         tags: ['inspector'],
         summary: "A job's life, live",
         description:
-          'Server-Sent Events: first `snapshot` ({job (with its history), stateId, blobs}), then `transition` ({from, to, edgeIds, event, at}), ' +
-          '`job` (a JobChange), `blob` ({digest, size, bytes, state, how}) and `log` (a log entry) as they happen.',
+          'Server-Sent Events: first `snapshot` ({job (with its history), stateId, blobs, batches}), then `transition` ({from, to, edgeIds, event, at}), ' +
+          '`job` (a JobChange), `blob` ({digest, size, bytes, state, how}), `batches` ({states: how many of its batches are in each state of the batch machine}) and `log` (a log entry) as they happen.',
         params: idParams,
         response: { 200: { description: 'An event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } } },
       },
@@ -51,7 +51,7 @@ export const inspectorRoutes: FastifyPluginAsync<{ service: FerryService }> = as
       });
       const live = service.inspector.live(job.id);
       const history = await service.store.jobs.history(job.id);
-      stream.send('snapshot', { job: { ...job, history }, stateId: live?.stateId ?? stateId(machine, job.status, job.phase), blobs: live?.blobs ?? [] });
+      stream.send('snapshot', { job: { ...job, history }, stateId: live?.stateId ?? stateId(machine, job.status, job.phase), blobs: live?.blobs ?? [], batches: live?.batches ?? {} });
     },
   );
 };
