@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeOciLayout } from '../test/support/images.js';
 import type { BuiltTag, Platform, TagSpec } from '../test/support/images.js';
@@ -7,11 +7,13 @@ import { seedLayout } from '../test/support/skopeo.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-export type Fixture = 'bulk' | 'small' | 'remote' | 'multiarch' | 'big' | 'budget';
+export type Fixture = 'bulk' | 'small' | 'far-small' | 'multiarch' | 'far-multiarch' | 'big' | 'budget';
 
 export interface SeededRepository {
   repository: string;
   tags: Record<string, BuiltTag>;
+  /** Its blobs and manifests, each once: the bytes a first copy moves. */
+  bytes: number;
 }
 
 function tags(count: number, spec: (i: number) => TagSpec): Record<string, TagSpec> {
@@ -25,6 +27,16 @@ const PLATFORMS: Platform[] = [
   { os: 'linux', architecture: 's390x' },
 ];
 
+/** An index of 4 platforms per tag: a 1 MiB base per platform shared by the tags, plus 256 KiB of its own. */
+function multiarch(count: number, seed: string): Record<string, TagSpec> {
+  return tags(count, (i) => ({
+    platforms: PLATFORMS.map((platform) => {
+      const name = [platform.architecture, platform.variant].filter(Boolean).join('-');
+      return { platform, layers: [{ size: MiB, seed: `${seed}-base-${name}` }, { size: 256 * KiB, seed: `${seed}-${i}-${name}` }] };
+    }),
+  }));
+}
+
 const SPECS: Record<Fixture, () => Record<string, TagSpec>> = {
   // 16 tags x 4 layers of 2 MiB, the first shared by every tag.
   bulk: () =>
@@ -32,16 +44,11 @@ const SPECS: Record<Fixture, () => Record<string, TagSpec>> = {
       layers: [{ size: 2 * MiB, seed: 'bulk-shared' }, ...[1, 2, 3].map((k) => ({ size: 2 * MiB, seed: `bulk-${i}-${k}` }))],
     })),
   small: () => tags(200, (i) => ({ layers: [1, 2].map((k) => ({ size: 4 * KiB, seed: `small-${i}-${k}` })) })),
-  // Many small behind registries 10 ms away: fewer tags, or skopeo would take minutes.
-  remote: () => tags(40, (i) => ({ layers: [1, 2].map((k) => ({ size: 4 * KiB, seed: `remote-${i}-${k}` })) })),
-  // An index of 4 platforms per tag: a 1 MiB base per platform shared by the tags, plus 256 KiB of its own.
-  multiarch: () =>
-    tags(10, (i) => ({
-      platforms: PLATFORMS.map((platform) => {
-        const name = [platform.architecture, platform.variant].filter(Boolean).join('-');
-        return { platform, layers: [{ size: MiB, seed: `multi-base-${name}` }, { size: 256 * KiB, seed: `multi-${i}-${name}` }] };
-      }),
-    })),
+  // Many small behind a far link: fewer tags, or skopeo would take minutes.
+  'far-small': () => tags(40, (i) => ({ layers: [1, 2].map((k) => ({ size: 4 * KiB, seed: `far-small-${i}-${k}` })) })),
+  multiarch: () => multiarch(10, 'multi'),
+  // Behind a far link skopeo takes 6 s a tag.
+  'far-multiarch': () => multiarch(4, 'far-multi'),
   big: () => ({ v1: { layers: [{ size: 1024 * MiB, seed: 'big' }] } }),
   // Tags whose manifests a rationing source counts: small, so that its budget is all that takes time.
   budget: () => tags(12, (i) => ({ layers: [{ size: 4 * KiB, seed: `budget-${i}` }] })),
@@ -55,7 +62,9 @@ export async function seedFixture(fixture: Fixture, dir: string, host: string): 
   try {
     const built = await writeOciLayout(layout, specs);
     await seedLayout(layout, Object.keys(specs), { host, repository });
-    return { repository, tags: built };
+    const blobs = join(layout, 'blobs', 'sha256');
+    const sizes = await Promise.all((await readdir(blobs)).map(async (name) => (await stat(join(blobs, name))).size));
+    return { repository, tags: built, bytes: sizes.reduce((sum, size) => sum + size, 0) };
   } finally {
     await rm(layout, { recursive: true, force: true });
   }

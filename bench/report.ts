@@ -37,11 +37,22 @@ export function medianOf(rounds: Round[], arm: string): number {
   return median(rounds.map((round) => round.seconds[arm]!));
 }
 
+/** The median CPU seconds an arm cost the registries and the client. */
+export function medianCpu(rounds: Round[], arm: string): { registries: number; client: number } {
+  return {
+    registries: median(rounds.map((round) => round.cpu[arm]!.registries)),
+    client: median(rounds.map((round) => round.cpu[arm]!.client)),
+  };
+}
+
+/** A row comparing ferry's `value` with a reference's (another arm, or a floor); the goal, if any, is on ferry / reference. */
+export function ratioRow(scenario: string, value: number, unit: string, reference: { name: string; value: number }, maxRatio?: number): Row {
+  return { scenario, ferry: value, unit, reference, ratio: value / reference.value, ...(maxRatio !== undefined && { goal: { max: maxRatio, of: 'ratio' } }) };
+}
+
 /** A row comparing two arms' median times. */
 export function timeRow(scenario: string, rounds: Round[], arm: string, reference: string, maxRatio?: number): Row {
-  const ferry = medianOf(rounds, arm);
-  const value = medianOf(rounds, reference);
-  return { scenario, ferry, unit: 's', reference: { name: reference, value }, ratio: ferry / value, ...(maxRatio !== undefined && { goal: { max: maxRatio, of: 'ratio' } }) };
+  return ratioRow(scenario, medianOf(rounds, arm), 's', { name: reference, value: medianOf(rounds, reference) }, maxRatio);
 }
 
 export function met(row: Row): boolean | undefined {
@@ -54,7 +65,7 @@ export function formatTable(rows: Row[]): string {
   const cells = [
     ['scenario', 'ferry (median)', 'compared with', 'ratio', 'goal', 'met?'],
     ...rows.map((row) => {
-      const goal = row.goal ? (row.goal.of === 'ratio' ? `ratio <= ${row.goal.max}` : `<= ${row.goal.max} ${row.unit}`) : '(info)';
+      const goal = row.goal ? (row.goal.of === 'ratio' ? `<= ${row.goal.max} x ${row.reference!.name}` : `<= ${row.goal.max} ${row.unit}`) : '(info)';
       const ok = met(row);
       return [
         row.scenario,
@@ -78,8 +89,7 @@ export function formatCpuTable(scenarios: Record<string, Round[]>, cores: number
   const cells = [['scenario', 'arm', 'wall', 'registries CPU', 'client CPU', `floor (CPU / ${cores} cores)`]];
   for (const [scenario, rounds] of Object.entries(scenarios)) {
     for (const arm of Object.keys(rounds[0]?.cpu ?? {})) {
-      const registries = median(rounds.map((round) => round.cpu[arm]!.registries));
-      const client = median(rounds.map((round) => round.cpu[arm]!.client));
+      const { registries, client } = medianCpu(rounds, arm);
       cells.push([scenario, arm, `${medianOf(rounds, arm).toFixed(2)} s`, `${registries.toFixed(2)} s`, `${client.toFixed(2)} s`, `${((registries + client) / cores).toFixed(2)} s`]);
     }
   }
