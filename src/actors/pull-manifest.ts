@@ -15,12 +15,8 @@ import type { DerivedIndex, FailedTag, Location, ManifestRef, ReferrerSelection,
 export interface PullManifestInput {
   source: Location;
   destination: Location;
-  /**
-   * The job's next items, all compared by HEAD at once; of them, the batch taken ends with the
-   * `batchSize`-th that needs a push. Empty when none is left.
-   */
+  /** The batch's items, compared at once. */
   items: WorkItem[];
-  batchSize: number;
   /** `os/arch[/variant]` to keep from indexes; empty keeps them all. */
   platforms: string[];
   /** Replace a target tag that points at another digest. */
@@ -30,8 +26,6 @@ export interface PullManifestInput {
 }
 
 export interface PullManifestOutput {
-  /** How many of the items this answer covers, from the first. */
-  taken: number;
   /** Items whose target does not hold the wanted digest yet, or whose referrers it lacks. */
   plans: TagPlan[];
   /** Items already at the wanted digest on the destination (their missing referrers planned apart). */
@@ -51,7 +45,6 @@ const NON_DISTRIBUTABLE = /\.(foreign|nondistributable)\./;
 
 export const planBatch = (runtime: JobRuntime) =>
   phase<PullManifestOutput, PullManifestInput>(runtime, async ({ input, signal }) => {
-    if (input.items.length === 0) return { taken: 0, plans: [], unchanged: [], kept: [], refused: [], failed: [], missing: [] };
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const compared = await Promise.all(
@@ -60,9 +53,8 @@ export const planBatch = (runtime: JobRuntime) =>
         return 'error' in result ? { item, error: result.error } : result;
       }),
     );
-    const taken = batchEnd(compared, input);
     const key = input.requireSignature && signingKey(input.requireSignature.key, input.requireSignature.source);
-    const outcomes = await Promise.all(compared.slice(0, taken).map((c) => ('error' in c ? c : settleItem(runtime, source, destination, c, input, key, signal))));
+    const outcomes = await Promise.all(compared.map((c) => ('error' in c ? c : settleItem(runtime, source, destination, c, input, key, signal))));
 
     const plans = outcomes.filter((o): o is TagPlan => 'manifests' in o);
     const settled = outcomes.filter((o): o is Settled => 'settled' in o);
@@ -86,7 +78,7 @@ export const planBatch = (runtime: JobRuntime) =>
       plan.missing = absent.map((b) => b.digest);
       plan.missingBytes = absent.reduce((sum, b) => sum + b.size, 0);
     }
-    return { taken, plans, unchanged, kept, refused, failed, missing };
+    return { plans, unchanged, kept, refused, failed, missing };
   });
 
 /**
@@ -167,27 +159,20 @@ interface Compared {
 }
 
 /**
- * HEADs both sides (HEADs cost no pull quota), remembering the answers for items left for
- * the next batch, so no item is asked twice in a job. A target tag the destination lacks
- * needs no HEAD, and its source manifest, which will be copied, is fetched at once.
+ * HEADs both sides (HEADs cost no pull quota). A target tag the destination lacks needs no
+ * HEAD, and its source manifest, which will be copied, is fetched at once.
  */
 async function compare(runtime: JobRuntime, source: Repository, destination: Repository, item: WorkItem, signal: AbortSignal): Promise<Compared> {
-  const key = `${item.source} ${item.target}`;
-  const known = runtime.heads.get(key);
-  if (known) return { item, ...known };
   if (item.sourceTag !== undefined) await checkSourceTag(source, item.sourceTag, item.source, signal);
   if (absentOnDestination(runtime, item.target)) {
     // Ranking the tags by creation time may have fetched it already: a pull saved where pulls are rationed.
     const resolved = runtime.resolved.get(item.source);
     const manifest = (resolved && runtime.manifests.get(resolved)) || (await getManifest(source, item.source, signal));
     runtime.manifests.set(manifest.digest, manifest);
-    const compared = { head: { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length }, existing: undefined };
-    runtime.heads.set(key, compared);
-    return { item, ...compared };
+    return { item, head: { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length }, existing: undefined };
   }
   const [head, existing] = await Promise.all([headManifest(source, item.source, signal), headManifest(destination, item.target, signal)]);
   if (!head) throw new RegistryError('NOT_FOUND', `${source.ref(item.source)}: manifest not found on the source`);
-  runtime.heads.set(key, { head, existing });
   return { item, head, existing };
 }
 
@@ -198,20 +183,6 @@ async function checkSourceTag(source: Repository, tag: string, digest: string, s
   if (head.digest !== digest) throw new RegistryError('DIGEST_MISMATCH', `${source.ref(tag)} is ${head.digest}, not ${digest} as given with it`);
 }
 
-/** Items up to the `batchSize`-th that may need a push; the others are taken with them. */
-function batchEnd(compared: Array<Compared | FailedTag>, { batchSize, platforms, override }: PullManifestInput): number {
-  let work = 0;
-  for (const [index, c] of compared.entries()) {
-    if ('error' in c) continue;
-    const { head, existing } = c;
-    // A platform filter changes the digest: only the manifest tells whether it is there.
-    const settled = platforms.length === 0 && existing !== undefined && (existing.digest === head.digest || !override);
-    if (!settled) work += 1;
-    if (work === batchSize) return index + 1;
-  }
-  return compared.length;
-}
-
 async function planItem(
   runtime: JobRuntime,
   source: Repository,
@@ -219,7 +190,6 @@ async function planItem(
   { platforms, override }: { platforms: string[]; override: boolean },
   signal: AbortSignal,
 ): Promise<TagPlan | Settled> {
-  runtime.heads.delete(`${item.source} ${item.target}`);
   const settle = (settled: Settled['settled'], digest: string): Settled => ({ item, digest, sourceDigest: head.digest, settled });
   if (platforms.length === 0 && existing?.digest === head.digest) return settle('unchanged', head.digest);
   // Without a platform filter the target digest is the source's: no GET needed to keep a tag.

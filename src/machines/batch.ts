@@ -178,7 +178,6 @@ export const batchMachine = setup({
               source: job.source,
               destination: job.destination,
               items,
-              batchSize: items.length,
               platforms: job.platforms,
               override: job.override,
               referrers: job.referrers,

@@ -52,7 +52,6 @@ function runtimeFor(environment: Environment, options: RunOptions, transfers: Pi
     blobs: new Map(),
     transferred: new Map(),
     manifests: new Map(),
-    heads: new Map(),
     resolved: new Map(),
     referrers: new Map(),
   };

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { Repository } from './registry/repository.js';
 import type { Registries } from './registry/registries.js';
-import { getManifest, type Manifest, type ManifestHead } from './registry/manifest.js';
+import { getManifest, type Manifest } from './registry/manifest.js';
 import type { BlobLocator } from './blob-locator.js';
 import type { Cleanups } from './cleanups.js';
 import type { RepositoryReferrers } from './registry/referrers.js';
@@ -33,8 +33,6 @@ export interface JobRuntime {
   manifests: Map<string, Manifest>;
   /** Per job: source tags already fetched by tag (to rank them), and the digest each had then. */
   resolved: Map<string, string>;
-  /** Per job: what source and destination hold for items compared ahead of their batch. */
-  heads: Map<string, { head: ManifestHead; existing: ManifestHead | undefined }>;
   /**
    * Per job: the destination's tags when the job started, listed with the source's. Unknown
    * after a restore or for explicit items, which are then compared by HEAD.

@@ -39,10 +39,10 @@ const outcome = { item: plan.item, digest: 'sha256:0', sourceDigest: 'sha256:0' 
 
 /** pullManifest's answer for each of its guarded branches: a dry run's plan, all present, blobs missing, only the push left. */
 const plans: Record<string, PullManifestOutput> = {
-  isDryRun: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [blob] },
-  alreadyOnDestination: { taken: 1, plans: [], unchanged: [outcome], kept: [], refused: [], failed: [], missing: [] },
-  blobsMissing: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [blob] },
-  default: { taken: 1, plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [] },
+  isDryRun: { plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [blob] },
+  alreadyOnDestination: { plans: [], unchanged: [outcome], kept: [], refused: [], failed: [], missing: [] },
+  blobsMissing: { plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [blob] },
+  default: { plans: [plan], unchanged: [], kept: [], refused: [], failed: [], missing: [] },
 };
 
 const outputs: Record<string, unknown> = {
