@@ -75,7 +75,7 @@ export async function startFerryNode(options: ServerOptions): Promise<FerryServe
     if (options.register) {
       await Promise.all(Object.entries(options.register).map(([name, url]) => api('POST', '/registries', { name, url })));
     }
-    const registryId = async (name: string) => (await api<Array<{ id: string; name: string }>>('GET', '/registries')).find((r) => r.name === name)!.id;
+    const registryId = async (name: string) => (await api<{ items: Array<{ id: string; name: string }> }>('GET', '/registries')).items.find((r) => r.name === name)!.id;
     return {
       async createPolicy({ name, repository, namespace, tags }) {
         const policy = await api<{ id: string }>('POST', '/policies', {
