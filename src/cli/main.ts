@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { once } from 'node:events';
+import { setFlagsFromString } from 'node:v8';
 import { CommanderError, type Command } from 'commander';
 import { RegistryError } from '../services/registry/errors.js';
 import type { CommandIO } from './io.js';
@@ -71,5 +72,14 @@ async function interrupted(): Promise<void> {
   await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 }
+
+/**
+ * undici parses HTTP with llhttp, compiled to WebAssembly when the first connection opens. V8
+ * compiles it with Liftoff, then recompiles its hot functions with TurboFan on background
+ * threads: for one `ferry copy` of a single tag, 80 ms of CPU and 34 MB of peak RSS (108 MB
+ * against 74 MB). Liftoff's code is fast enough: llhttp reads a response's head and counts a
+ * body's bytes without looking at them.
+ */
+setFlagsFromString('--liftoff-only');
 
 process.exitCode = await main(process.argv.slice(2));
