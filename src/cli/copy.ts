@@ -86,7 +86,7 @@ export async function copyCommand([src, dst]: string[], values: CopyOptions, io:
     return copyWithConsole(input, resolve, io, logger);
   }
   const registries = new Registries(resolve);
-  const reporter = createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun, progressEveryMs });
+  const reporter = await createReporter({ format, stdout: io.stdout, stderr: io.stderr, logger, dryRun: input.dryRun, progressEveryMs });
   const cleanups = new Cleanups();
   const actor = createReplication(input, { registries, locator: new BlobLocator(), logger, cleanups }, { onEvent: reporter.event });
   actor.subscribe((snapshot) => reporter.status(jobStatus(snapshot), jobPhase(snapshot), snapshot.context));

@@ -1,4 +1,4 @@
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { Logger } from 'pino';
 import type { ReplicationContext, ReplicationInput, ReplicationProgress } from '../machines/replication.js';
 import type { JobStatus } from '../machines/status.js';
@@ -26,10 +26,20 @@ interface ReporterOptions {
 
 /**
  * What `ferry copy` shows: a line per tag and the outcome; on a terminal, bars for the whole
- * job and each blob in flight; with `--log-format json`, the same as pino records.
+ * job and each blob in flight; with `--log-format json`, the same as pino records. The bars'
+ * library (and its string-width and ANSI helpers) loads only for a terminal.
  */
-export function createReporter(options: ReporterOptions): Reporter {
-  return options.format === 'json' ? jsonReporter(options.logger) : textReporter(options);
+export async function createReporter(options: ReporterOptions): Promise<Reporter> {
+  if (options.format === 'json') return jsonReporter(options.logger);
+  const bars = options.stdout.isTTY ? progressBars((await import('cli-progress')).default, options.stdout as NodeJS.WriteStream) : undefined;
+  return textReporter(options, bars);
+}
+
+function progressBars(library: typeof cliProgress, stream: NodeJS.WriteStream): cliProgress.MultiBar {
+  return new library.MultiBar(
+    { format: ' {label} [{bar}] {detail}', barsize: 24, hideCursor: true, clearOnComplete: true, stream, autopadding: true },
+    library.Presets.shades_classic,
+  );
 }
 
 function jsonReporter(logger: Logger): Reporter {
@@ -57,12 +67,8 @@ function jsonReporter(logger: Logger): Reporter {
   };
 }
 
-function textReporter({ stdout, stderr, dryRun, progressEveryMs }: ReporterOptions): Reporter {
+function textReporter({ stdout, stderr, dryRun, progressEveryMs }: ReporterOptions, bars: cliProgress.MultiBar | undefined): Reporter {
   const started = Date.now();
-  const bars = stdout.isTTY ? new cliProgress.MultiBar(
-    { format: ' {label} [{bar}] {detail}', barsize: 24, hideCursor: true, clearOnComplete: true, stream: stdout as NodeJS.WriteStream, autopadding: true },
-    cliProgress.Presets.shades_classic,
-  ) : undefined;
   const overall = bars?.create(1, 0, { label: 'tags ', detail: '' });
   const blobBars = new Map<string, cliProgress.SingleBar>();
   const inFlight = new Map<string, number>();

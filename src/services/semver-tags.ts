@@ -1,5 +1,18 @@
-import semver, { type SemVer } from 'semver';
+import { createRequire } from 'node:module';
+import type { SemVer } from 'semver';
 import { RegistryError } from './registry/errors.js';
+
+const require = createRequire(import.meta.url);
+let loaded: typeof import('semver') | undefined;
+
+/**
+ * semver is 47 files: it loads the first time a filter or an order asks for versions, not with
+ * every `ferry copy` (a copy without --semver or --latest never does).
+ */
+function semver(): typeof import('semver') {
+  loaded ??= require('semver') as typeof import('semver');
+  return loaded;
+}
 
 /**
  * Tags read as semantic versions, for semver ranges and "latest N by semver".
@@ -22,18 +35,18 @@ export interface SemverFilter {
 export type SemverRefusal = 'notSemver' | 'prerelease' | 'outsideRange';
 
 export function versionOf(tag: string): SemVer | undefined {
-  return semver.parse(tag) ?? undefined;
+  return semver().parse(tag) ?? undefined;
 }
 
 export function isSemverRange(range: string): boolean {
-  return semver.validRange(range) !== null;
+  return semver().validRange(range) !== null;
 }
 
 /** Why a tag is outside the filter, or undefined when it is in. */
 export function semverMatcher(filter: SemverFilter): (tag: string) => SemverRefusal | undefined {
   if (!isSemverRange(filter.range)) throw new RegistryError('INVALID_CONFIG', `filter: ${JSON.stringify(filter.range)} is not a semver range`);
-  const withPrereleases = new semver.Range(filter.range, { includePrerelease: true });
-  const range = filter.includePrerelease ? withPrereleases : new semver.Range(filter.range);
+  const withPrereleases = new (semver().Range)(filter.range, { includePrerelease: true });
+  const range = filter.includePrerelease ? withPrereleases : new (semver().Range)(filter.range);
   return (tag) => {
     const version = versionOf(tag);
     if (!version) return 'notSemver';
@@ -44,5 +57,5 @@ export function semverMatcher(filter: SemverFilter): (tag: string) => SemverRefu
 
 /** Newest first; equal versions (`1.2.3` and `v1.2.3`) by tag, so the order never depends on the listing's. */
 export function newestVersionFirst(a: string, b: string): number {
-  return semver.rcompare(versionOf(a)!, versionOf(b)!) || a.localeCompare(b);
+  return semver().rcompare(versionOf(a)!, versionOf(b)!) || a.localeCompare(b);
 }

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import { undici } from './undici-parts.js';
 import { Authenticator, type Scope } from './auth.js';
 import { RegistryConnections } from './connections.js';
 import { RegistryError, type ErrorCode } from './errors.js';
@@ -201,7 +202,7 @@ export class RegistryClient {
     const started = performance.now();
     let status: number | undefined;
     try {
-      const response = await this.#connections.dispatcher.request({
+      const response = await undici.request.call(this.#connections.dispatcher, {
         origin: url.origin,
         path: url.pathname + url.search,
         method: request.method,

@@ -1,4 +1,5 @@
-import { Agent, interceptors, Pool, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher, Pool } from 'undici';
+import { undici } from './undici-parts.js';
 
 /**
  * The connections of one registry client: a keep-alive pool per origin of the registry itself
@@ -21,14 +22,14 @@ export class RegistryConnections {
   constructor(host: string, options: Pool.Options) {
     this.#options = options;
     this.#origins = new Set([new URL(`https://${host}`).origin, new URL(`http://${host}`).origin]);
-    this.#agent = new Agent(options);
+    this.#agent = new undici.Agent(options);
     const route: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (request, handler) => {
       const pool = this.#pool(request.origin);
       return pool ? pool.dispatch(request, handler) : dispatch(request, handler);
     };
     // Registries backed by object storage redirect blob GETs; undici drops Authorization
     // when a redirect leaves the origin.
-    this.dispatcher = this.#agent.compose(route, interceptors.redirect({ maxRedirections: 5 }));
+    this.dispatcher = this.#agent.compose(route, undici.redirect({ maxRedirections: 5 }));
   }
 
   async close(): Promise<void> {
@@ -40,7 +41,7 @@ export class RegistryConnections {
     if (key === undefined || !this.#origins.has(key)) return undefined;
     let pool = this.#pools.get(key);
     if (!pool) {
-      pool = new Pool(key, this.#options);
+      pool = new undici.Pool(key, this.#options);
       this.#pools.set(key, pool);
     }
     return pool;
