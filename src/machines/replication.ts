@@ -56,8 +56,8 @@ export interface ReplicationContext extends RetryContext {
   job: ReplicationInput;
   /** Items not handed to a batch yet. */
   pending: WorkItem[];
-  /** The batches under way, by id, with their items. */
-  batches: Record<string, WorkItem[]>;
+  /** The ids of the batches under way (`batch-3`). */
+  batches: string[];
   /** How many batches the job has started: the next one's number. */
   started: number;
   progress: ReplicationProgress;
@@ -108,7 +108,7 @@ export const replicationMachine = setup({
   },
   guards: {
     batchFailed: (_, batch: BatchOutput) => batch.error !== undefined,
-    lastBatch: ({ context }, batch: BatchOutput) => context.pending.length === 0 && Object.keys(context.batches).every((id) => id === batch.id),
+    lastBatch: ({ context }, batch: BatchOutput) => context.pending.length === 0 && context.batches.every((id) => id === batch.id),
     nothingToCopy: ({ context }) => context.pending.length === 0,
     canRetry: ({ context }, error: ErrorInfo) => canRetry(context, error),
   },
@@ -123,25 +123,23 @@ export const replicationMachine = setup({
     startBatches: enqueueActions(({ context, enqueue }) => {
       const { job } = context;
       let { pending, started } = context;
-      const batches = { ...context.batches };
-      while (pending.length > 0 && Object.keys(batches).length < job.batchesInFlight) {
+      const batches = [...context.batches];
+      while (pending.length > 0 && batches.length < job.batchesInFlight) {
         const id = `batch-${++started}`;
-        const items = pending.slice(0, job.batchSize);
+        enqueue.spawnChild('copyBatch', { id, input: { id, job, items: pending.slice(0, job.batchSize) } });
         pending = pending.slice(job.batchSize);
-        batches[id] = items;
-        enqueue.spawnChild('copyBatch', { id, systemId: undefined, input: { id, job, items } });
+        batches.push(id);
       }
       enqueue.assign({ pending, started, batches });
     }),
     countBatch: assign(({ context }, batch: BatchOutput) => {
-      const { [batch.id]: _done, ...batches } = context.batches;
       const progress = { ...context.progress };
       for (const [key, value] of Object.entries(batch.progress) as Array<[keyof ReplicationProgress, number]>) if (key !== 'tagsTotal') progress[key] += value;
-      return { batches, progress };
+      return { batches: context.batches.filter((id) => id !== batch.id), progress };
     }),
     /** Leaving `copying` (done, failed, STOP) ends the batches still under way, aborting their requests. */
     stopBatches: enqueueActions(({ context, enqueue }) => {
-      for (const id of Object.keys(context.batches)) enqueue.stopChild(id);
+      for (const id of context.batches) enqueue.stopChild(id);
     }),
     scheduleRetry: assign(({ context }, error: ErrorInfo) => scheduleRetry(context, error)),
     fail: assign(({ context }, error: ErrorInfo) => fail(context, error)),
@@ -156,7 +154,7 @@ export const replicationMachine = setup({
   context: ({ input }) => ({
     job: input,
     pending: [],
-    batches: {},
+    batches: [],
     started: 0,
     progress: { ...NO_PROGRESS },
     attempt: 0,

@@ -53,7 +53,7 @@ const outputs: Record<string, unknown> = {
 
 /** A batch's end as the job sees it: done, or given up with a permanent error. */
 function batchEnd(guard: string | null, snapshot: AnyMachineSnapshot): BatchOutput {
-  const [id] = Object.keys((snapshot.context as ReplicationContext).batches);
+  const [id] = (snapshot.context as ReplicationContext).batches;
   const error = { code: 'UNAUTHORIZED' as const, message: 'model: 401 UNAUTHORIZED', transient: false };
   return { id: id!, progress: { ...NO_PROGRESS, tagsCopied: 1 }, ...(guard === 'batchFailed' ? { error } : {}) };
 }
