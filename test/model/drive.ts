@@ -15,6 +15,13 @@ export interface Realization {
   failure(phase: string, kind: ErrorKind, longWait: boolean): { fault: Fault; code: ErrorCode };
 }
 
+/** The job's error after a failure the step made happen: its code, and how it came about. */
+function expectRecorded(job: Job, step: ModelStep, kind: ErrorKind, code: ErrorCode): void {
+  expect(job.error?.code, `error recorded after ${step.goal}`).toBe(code);
+  if (kind === 'exhausted') expect(job.error?.message).toMatch(/^gave up after 2 attempts: /);
+  if (kind === 'permanent') expect(job.error?.transient).toBe(false);
+}
+
 /** A running phase whose next step needs the job held there. */
 function needsHold(state: string, next: ModelStep | undefined): boolean {
   return state.startsWith('running.') && next !== undefined;
@@ -60,11 +67,7 @@ export async function drive(engine: Engine, steering: Steering, steps: ModelStep
     }
     if (arriving) await arriving.arrived;
     if (arriving || !step.to.startsWith('running.')) job = await persistedIn(engine, step.to, phase);
-    if (failure) {
-      expect(job.error?.code, `error recorded after ${step.goal}`).toBe(failure.code);
-      if (kind === 'exhausted') expect(job.error?.message).toMatch(/^gave up after 2 attempts: /);
-      if (kind === 'permanent') expect(job.error?.transient).toBe(false);
-    }
+    if (failure) expectRecorded(job, step, kind!, failure.code);
     held = arriving;
   }
   steering.releaseAll();
@@ -106,11 +109,7 @@ export async function driveBatch(engine: Engine, steering: Steering, steps: Mode
       if (step.to === 'retrying') expect(batch.error, `the batch retrying after ${step.goal}`).toMatchObject({ code: failure?.code, transient: true });
       expect((await engine.service.store.jobs.get(engine.job.id))?.status, 'the job runs on while its batch retries').toBe('running');
     }
-    if (failure && step.to === 'error') {
-      expect(job.error?.code, `error recorded after ${step.goal}`).toBe(failure.code);
-      if (kind === 'exhausted') expect(job.error?.message).toMatch(/^gave up after 2 attempts: /);
-      if (kind === 'permanent') expect(job.error?.transient).toBe(false);
-    }
+    if (failure && step.to === 'error') expectRecorded(job, step, kind!, failure.code);
     held = arriving;
   }
   steering.releaseAll();
