@@ -84,7 +84,6 @@ function forwardEvents(actor: AnyActorRef, onEvent: ((event: JobEvent) => void) 
     if (listening.has(ref)) return;
     listening.add(ref);
     ref.on('*', (event) => onEvent(event as JobEvent));
-    if (!('subscribe' in ref)) return;
     const children = () => Object.values((ref.getSnapshot() as { children?: Record<string, AnyActorRef | undefined> }).children ?? {});
     // A phase actor's error is its machine's to handle: this observer only looks for children.
     ref.subscribe({
