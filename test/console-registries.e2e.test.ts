@@ -1,14 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApi } from '../src/services/api/app.js';
-import { FerryService } from '../src/services/service.js';
 import type { Registry } from '../src/services/store/types.js';
-import { DEFAULT_USER, freePort, startRegistry, type RunningRegistry } from './support/registry.js';
+import { startConsole, type ConsoleUnderTest } from './support/console.js';
+import { DEFAULT_USER, startRegistry, type RunningRegistry } from './support/registry.js';
 
 /**
  * The console's registry pages in a real browser (Debian's chromium through playwright-core)
@@ -17,32 +11,19 @@ import { DEFAULT_USER, freePort, startRegistry, type RunningRegistry } from './s
  * written but never read back.
  */
 
-let dir: string;
-let service: FerryService;
-let api: FastifyInstance;
+let served: ConsoleUnderTest;
 let base: string;
 let browser: Browser;
 let registry: RunningRegistry;
 
 beforeAll(async () => {
-  [registry, dir] = await Promise.all([startRegistry({ auth: 'htpasswd' }), mkdtemp(join(tmpdir(), 'ferry-console-registries-'))]);
-  service = await FerryService.start({ database: join(dir, 'ferry.db'), workers: 1, logger: pino({ level: 'silent' }) });
-  api = await buildApi(service, {});
-  const port = await freePort();
-  await api.listen({ port, host: '127.0.0.1' });
-  base = `http://127.0.0.1:${port}`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  [registry, served] = await Promise.all([startRegistry({ auth: 'htpasswd' }), startConsole('console-registries', 1)]);
+  ({ base, browser } = served);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await api?.close();
-  await service?.close();
+  await served?.close();
   await registry?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 const fieldError = (page: Page, field: string) => page.locator(`.field[data-field="${field}"] .field-error`).textContent();

@@ -1,16 +1,14 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../src/services/api/app.js';
-import { FerryService } from '../src/services/service.js';
+import type { FerryService } from '../src/services/service.js';
 import type { Job, Policy, TagFilter } from '../src/services/store/types.js';
 import { replicationFixture, type ReplicationFixture } from './support/fixture.js';
 import { generateSigningKeys } from './support/referrers.js';
+import { startConsole, type ConsoleUnderTest } from './support/console.js';
 import { freePort } from './support/registry.js';
 
 /**
@@ -25,34 +23,22 @@ const THROTTLE = 400 * 1024; // bytes/s: the big blob takes ~7 s, time to look a
 const SCREENSHOTS = join(import.meta.dirname, '..', process.env.FERRY_UPDATE_SCREENSHOTS ? 'docs' : 'test-artifacts');
 
 let fixture: ReplicationFixture;
-let dir: string;
+let served: ConsoleUnderTest;
 let service: FerryService;
-let api: FastifyInstance;
 let base: string;
 let browser: Browser;
 
 beforeAll(async () => {
-  [fixture, dir] = await Promise.all([
+  [fixture, served] = await Promise.all([
     replicationFixture({ '1.0': { layers: [{ size: BIG, seed: 'console-big' }, { size: 20_000, seed: 'console-small' }] } }, 'console/app'),
-    mkdtemp(join(tmpdir(), 'ferry-console-')),
+    startConsole('console', 2),
   ]);
-  service = await FerryService.start({ database: join(dir, 'ferry.db'), workers: 2, logger: pino({ level: 'silent' }) });
-  api = await buildApi(service, {});
-  const port = await freePort();
-  await api.listen({ port, host: '127.0.0.1' });
-  base = `http://127.0.0.1:${port}`;
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  ({ service, base, browser } = served);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await api?.close();
-  await service?.close();
+  await served?.close();
   await fixture?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
