@@ -79,6 +79,8 @@ describe("the console's registries", () => {
     await input('url').fill(registry.host);
     await page.getByRole('button', { name: 'Create' }).click();
     await until(() => /#\/registries\/[^/]+$/.test(page.url()) && !page.url().endsWith('/new'));
+    // The hash moves before the registry's page replaces the form that was filled in.
+    await page.locator('h1', { hasText: 'Registry guarded' }).waitFor();
     const created = (await named('guarded'))!;
     expect(page.url()).toBe(`${base}/#/registries/${created.id}`);
     expect(created).toMatchObject({ url: registry.host, hasCredentials: true, username, credentialHelper: null, requestsPerSecond: 20, insecure: false });
