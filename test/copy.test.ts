@@ -128,6 +128,36 @@ describe('ferry copy', () => {
     await expectSameDigests(['1.0'], 'together/two');
   });
 
+  it('asks the destination about a blob two batches of a job need once, and puts it there once', async () => {
+    const shared = built['1.0']!.blobs.find((digest) => built['1.1']!.blobs.includes(digest))!;
+    const others = new Set([...built['1.0']!.blobs, ...built['1.1']!.blobs].filter((digest) => digest !== shared));
+    const input = replicationInput(`${source.host}/team/app`, `${proxy.host}/batches/app`, {
+      items: [
+        { source: '1.0', target: '1.0' },
+        { source: '1.1', target: '1.1' },
+      ],
+      batchSize: 1,
+      batchesInFlight: 2,
+    });
+    const before = proxy.requests.length;
+    const heads = (digest: string) => proxy.requests.slice(before).filter((r) => r.method === 'HEAD' && r.path === `/v2/batches/app/blobs/${digest}`);
+    const held = proxy.hold({ method: 'HEAD', path: new RegExp(`/batches/app/blobs/${shared}$`) });
+    const job = replicate(input);
+    await held.arrived;
+    // Both batches have asked about their other blobs: the one that also needs the held blob
+    // waits for that answer instead of asking (or, later, uploading) again.
+    for (let i = 0; i < 500 && [...others].some((digest) => heads(digest).length === 0); i++) await sleep(10);
+    await sleep(100);
+    expect([...others].map((digest) => heads(digest).length)).toEqual([...others].map(() => 1));
+    expect(heads(shared)).toHaveLength(1);
+    held.release();
+
+    expect((await job).status).toBe('finished');
+    expect(heads(shared)).toHaveLength(1);
+    expect(writes(before).filter((r) => r.method === 'PUT' && r.path.includes(`digest=${encodeURIComponent(shared)}`))).toHaveLength(1);
+    await expectSameDigests(['1.0', '1.1'], 'batches/app');
+  });
+
   it('mounts from the source repository when both are on the same registry', async () => {
     const result = await replicate(replicationInput(`${source.host}/team/app`, `${source.host}/team/copy`, { items: [{ source: '2.0', target: 'stable' }] }));
     expect(result.status).toBe('finished');

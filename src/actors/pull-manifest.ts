@@ -1,5 +1,5 @@
 import { phase } from './phase.js';
-import { absentOnDestination, loadManifest, markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { absentOnDestination, loadManifest, markPresent, oneBatchAtATime, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { RegistryError } from '../services/registry/errors.js';
 import { getManifest, headManifest, type Manifest, type ManifestHead } from '../services/registry/manifest.js';
@@ -67,10 +67,13 @@ export const planBatch = (runtime: JobRuntime) =>
     await Promise.all(
       [...blobs.values()]
         .filter((blob) => !runtime.blobs.has(blob.digest))
-        .map(async (blob) => {
-          if ((await headBlob(destination, blob.digest, signal)) === undefined) runtime.blobs.set(blob.digest, 'missing');
-          else markPresent(runtime, destination, blob.digest);
-        }),
+        .map((blob) =>
+          oneBatchAtATime(runtime, blob.digest, signal, async () => {
+            if (runtime.blobs.has(blob.digest)) return;
+            if ((await headBlob(destination, blob.digest, signal)) === undefined) runtime.blobs.set(blob.digest, 'missing');
+            else markPresent(runtime, destination, blob.digest);
+          }),
+        ),
     );
     const missing = [...blobs.values()].filter((b) => runtime.blobs.get(b.digest) === 'missing');
     for (const plan of plans) {

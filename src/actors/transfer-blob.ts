@@ -2,7 +2,7 @@ import { phase } from './phase.js';
 import { abortable } from '../services/abortable.js';
 import type { AnnouncedUpload } from '../services/blob-locator.js';
 import { copyBlob } from '../services/copy-blob.js';
-import { markPresent, openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { markPresent, oneBatchAtATime, openRepository, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
 import { cancelUpload, startUpload } from '../services/registry/upload.js';
 import { RegistryError } from '../services/registry/errors.js';
@@ -113,19 +113,22 @@ export const copyBlobs = (runtime: JobRuntime) =>
     // After the first failure no blob starts, but those under way finish (what they moved is
     // counted by the attempt that completes), then the failure is thrown.
     let failure: { error: unknown } | undefined;
+    // A blob another batch of the job has in hand is waited for without taking a slot.
     const settled = await Promise.allSettled(
       input.blobs.map((blob) =>
-        runtime.blobSlots.use(async () => {
-          if (failure) return;
-          try {
-            const alone = await orItemFailure(() => runtime.cleanups.track(copyOne(blob)));
-            if (!alone) return;
-            result.failed.push({ digest: blob.digest, error: alone.error });
-            emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'failed' });
-          } catch (error) {
-            failure ??= { error };
-          }
-        }, signal),
+        oneBatchAtATime(runtime, blob.digest, signal, () =>
+          runtime.blobSlots.use(async () => {
+            if (failure) return;
+            try {
+              const alone = await orItemFailure(() => runtime.cleanups.track(copyOne(blob)));
+              if (!alone) return;
+              result.failed.push({ digest: blob.digest, error: alone.error });
+              emit({ type: 'blob.done', digest: blob.digest, size: blob.size, how: 'failed' });
+            } catch (error) {
+              failure ??= { error };
+            }
+          }, signal),
+        ),
       ),
     );
     if (failure) throw failure.error;

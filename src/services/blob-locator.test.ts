@@ -34,6 +34,12 @@ describe('BlobLocator', () => {
     expect(locator.find('r.example', DIGEST, 'team/two')).toBe('team/one');
   });
 
+  it('does not let a copy upload a blob again to the repository an upload just put it in', async () => {
+    const locator = new BlobLocator();
+    upload(await locator.claim('r.example', DIGEST, 'team/one', never)).settle(true);
+    expect(await underway(await locator.claim('r.example', DIGEST, 'team/one', never))).toBe('team/one');
+  });
+
   it('tells waiters an upload failed, so they claim it themselves', async () => {
     const locator = new BlobLocator();
     const first = upload(await locator.claim('r.example', DIGEST, 'team/one', never));

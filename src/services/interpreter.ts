@@ -50,6 +50,7 @@ function runtimeFor(environment: Environment, options: RunOptions, transfers: Pi
     logger: options.logger ?? environment.logger,
     transfer: environment.transfer ?? DEFAULT_BLOB_COPY,
     blobs: new Map(),
+    settling: new Map(),
     transferred: new Map(),
     manifests: new Map(),
     resolved: new Map(),

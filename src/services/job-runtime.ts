@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { abortable } from './abortable.js';
 import type { Logger } from 'pino';
 import { Repository } from './registry/repository.js';
 import type { Registries } from './registry/registries.js';
@@ -24,6 +25,8 @@ export interface JobRuntime {
   registries: Registries;
   /** Per job: what the destination answered for each blob digest. */
   blobs: Map<string, BlobState>;
+  /** Per job: blobs one of its batches is asking the destination about or putting there now (see `oneBatchAtATime`). */
+  settling: Map<string, Promise<void>>;
   /**
    * Per job: blobs copied or mounted whose transfer phase has not completed (an attempt that
    * failed after them): the attempt that completes counts them, as the log already said them.
@@ -78,6 +81,30 @@ export function absentOnDestination(runtime: JobRuntime, target: string): boolea
 export function markPresent(runtime: JobRuntime, destination: Repository, digest: string): void {
   runtime.blobs.set(digest, 'present');
   runtime.locator.add(destination.client.registry, destination.name, digest);
+}
+
+/**
+ * Runs `work` on one blob of the destination for one batch of the job at a time: a batch that
+ * finds another asking about the blob or putting it there waits for that first, then learns
+ * the answer from `runtime.blobs`. Besides saving requests, this keeps a job from putting a
+ * blob twice: distribution 2.8 rewrites a repository's link to a blob in place, and a HEAD or
+ * manifest PUT that reads it meanwhile fails (500, MANIFEST_BLOB_UNKNOWN); 3.0 writes it
+ * atomically (https://github.com/distribution/distribution/pull/4624).
+ */
+export async function oneBatchAtATime<T>(runtime: JobRuntime, digest: string, signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+  for (let other = runtime.settling.get(digest); other; other = runtime.settling.get(digest)) {
+    await abortable(other, signal, `wait for another batch's work on ${digest}`);
+  }
+  const running = work();
+  const settled = running.then(
+    () => {},
+    () => {},
+  );
+  runtime.settling.set(digest, settled);
+  void settled.then(() => {
+    if (runtime.settling.get(digest) === settled) runtime.settling.delete(digest);
+  });
+  return running;
 }
 
 /** What the job knows of a repository's referrers; filled in as it learns (tags listed, API probed). */
