@@ -29,5 +29,7 @@ export const checkAccess = (runtime: JobRuntime) =>
     if (!input.write) return;
     const destination = await openRepository(runtime, input.destination, 'push', signal);
     const upload = await startUpload(destination, { signal });
-    if (!upload.mounted) await cancelUpload(destination, upload.location);
+    // The session proved the access: the job goes on while it is cancelled, a round trip sooner
+    // over a far link. Whoever closes the clients or exits waits for it (Cleanups).
+    if (!upload.mounted) void runtime.cleanups.track(cancelUpload(destination, upload.location));
   });

@@ -1,6 +1,7 @@
 import { phase } from './phase.js';
-import { absentOnDestination, loadManifest, markPresent, oneBatchAtATime, openRepository, type JobRuntime } from '../services/job-runtime.js';
+import { absentOnDestination, loadManifest, markPresent, oneBatchAtATime, openRepository, referrersOf, type JobRuntime } from '../services/job-runtime.js';
 import { headBlob } from '../services/registry/blob.js';
+import { probeReferrersApi } from '../services/registry/referrers.js';
 import { RegistryError } from '../services/registry/errors.js';
 import { getManifest, headManifest, type Manifest, type ManifestHead } from '../services/registry/manifest.js';
 import type { Descriptor } from '../services/registry/media-types.js';
@@ -47,6 +48,7 @@ export const planBatch = (runtime: JobRuntime) =>
   phase<PullManifestOutput, PullManifestInput>(runtime, async ({ input, signal }) => {
     const source = await openRepository(runtime, input.source, 'pull', signal);
     const destination = await openRepository(runtime, input.destination, 'push', signal);
+    if (input.referrers !== 'none') probeReferrersApi(source, referrersOf(runtime, input.source), signal);
     const compared = await Promise.all(
       input.items.map(async (item): Promise<Compared | FailedTag> => {
         const result = await orItemFailure(() => compare(runtime, source, destination, item, signal));

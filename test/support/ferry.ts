@@ -5,6 +5,7 @@ import { toPromise } from 'xstate';
 import { DEFAULT_RETRY } from '../../src/machines/retry.js';
 import type { ReplicationInput } from '../../src/machines/replication.js';
 import { BlobLocator } from '../../src/services/blob-locator.js';
+import { Cleanups } from '../../src/services/cleanups.js';
 import { batchPhases, jobPhase, jobStatus } from '../../src/machines/status.js';
 import { createReplication, type Environment, type JobEvent, type ReplicationActor } from '../../src/services/interpreter.js';
 import { Registries } from '../../src/services/registry/registries.js';
@@ -56,6 +57,7 @@ export function environment(options: InProcessOptions = {}): Environment {
       ...(options.credentials?.[registry] ? { credentials: options.credentials[registry] } : {}),
     })),
     locator: options.locator ?? new BlobLocator(),
+    cleanups: new Cleanups(),
     logger: pino({ level: 'silent' }),
     ...(options.transfer ? { transfer: options.transfer } : {}),
   };
@@ -102,6 +104,8 @@ export async function replicate(input: ReplicationInput, env: Environment = envi
   actor.start();
   actor.send({ type: 'START' });
   await toPromise(actor);
+  // What the job left running (the check's upload session, cancelled as the job goes on) is done too.
+  await env.cleanups?.settled(10_000);
   const batchRetries = events.flatMap((event) => (event.type === 'batch.retrying' ? [event.phase] : []));
   return { actor, status: jobStatus(actor.getSnapshot()), events, statuses, batchRetries };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +14,8 @@ import { startRegistry } from '../../../test/support/registry.js';
 import type { RunningRegistry } from '../../../test/support/registry.js';
 import { seedLayout } from '../../../test/support/skopeo.js';
 import { RegistryClient } from './client.js';
-import { COSIGN_SIGNATURE_ARTIFACT_TYPE, fallbackTag, listReferrers } from './referrers.js';
-import type { Referrer } from './referrers.js';
+import { COSIGN_SIGNATURE_ARTIFACT_TYPE, fallbackTag, listReferrers, probeReferrersApi } from './referrers.js';
+import type { Referrer, RepositoryReferrers } from './referrers.js';
 import { Repository } from './repository.js';
 
 const SPDX = 'application/spdx+json';
@@ -78,6 +79,8 @@ afterAll(async () => {
 });
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** What the probe asks about: the digest of `{}`, the OCI empty descriptor's content. */
+const PROBE_SUBJECT = `sha256:${createHash('sha256').update('{}').digest('hex')}`;
 const apiPath = (digest: string): string => `/v2/${REPOSITORY}/referrers/${digest}`;
 
 function found(descriptor: Descriptor, via: Referrer['via']): Referrer {
@@ -150,6 +153,19 @@ describe('listReferrers on distribution 2.8 (no referrers API: the fallback tag 
     expect(proxy.requests.filter(({ path }) => path.includes('/referrers/'))).toHaveLength(1);
   });
 
+  it('learns from a probe, sent before any listing, that the API is absent: the listings then ask only the tags', async () => {
+    const known: RepositoryReferrers = { tags: new Set([fallbackTag(subject)]) };
+    proxy.requests.length = 0;
+    probeReferrersApi(viaProxy, known);
+    probeReferrersApi(viaProxy, known);
+    await known.probe;
+    expect(known.api).toBe(false);
+    expect(proxy.requests.map(({ path, status }) => ({ path, status }))).toEqual([{ path: apiPath(PROBE_SUBJECT), status: 404 }]);
+    proxy.requests.length = 0;
+    expect(await listReferrers(viaProxy, subject, { known })).toEqual([found(sbom, 'fallback-tag'), found(provenance, 'fallback-tag')]);
+    expect(proxy.requests.filter(({ path }) => path.includes('/referrers/'))).toEqual([]);
+  });
+
   it('finds none for a manifest nothing refers to', async () => {
     expect(await listReferrers(app, built.multi!.digest)).toEqual([]);
   });
@@ -200,6 +216,18 @@ describe('listReferrers through the fault proxy answering the referrers API (a r
       cosignFound(sbomTag),
     ]);
     expect(proxy.requests.some((request) => request.path === `/v2/${REPOSITORY}/manifests/${fallbackTag(subject)}`)).toBe(false);
+  });
+
+  it('learns from a probe that the API is there, and then asks it for each subject', async () => {
+    serveReferrers(apiPath(PROBE_SUBJECT), []);
+    serveReferrers(apiPath(subject), [sbomEntry()]);
+    const known: RepositoryReferrers = { tags: new Set() };
+    probeReferrersApi(viaProxy, known);
+    await known.probe;
+    expect(known.api).toBe(true);
+    proxy.requests.length = 0;
+    expect(await listReferrers(viaProxy, subject, { known })).toEqual([found(sbomEntry(), 'api')]);
+    expect(requestsFor(`/v2/${REPOSITORY}/referrers/`)).toEqual([{ path: apiPath(subject), status: 200 }]);
   });
 
   it('asks for one artifact type with ?artifactType= and keeps what a registry that applied the filter answers', async () => {

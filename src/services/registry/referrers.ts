@@ -94,6 +94,29 @@ export async function listReferrers(repo: Repository, subjectDigest: string, opt
   return referrers;
 }
 
+/**
+ * The digest of `{}`, the OCI empty descriptor's content: the subject a probe asks about. A
+ * registry with the referrers API answers 200 for any well-formed digest, held or not, and
+ * never 404 (https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md#listing-referrers).
+ */
+const PROBE_SUBJECT = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a';
+
+/**
+ * Learns whether the registry has the referrers API while other requests are out, so that the
+ * first listing does not spend a round trip of its own on it. A probe that fails leaves it
+ * unknown, and the first listing asks.
+ */
+export function probeReferrersApi(repo: Repository, known: RepositoryReferrers, signal?: AbortSignal): void {
+  if (known.api !== undefined || known.probe) return;
+  const what = `probe the referrers API of ${repo.ref()}`;
+  known.probe = referrersApi(repo, PROBE_SUBJECT, what, signal ? { signal } : {}).then(
+    (listed) => {
+      known.api ??= listed !== undefined;
+    },
+    () => {},
+  );
+}
+
 function settled<T>(result: PromiseSettledResult<T>): T {
   if (result.status === 'rejected') throw result.reason;
   return result.value;
