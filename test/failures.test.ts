@@ -126,6 +126,21 @@ describe('transient failures', () => {
   });
 });
 
+describe('a refused upload session', () => {
+  it("lets go of the source blob it was reading, and fails the tag with the registry's reason", async () => {
+    // The check's session goes through; the transfer's are refused while their source GETs answer.
+    destinationProxy.addRule({ method: 'POST', path: /\/blobs\/uploads\/$/, times: 1, fault: { type: 'delay', ms: 0 } });
+    destinationProxy.addRule({ method: 'POST', path: /\/blobs\/uploads\/$/, fault: { type: 'status', status: 403, body: '{"errors":[{"code":"DENIED","message":"no uploads"}]}' } });
+    const from = sourceProxy.requests.length;
+    const result = await replicate(replicationInput(`${sourceProxy.host}/fail/app`, `${destinationProxy.host}/refused/session`, { tagFilter: globFilter(['a']) }));
+    expect(sourceProxy.requests.slice(from).filter((r) => r.method === 'GET' && r.path.includes('/blobs/') && r.status === 200).length).toBeGreaterThan(0);
+    expect(result.status).toBe('finished');
+    expect(result.actor.getSnapshot().context.progress).toMatchObject({ tagsFailed: 1, tagsCopied: 0 });
+    const failed = result.events.flatMap((e) => (e.type === 'tag.failed' ? [e.error.message] : []));
+    expect(failed).toEqual([expect.stringMatching(/^start upload to 127\.0\.0\.1:\d+\/refused\/session: 403 DENIED/)]);
+  });
+});
+
 describe('bad content', () => {
   it('fails with the digest when the source serves a blob whose bytes do not match, and pushes nothing', async () => {
     const layer = built.a!.blobs.find((d) => !built.b!.blobs.includes(d) && d !== built.a!.blobs[0])!;

@@ -44,7 +44,11 @@ export async function copyBlob(
   if (blob.size > options.chunkThreshold) return copyChunked(source, destination, blob, await session, options);
   const [opened, location] = await Promise.allSettled([getBlob(source, blob.digest, options.signal ? { signal: options.signal } : {}), session]);
   if (opened.status === 'rejected' || location.status === 'rejected') {
-    if (opened.status === 'fulfilled') opened.value.body.destroy();
+    if (opened.status === 'fulfilled') {
+      // undici errors a body destroyed unread (RequestAbortedError): unheard, it would end the process.
+      opened.value.body.on('error', () => {});
+      opened.value.body.destroy();
+    }
     throw opened.status === 'rejected' ? opened.reason : (location as PromiseRejectedResult).reason;
   }
   const { body } = opened.value;
