@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ENGINES, suiteStore } from '../../test/support/databases.js';
 import { BlobLocator, type UploadTurn } from './blob-locator.js';
+import type { BlobUploadStore } from './store/types.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const never = new AbortController().signal;
@@ -48,6 +49,37 @@ describe('BlobLocator', () => {
     expect(await waiting).toBeUndefined();
     expect(locator.find('r.example', DIGEST, 'team/two')).toBeUndefined();
     upload(await locator.claim('r.example', DIGEST, 'team/two', never));
+  });
+});
+
+describe('BlobLocator with the database away', () => {
+  it('uploads without the claim when the store cannot be reached, and still makes this process\'s other copies wait', async () => {
+    // What node-postgres throws when PostgreSQL restarts under a query.
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const away: BlobUploadStore = {
+      claim: () => Promise.reject(reset),
+      renew: () => Promise.reject(reset),
+      finish: () => Promise.reject(reset),
+      find: () => Promise.reject(reset),
+      forgetExpired: () => Promise.reject(reset),
+    };
+    const locator = new BlobLocator({ uploads: away, node: 'A', staleAfterMs: 60_000 });
+    const first = upload(await locator.claim('r.example', DIGEST, 'team/one', never));
+    const waiting = underway(await locator.claim('r.example', DIGEST, 'team/two', never));
+    first.settle(true);
+    expect(await waiting).toBe('team/one');
+  });
+
+  it('fails on a store error that is not the database being away', async () => {
+    const broken: BlobUploadStore = {
+      claim: () => Promise.reject(new Error('column "repository" does not exist')),
+      renew: async () => {},
+      finish: async () => {},
+      find: async () => undefined,
+      forgetExpired: async () => 0,
+    };
+    const locator = new BlobLocator({ uploads: broken, node: 'A', staleAfterMs: 60_000 });
+    await expect(locator.claim('r.example', DIGEST, 'team/one', never)).rejects.toThrow('column "repository" does not exist');
   });
 });
 

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isStoreUnavailable } from './store/errors.js';
 import type { BlobUploadStore, NodeId } from './store/types.js';
 
 /** An upload announced to other copies; `settle` ends it, with whether the blob is there now. */
@@ -64,7 +65,15 @@ export class BlobLocator {
     if (local) return { underway: local };
     if (!this.#shared) return { upload: this.#announce(registry, digest, repository) };
     const { uploads, node, staleAfterMs } = this.#shared;
-    const holder = await uploads.claim({ registry, digest, repository, node }, SHARED.ttlMs, staleAfterMs);
+    let holder;
+    try {
+      holder = await uploads.claim({ registry, digest, repository, node }, SHARED.ttlMs, staleAfterMs);
+    } catch (error) {
+      // A database restarting or away must not fail the copy: the claim only spares other
+      // nodes an upload, so this one uploads unannounced to them, as its renewal and end do.
+      if (!isStoreUnavailable(error)) throw error;
+      return { upload: this.#announce(registry, digest, repository) };
+    }
     if (holder === undefined) return { upload: this.#announceShared(registry, digest, repository) };
     if (holder.state === 'done') {
       this.add(registry, holder.repository, digest);
