@@ -55,9 +55,7 @@ export class BlobLocator {
   /**
    * Claims the upload of the blob to `repository`, unless another copy (here or on another node)
    * has it under way, or has just put it there: a copy whose HEAD answered before that upload
-   * ended must not upload it again, as the registry would rewrite the repository's link to the
-   * blob while other copies read it (distribution then answers their HEAD 500 and refuses their
-   * manifest with MANIFEST_BLOB_UNKNOWN).
+   * ended must not put it there again (why a second write hurts: `oneBatchAtATime`).
    */
   async claim(registry: string, digest: string, repository: string, signal: AbortSignal): Promise<UploadTurn> {
     if (this.#known.get(registry)?.get(digest)?.has(repository)) return { underway: Promise.resolve(repository) };
